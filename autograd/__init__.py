@@ -1,0 +1,49 @@
+"""autograd: a small reverse-mode autodiff engine whose graphs, forks and chain rule you can see.
+
+Layers, each on the one before: `core` (nodes, stages, the reverse pass) -> `primitives` (the rule table)
+-> `value` (scalars) and `tensor` (numpy arrays, with composites in `functions`) -> `check` (gradient
+checking).
+"""
+
+from autograd.check import GradcheckResult, gradcheck
+from autograd.core import (
+    AnomalyError,
+    Backprop,
+    Branch,
+    backpropagate,
+    consumers,
+    detect_anomaly,
+    grad,
+    no_grad,
+    stage,
+    zero_grad,
+)
+from autograd.functions import cross_entropy, log_softmax, mse, softmax, split, stack
+from autograd.tensor import Tensor, concatenate, where
+from autograd.value import Constant, Value
+
+__all__ = [
+    "AnomalyError",
+    "Backprop",
+    "Branch",
+    "Constant",
+    "GradcheckResult",
+    "Tensor",
+    "Value",
+    "concatenate",
+    "cross_entropy",
+    "log_softmax",
+    "mse",
+    "softmax",
+    "split",
+    "stack",
+    "where",
+    "backpropagate",
+    "consumers",
+    "detect_anomaly",
+    "grad",
+    "gradcheck",
+    "no_grad",
+    "stage",
+    "zero_grad",
+]

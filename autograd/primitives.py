@@ -1,0 +1,281 @@
+"""The primitive table: every operation the engine knows, each defined exactly once.
+
+A row gives the forward (for floats and for numpy arrays), one local-derivative rule per input and the formula
+text that `explain` prints. A rule maps ``(g, out, *inputs, **params)`` to the gradient contribution that flows
+into its input, where ``g`` is the upstream gradient dL/d(out). Rules use arithmetic and the helpers below only,
+so one rule runs on floats (the fast path), on numpy arrays, and on Values or Tensors when the backward pass is
+itself recorded (``create_graph=True``). Broadcasting is undone once, in the core, never in a rule.
+
+Formula texts name the inputs ``x`` (unary) or ``a``, ``b`` (binary), and the output ``out``.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from autograd.core import Node
+
+Rule = Callable[..., Any]
+
+
+@dataclass(frozen=True, eq=False)
+class Primitive:
+    """One operation: how to compute it, and how each input's gradient follows from the upstream one."""
+
+    name: str
+    symbol: str  # how explanations and drawings write the operation, e.g. "{a} * {b}", "tanh({x})"
+    scalar: Callable[..., float] | None  # forward on Python floats (Value); None for array-only ops
+    array: Callable[..., np.ndarray] | None  # forward on numpy arrays (Tensor)
+    rules: tuple[Rule, ...]  # one local-derivative rule per input (variadic ops: one rule for all)
+    formulas: tuple[str, ...]  # d out / d input, as text, one per rule
+    domain: str = ""  # what the inputs must satisfy, quoted when a scalar forward rejects them
+    variadic: bool = False  # any number of inputs; the rule receives ``position=`` to know which one
+    params: tuple[str, ...] = field(default=())  # names of the non-tensor arguments, e.g. ("axis",)
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+
+# --- helpers that rules call, each working on floats, arrays and graph nodes alike --------------------------
+
+def _raw(x: Any) -> Any:
+    return x.data if isinstance(x, Node) else x
+
+
+def log(x: Any) -> Any:
+    """Natural log; on raw numbers a non-positive input gives -inf or nan (a gradient, not a forward error)."""
+    if isinstance(x, Node):
+        return x.log()
+    if isinstance(x, np.ndarray):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(x)
+    return math.log(x) if x > 0 else (-math.inf if x == 0 else math.nan)
+
+
+def power(x: Any, exponent: Any) -> Any:
+    """x ** exponent where 0 ** negative is inf, as the derivative of sqrt at 0 needs."""
+    if isinstance(x, float) and isinstance(exponent, (float, int)):
+        try:
+            return x**exponent
+        except ZeroDivisionError:
+            return math.inf
+    if isinstance(x, np.ndarray):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.power(x, exponent)
+    return x**exponent
+
+
+def sign(x: Any) -> Any:
+    """-1, 0 or +1: a constant even when recording, since its own derivative is zero almost everywhere."""
+    x = _raw(x)
+    if isinstance(x, np.ndarray):
+        return np.sign(x)
+    return float((x > 0) - (x < 0))
+
+
+def positive(x: Any) -> Any:
+    """1 where x > 0, else 0, as a constant (relu's local derivative)."""
+    x = _raw(x)
+    return (x > 0).astype(x.dtype) if isinstance(x, np.ndarray) else float(x > 0)
+
+
+def _scalar_sigmoid(x: float) -> float:
+    return 0.5 * (1.0 + math.tanh(0.5 * x))  # the tanh form never overflows
+
+
+def _array_sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _scalar_exp(x: float) -> float:
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf  # non-finite values are allowed; detect_anomaly reports them
+
+
+def _scalar_pow(a: float, b: float) -> float:
+    try:
+        return math.pow(a, b)
+    except OverflowError:
+        return math.copysign(math.inf, a) if float(b).is_integer() and b % 2 else math.inf
+
+
+def _scalar_relu(x: float) -> float:
+    return x if x > 0 else 0.0
+
+
+def _scalar_div(a: float, b: float) -> float:
+    return a / b
+
+
+# --- the table -----------------------------------------------------------------------------------------------
+# Each rule: (g, out, *inputs, **params) -> contribution to that input.
+
+def _binary(name, symbol, scalar, array, rule_a, rule_b, formula_a, formula_b, domain=""):
+    return Primitive(name, symbol, scalar, array, (rule_a, rule_b), (formula_a, formula_b), domain)
+
+
+def _unary(name, symbol, scalar, array, rule, formula, domain=""):
+    return Primitive(name, symbol, scalar, array, (rule,), (formula,), domain)
+
+
+ADD = _binary("add", "{a} + {b}", operator.add, np.add,
+              lambda g, out, a, b: g, lambda g, out, a, b: g, "1", "1")
+SUB = _binary("sub", "{a} - {b}", operator.sub, np.subtract,
+              lambda g, out, a, b: g, lambda g, out, a, b: -g, "1", "-1")
+MUL = _binary("mul", "{a} * {b}", operator.mul, np.multiply,
+              lambda g, out, a, b: g * b, lambda g, out, a, b: g * a, "b", "a")
+DIV = _binary("div", "{a} / {b}", _scalar_div, np.divide,
+              lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b, "1/b", "-a/b^2",
+              domain="the divisor must not be zero")
+POW = _binary("pow", "{a}^{b}", _scalar_pow, np.power,
+              lambda g, out, a, b: g * b * power(a, b - 1), lambda g, out, a, b: g * out * log(a),
+              "b*a^(b-1)", "a^b*log(a)",
+              domain="a negative base needs an integer exponent, and zero a non-negative one")
+NEG = _unary("neg", "-{x}", operator.neg, np.negative, lambda g, out, x: -g, "-1")
+EXP = _unary("exp", "exp({x})", _scalar_exp, np.exp, lambda g, out, x: g * out, "exp(x)")
+LOG = _unary("log", "log({x})", math.log, np.log, lambda g, out, x: g / x, "1/x",
+             domain="log is defined for positive numbers only")
+SQRT = _unary("sqrt", "sqrt({x})", math.sqrt, np.sqrt, lambda g, out, x: g * 0.5 / out, "1/(2*sqrt(x))",
+              domain="sqrt is defined for non-negative numbers only")
+TANH = _unary("tanh", "tanh({x})", math.tanh, np.tanh, lambda g, out, x: g * (1 - out * out), "1 - tanh(x)^2")
+SIGMOID = _unary("sigmoid", "sigmoid({x})", _scalar_sigmoid, _array_sigmoid,
+                 lambda g, out, x: g * out * (1 - out), "sigmoid(x)*(1 - sigmoid(x))")
+RELU = _unary("relu", "relu({x})", _scalar_relu, lambda x: np.maximum(x, 0),
+              lambda g, out, x: g * positive(x), "1 if x > 0 else 0")
+ABS = _unary("abs", "|{x}|", abs, np.abs, lambda g, out, x: g * sign(x), "sign(x)")
+
+SCALAR_PRIMITIVES = (ADD, SUB, MUL, DIV, POW, NEG, EXP, LOG, SQRT, TANH, SIGMOID, RELU, ABS)
+
+
+# --- array-only primitives (Tensor) --------------------------------------------------------------------------
+# Shape bookkeeping is written with methods that numpy arrays and Tensors share (reshape, sum, transpose,
+# swapaxes, indexing, @), plus the dispatching helpers below, so these rules too can be recorded.
+
+def broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
+    if isinstance(x, Node):
+        return x.broadcast_to(shape)
+    return np.broadcast_to(x, shape)
+
+
+def scatter(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
+    """A zero array of ``shape`` with ``g`` added at ``index`` (repeated indices accumulate)."""
+    if isinstance(g, Node):
+        return g.scatter(index, shape)
+    return _scatter_array(g, index, shape)
+
+
+def _scatter_array(g: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
+    out = np.zeros(shape, dtype=g.dtype)
+    if _is_basic_index(index):
+        out[index] = g  # a basic index names each element at most once, so plain assignment is exact
+    else:
+        np.add.at(out, index, g)
+    return out
+
+
+def _is_basic_index(index: Any) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
+
+
+def _kept(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    """Reinsert the axes a reduction removed, so ``g`` broadcasts against its input again."""
+    if keepdims or axis is None and g.ndim == x.ndim:
+        return g
+    axes = range(x.ndim) if axis is None else np.atleast_1d(axis) % x.ndim
+    shape = list(x.shape)
+    for a in axes:
+        shape[a] = 1
+    return g.reshape(tuple(shape))
+
+
+def _extremum_grad(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    # the gradient goes to the arg-extrema, shared equally where several elements tie
+    hit = _raw(x) == _raw(_kept(out, x, axis, keepdims))
+    share = hit / hit.sum(axis=axis, keepdims=True)
+    return broadcast_to(_kept(g, x, axis, keepdims), x.shape) * share.astype(_raw(x).dtype)
+
+
+def _swap_last(x: Any) -> Any:
+    return x.swapaxes(-1, -2)
+
+
+def _matmul_grad_a(g: Any, out: Any, a: Any, b: Any) -> Any:
+    if b.ndim == 1:  # (..., n, k) @ (k,) -> (..., n)
+        return g[..., None] * b
+    if a.ndim == 1:  # (k,) @ (..., k, m) -> (..., m)
+        return (b @ g[..., None])[..., 0]
+    return g @ _swap_last(b)
+
+
+def _matmul_grad_b(g: Any, out: Any, a: Any, b: Any) -> Any:
+    if b.ndim == 1:
+        return (_swap_last(a) @ g[..., None])[..., 0] if a.ndim > 1 else g * a
+    if a.ndim == 1:
+        return a[:, None] * g[..., None, :]
+    return _swap_last(a) @ g
+
+
+def _concatenate(*xs: np.ndarray, axis: int) -> np.ndarray:
+    return np.concatenate(xs, axis=axis)
+
+
+def _concatenate_grad(g: Any, out: Any, *xs: Any, position: int, axis: int) -> Any:
+    start = sum(x.shape[axis] for x in xs[:position])
+    index = (slice(None),) * (axis % out.ndim) + (slice(start, start + xs[position].shape[axis]),)
+    return g[index]
+
+
+def _mask(x: Any, condition: np.ndarray) -> Any:
+    return x * condition.astype(_raw(x).dtype)
+
+
+MATMUL = _binary("matmul", "{a} @ {b}", None, np.matmul, _matmul_grad_a, _matmul_grad_b, "b^T", "a^T")
+SUM = Primitive("sum", "sum({x})", None, lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
+                (lambda g, out, x, axis, keepdims: broadcast_to(_kept(g, x, axis, keepdims), x.shape),),
+                ("1",), params=("axis", "keepdims"))
+MAX = Primitive("max", "max({x})", None, lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
+                (_extremum_grad,), ("1 at the maximum, else 0",), params=("axis", "keepdims"))
+MIN = Primitive("min", "min({x})", None, lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims),
+                (_extremum_grad,), ("1 at the minimum, else 0",), params=("axis", "keepdims"))
+RESHAPE = Primitive("reshape", "reshape({x})", None, lambda x, shape: np.reshape(x, shape),
+                    (lambda g, out, x, shape: g.reshape(x.shape),), ("1 (moved)",), params=("shape",))
+TRANSPOSE = Primitive("transpose", "{x}^T", None, lambda x, axes: np.transpose(x, axes),
+                      (lambda g, out, x, axes: g.transpose(None if axes is None else tuple(np.argsort(axes))),),
+                      ("1 (moved)",), params=("axes",))
+BROADCAST_TO = Primitive("broadcast_to", "broadcast({x})", None, lambda x, shape: np.broadcast_to(x, shape),
+                         (lambda g, out, x, shape: sum_to_shape(g, x.shape),), ("1 (summed over copies)",),
+                         params=("shape",))
+GETITEM = Primitive("getitem", "{x}[i]", None, lambda x, index: x[index],
+                    (lambda g, out, x, index: scatter(g, index, x.shape),), ("1 at the picked elements",),
+                    params=("index",))
+SCATTER = Primitive("scatter", "scatter({x})", None, _scatter_array,
+                    (lambda g, out, x, index, shape: g[index],), ("1 at the scattered elements",),
+                    params=("index", "shape"))
+CONCATENATE = Primitive("concatenate", "concat({x})", None, _concatenate, (_concatenate_grad,),
+                        ("1 on its own block",), variadic=True, params=("axis",))
+WHERE = Primitive("where", "where(c, {a}, {b})", None, lambda a, b, condition: np.where(condition, a, b),
+                  (lambda g, out, a, b, condition: _mask(g, condition),
+                   lambda g, out, a, b, condition: _mask(g, ~condition)),
+                  ("1 where c", "1 where not c"), params=("condition",))
+CLIP = Primitive("clip", "clip({x})", None, lambda x, low, high: np.clip(x, low, high),
+                 (lambda g, out, x, low, high: _mask(g, (_raw(x) >= low) & (_raw(x) <= high)),),
+                 ("1 inside [low, high], else 0",), params=("low", "high"))
+
+
+def sum_to_shape(g: Any, shape: tuple[int, ...]) -> Any:
+    """Undo broadcasting: sum ``g`` over the axes along which an input of ``shape`` was stretched."""
+    if g.shape == shape:
+        return g
+    leading = g.ndim - len(shape)
+    stretched = tuple(range(leading)) + tuple(
+        leading + i for i, n in enumerate(shape) if n == 1 and g.shape[leading + i] != 1)
+    return g.sum(axis=stretched, keepdims=True).reshape(shape)
