@@ -1,0 +1,114 @@
+"""Layers on Tensor: `Module` (parameters by attribute name, state dicts as plain numpy), `Linear`, `Embedding`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from autograd.tensor import Tensor
+
+
+class Module:
+    """A container of parameters: every Tensor attribute that requires a gradient, and every sub-Module.
+
+    Parameter names are attribute paths (``"head.weight"``), in the order the attributes were set, so a
+    subclass that names its tensors like PyTorch's layers reads and writes PyTorch-shaped state dicts.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        for name, value in vars(self).items():
+            if isinstance(value, Tensor) and value.requires_grad:
+                yield prefix + name, value
+            elif isinstance(value, Module):
+                yield from value.named_parameters(f"{prefix}{name}.")
+            elif isinstance(value, (list, tuple)):
+                for index, item in enumerate(value):
+                    if isinstance(item, Module):
+                        yield from item.named_parameters(f"{prefix}{name}.{index}.")
+
+    def parameters(self) -> list[Tensor]:
+        return [parameter for _, parameter in self.named_parameters()]
+
+    def zero_grad(self) -> None:
+        for parameter in self.parameters():
+            parameter.grad = None
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """Each parameter's gradient (zeros where none has been computed), keyed like the state dict."""
+        return {name: np.zeros_like(p.data) if p.grad is None else p.grad.copy()
+                for name, p in self.named_parameters()}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of the parameters as plain numpy arrays (no pickling needed to save them)."""
+        return {name: parameter.data.copy() for name, parameter in self.named_parameters()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Copy arrays into the parameters; every name must match and every shape must agree."""
+        parameters = dict(self.named_parameters())
+        missing = sorted(set(parameters) - set(state))
+        unexpected = sorted(set(state) - set(parameters))
+        if missing or unexpected:
+            raise KeyError(f"{type(self).__name__}.load_state_dict: missing {missing}, unexpected {unexpected}")
+        arrays = {name: np.asarray(state[name]) for name in parameters}
+        for name, array in arrays.items():  # check everything before changing anything
+            if array.shape != parameters[name].shape:
+                raise ValueError(f"{type(self).__name__}.load_state_dict: {name} has shape {array.shape}, "
+                                 f"expected {parameters[name].shape}")
+            if array.dtype.kind not in "fiu":
+                raise TypeError(f"{type(self).__name__}.load_state_dict: {name} has dtype {array.dtype}, "
+                                "expected real numbers")
+        for name, array in arrays.items():
+            parameters[name].data = array.astype(parameters[name].dtype, copy=True)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{name}{tuple(p.shape)}" for name, p in self.named_parameters())
+        return f"{type(self).__name__}({shapes})"
+
+
+def uniform(rng: np.random.Generator, bound: float, shape: tuple[int, ...], dtype: Any, label: str) -> Tensor:
+    """A parameter drawn uniformly from [-bound, bound], PyTorch's default for Linear and LSTM layers."""
+    return Tensor(rng.uniform(-bound, bound, size=shape), requires_grad=True, dtype=dtype, label=label)
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias, with ``weight`` of shape (out_features, in_features) as in PyTorch."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, seed: int = 0,
+                 dtype: Any = np.float64) -> None:
+        rng = np.random.default_rng(seed)
+        bound = 1 / np.sqrt(in_features)
+        self.weight = uniform(rng, bound, (out_features, in_features), dtype, "weight")
+        self.bias = uniform(rng, bound, (out_features,), dtype, "bias") if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.weight.shape[1]:
+            raise ValueError(f"Linear: input has {x.shape[-1]} features (shape {x.shape}), "
+                             f"expected {self.weight.shape[1]}")
+        y = x @ self.weight.T
+        return y if self.bias is None else y + self.bias
+
+
+class Embedding(Module):
+    """A lookup table: integer ids of any shape -> vectors of ``embedding_dim`` (weight ~ N(0, 1) as PyTorch)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, *, seed: int = 0, dtype: Any = np.float64) -> None:
+        rng = np.random.default_rng(seed)
+        self.weight = Tensor(rng.standard_normal((num_embeddings, embedding_dim)), requires_grad=True,
+                             dtype=dtype, label="weight")
+
+    def forward(self, ids: Any) -> Tensor:
+        ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"Embedding: ids must be integers, got dtype {ids.dtype}")
+        size = self.weight.shape[0]
+        if ids.size and (ids.min() < 0 or ids.max() >= size):
+            raise IndexError(f"Embedding: ids must lie in [0, {size}), got {ids.min()} to {ids.max()}")
+        return self.weight[ids]
