@@ -212,6 +212,7 @@ def backpropagate(root: Node, grad: Any = None, *, create_graph: bool = False,
 
 def _backpropagate(root: Node, seed: Any, create_graph: bool, record_branches: bool) -> Backprop:
     adjoints: dict[Node, Any] = {root: seed}
+    adjoint_of = adjoints.get
     branches: dict[Node, list[Branch]] | None = {} if record_branches else None
     fit = root.unbroadcast
     anomaly = mode.anomaly
@@ -220,7 +221,7 @@ def _backpropagate(root: Node, seed: Any, create_graph: bool, record_branches: b
         op = node.op
         if op is None:
             continue
-        g = adjoints.get(node)
+        g = adjoint_of(node)
         if g is None:  # reached only through inputs that need no gradient
             continue
         parents = node.parents
@@ -240,7 +241,7 @@ def _backpropagate(root: Node, seed: Any, create_graph: bool, record_branches: b
                 term = op.rules[position](g, out, *inputs)
             if extras:
                 term = _inspect(term, node, position, parent, fit, anomaly, branches)
-            previous = adjoints.get(parent)
+            previous = adjoint_of(parent)
             adjoints[parent] = term if previous is None else previous + term
     return Backprop(root, adjoints, branches)
 

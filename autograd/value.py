@@ -29,7 +29,7 @@ _NO_PARAMS: dict[str, Any] = {}
 
 def _as_float(data: Any) -> float:
     # bool and int are numbers here (micrograd accepts them); complex and strings are not
-    if isinstance(data, numbers.Real) and not isinstance(data, complex):
+    if type(data) is int or isinstance(data, numbers.Real):
         return float(data)
     raise TypeError(f"Value needs a real number, got {type(data).__name__}: {data!r:.60}")
 
