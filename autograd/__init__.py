@@ -2,7 +2,7 @@
 
 Layers, each on the one before: `core` (nodes, stages, the reverse pass) -> `primitives` (the rule table)
 -> `value` (scalars) and `tensor` (numpy arrays, with composites in `functions`) -> `check` (gradient
-checking).
+checking) -> `explain` (the chain rule written out) and `draw` (pictures) -> `nn` and `optim` (training).
 """
 
 from autograd.check import GradcheckResult, gradcheck
@@ -18,6 +18,8 @@ from autograd.core import (
     stage,
     zero_grad,
 )
+from autograd.draw import GraphTooLargeError, GraphvizNotFoundError, draw, render
+from autograd.explain import Explanation, explain
 from autograd.functions import cross_entropy, log_softmax, mse, softmax, split, stack
 from autograd.tensor import Tensor, concatenate, where
 from autograd.value import Constant, Value
@@ -27,7 +29,10 @@ __all__ = [
     "Backprop",
     "Branch",
     "Constant",
+    "Explanation",
     "GradcheckResult",
+    "GraphTooLargeError",
+    "GraphvizNotFoundError",
     "Tensor",
     "Value",
     "concatenate",
@@ -41,9 +46,12 @@ __all__ = [
     "backpropagate",
     "consumers",
     "detect_anomaly",
+    "draw",
+    "explain",
     "grad",
     "gradcheck",
     "no_grad",
+    "render",
     "stage",
     "zero_grad",
 ]

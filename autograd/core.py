@@ -39,6 +39,12 @@ class Node:
     def zero_grad_value(self) -> Any:
         raise NotImplementedError
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Jupyter shows a node as the drawing of its graph (drawing sits above the core: imported late)."""
+        from autograd.draw import mimebundle
+
+        return mimebundle(self, include, exclude)
+
     def where(self) -> str:
         """Where a node sits, for error messages: its label and stage, when it has them."""
         parts = []

@@ -71,6 +71,14 @@ def power(x: Any, exponent: Any) -> Any:
     return x**exponent
 
 
+def _log_base(a: Any) -> Any:
+    """log(a) for the exponent's derivative a^b*log(a), with log(0) read as 0: where the base is 0 the output
+    is 0 too, and d(0^b)/db is 0 (for b > 0), not 0 * -inf = nan."""
+    zero = _raw(a) == 0
+    zero = zero.astype(_raw(a).dtype) if isinstance(zero, np.ndarray) else float(zero)
+    return log(a + zero)
+
+
 def sign(x: Any) -> Any:
     """-1, 0 or +1: a constant even when recording, since its own derivative is zero almost everywhere."""
     x = _raw(x)
@@ -136,14 +144,15 @@ DIV = _binary("div", "{a} / {b}", _scalar_div, np.divide,
               lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b, "1/b", "-a/b^2",
               domain="the divisor must not be zero")
 POW = _binary("pow", "{a}^{b}", _scalar_pow, np.power,
-              lambda g, out, a, b: g * b * power(a, b - 1), lambda g, out, a, b: g * out * log(a),
+              lambda g, out, a, b: g * b * power(a, b - 1), lambda g, out, a, b: g * out * _log_base(a),
               "b*a^(b-1)", "a^b*log(a)",
               domain="a negative base needs an integer exponent, and zero a non-negative one")
 NEG = _unary("neg", "-{x}", operator.neg, np.negative, lambda g, out, x: -g, "-1")
 EXP = _unary("exp", "exp({x})", _scalar_exp, np.exp, lambda g, out, x: g * out, "exp(x)")
 LOG = _unary("log", "log({x})", math.log, np.log, lambda g, out, x: g / x, "1/x",
              domain="log is defined for positive numbers only")
-SQRT = _unary("sqrt", "sqrt({x})", math.sqrt, np.sqrt, lambda g, out, x: g * 0.5 / out, "1/(2*sqrt(x))",
+SQRT = _unary("sqrt", "sqrt({x})", math.sqrt, np.sqrt, lambda g, out, x: g * 0.5 * power(out, -1.0),
+              "1/(2*sqrt(x))",
               domain="sqrt is defined for non-negative numbers only")
 TANH = _unary("tanh", "tanh({x})", math.tanh, np.tanh, lambda g, out, x: g * (1 - out * out), "1 - tanh(x)^2")
 SIGMOID = _unary("sigmoid", "sigmoid({x})", _scalar_sigmoid, _array_sigmoid,

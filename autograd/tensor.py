@@ -244,8 +244,9 @@ class Tensor(Node):
         return _apply(RESHAPE, self, shape=shape)
 
     def transpose(self, *axes: Any) -> Tensor:
-        axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        return _apply(TRANSPOSE, self, axes=axes or None)
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = axes[0]  # transpose((1, 0)) and transpose(None), as numpy accepts
+        return _apply(TRANSPOSE, self, axes=tuple(axes) if axes else None)
 
     @property
     def T(self) -> Tensor:  # noqa: N802 (numpy's name)
@@ -311,8 +312,11 @@ def _axis(axis: Any, x: Tensor, op: str) -> Any:
 def _index(index: Any) -> Any:
     if isinstance(index, tuple):
         return tuple(_index(part) for part in index)
-    if isinstance(index, Tensor):
+    if isinstance(index, Tensor):  # tensors hold floats: accept whole numbers as integer indices
         index = index.data
+        if not np.array_equal(index, np.round(index)):
+            raise IndexError(f"a tensor used as an index must hold whole numbers, got {index!r:.60}")
+        index = index.astype(np.intp)
     if isinstance(index, (list, np.ndarray)):
         index = np.asarray(index)
         if index.dtype.kind == "f":
@@ -356,4 +360,5 @@ def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
 def where(condition: Any, a: Any, b: Any) -> Tensor:
     """Elementwise choice: ``a`` where ``condition`` holds, else ``b`` (the condition is a constant mask)."""
     condition = np.asarray(_raw(condition), dtype=bool)
-    return _apply(WHERE, _lift(a), _lift(b), condition=condition)
+    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None  # a number takes its dtype
+    return _apply(WHERE, _lift(a, like), _lift(b, like), condition=condition)

@@ -1,0 +1,459 @@
+"""The ``backprop-lens`` command (also ``python -m lstm``): demo, graph, compare, explain and train.
+
+Every subcommand has ``--help``. A bad argument, a missing or damaged file, or sizes too large to draw are
+reported on one line, ``backprop-lens: error: ...``, with exit status 2; `compare` exits with 1 when a check
+fails; an interrupted `train` saves its checkpoint and exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import functools
+import math
+import operator
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from autograd import Value, stage
+from autograd.core import Node, consumer_counts
+from autograd.draw import FORMATS, GraphTooLargeError, GraphvizNotFoundError, draw, render
+from autograd.explain import explain
+from lstm.checkpoint import CheckpointError, load_checkpoint
+from lstm.compare import compare
+from lstm.data import DEFAULT_CORPUS, CharVocab, available_corpora, load_text
+from lstm.flow import gradient_flow
+from lstm.model import LSTM, ScalarLSTM
+
+PROG = "backprop-lens"
+AUTO_COLLAPSE_NODES = 200  # above this many nodes, `--collapse auto` draws all but the last step as boxes
+SCALAR_NODE_LIMIT = 50_000  # a ScalarLSTM this large takes long to build and cannot be drawn or read anyway
+
+
+class UsageError(Exception):
+    """A request that cannot be carried out as asked; reported in one line with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument gives one line on stderr (no usage dump) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # --help, or a bad argument already reported
+        return exit.code if isinstance(exit.code, int) else 2
+    try:
+        return args.run(args)
+    except (UsageError, CheckpointError, GraphTooLargeError) as error:
+        return _fail(error, 2)
+    except GraphvizNotFoundError as error:
+        return _fail(error, 1)
+    except OSError as error:  # e.g. an --out directory that cannot be written
+        return _fail(f"{error.strerror or error}: {error.filename}" if error.filename else error, 1)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _fail(error: Any, status: int) -> int:
+    message = " ".join(str(error).split())  # one line, whatever the message
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return status
+
+
+# --- the parser -------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Make backpropagation visible: an autograd engine whose graphs "
+                     "you can see, and an LSTM built on it.")
+    commands = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Callable[[argparse.Namespace], int], summary: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=summary, description=summary)
+        sub.set_defaults(run=run)
+        return sub
+
+    demo = command("demo", run_demo, "Draw a tiny LSTM's forward and backward graphs, check its gradients "
+                   "four ways and measure the gradient flow through time.")
+    demo.add_argument("--out", default="out/demo", help=_default("directory for the files"))
+    demo.add_argument("--seed", type=_non_negative_int, default=0, metavar="N",
+                      help=_default("seed of weights and inputs"))
+
+    graph = command("graph", run_graph, "Draw an LSTM's computation graph for L = the sum of its last "
+                    "output: forward (values) or backward (gradients on every edge).")
+    kind = graph.add_mutually_exclusive_group()
+    kind.add_argument("--scalar", dest="scalar", action="store_true", default=True,
+                      help="ScalarLSTM: one node per number (the default)")
+    kind.add_argument("--tensor", dest="scalar", action="store_false", help="LSTM: one node per array")
+    _add_lstm_sizes(graph, input_size=1, hidden_size=2, steps=2, batch=1)
+    graph.add_argument("--view", choices=("forward", "backward"), default="forward", help=_default(""))
+    graph.add_argument("--collapse", default="auto", metavar="PATTERN",
+                       help=_default("draw the stages matching PATTERN (e.g. 't=*') as boxes; 'auto' boxes "
+                                     f"all time steps but the last in graphs of over {AUTO_COLLAPSE_NODES} "
+                                     "nodes; 'none' draws every node"))
+    graph.add_argument("--keep", metavar="PATTERN", help="stages to draw in full although --collapse matches")
+    graph.add_argument("--max-nodes", type=_positive_int, default=2000, metavar="N",
+                       help=_default("refuse drawings larger than this"))
+    graph.add_argument("--format", choices=("png", "svg", "pdf", "dot"),
+                       help="image format (default: from the --output suffix, else png)")
+    graph.add_argument("--output", metavar="PATH", help="file to write (default: out/graph_VIEW.FORMAT)")
+
+    check = command("compare", run_compare, "Compare an LSTM's gradients from the engine (Tensor and "
+                    "scalar) and finite differences with the hand derivation; exit status 1 if a check "
+                    "fails.")
+    _add_lstm_sizes(check, input_size=3, hidden_size=4, steps=5, batch=2)
+    check.add_argument("--tolerance", type=_positive_float, default=1e-9, metavar="X",
+                       help=_default("tolerance for the engine's gradients"))
+    check.add_argument("--fd-tolerance", type=_positive_float, default=1e-6, metavar="X",
+                       help=_default("tolerance for finite differences"))
+    check.add_argument("--eps", type=_positive_float, default=1e-6, metavar="X",
+                       help=_default("finite-difference step"))
+    check.add_argument("--no-scalar", dest="scalar", action="store_false", help="leave out the ScalarLSTM")
+    check.add_argument("--no-finite-differences", dest="finite", action="store_false",
+                       help="leave out finite differences")
+    check.add_argument("--format", choices=("text", "markdown"), default="text", help=_default(""))
+
+    why = command("explain", run_explain, "Write out the chain rule, node by node, for a small expression "
+                  "(e.g. 'tanh(a*b + c)' a=2 b=-3 c=1) or, without one, for a tiny ScalarLSTM.")
+    why.add_argument("expression", nargs="?",
+                     help=f"numbers, names, + - * / ** and the functions {', '.join(_FUNCTIONS)}")
+    why.add_argument("values", nargs="*", metavar="NAME=VALUE", help="a value for each name in it")
+    _add_lstm_sizes(why, input_size=1, hidden_size=1, steps=1, batch=1)
+    why.add_argument("--format", choices=("text", "markdown", "latex"), default="text", help=_default(""))
+    why.add_argument("--precision", type=_non_negative_int, default=4, metavar="N",
+                     help=_default("decimals shown"))
+
+    learn = command("train", run_train, "Train a character-level LSTM language model on the shipped text "
+                    "and measure it against the unigram baseline; writes a checkpoint, the loss curve and a "
+                    "sample. Ctrl-C stops after the current step and saves.")
+    _add_train_config(learn)
+    learn.add_argument("--out", default="out/train", help=_default("directory for the files"))
+    learn.add_argument("--checkpoint", metavar="PATH", help="checkpoint file (default: OUT/checkpoint.npz)")
+    learn.add_argument("--resume", action="store_true", help="go on with the run saved in the checkpoint")
+    learn.add_argument("--overwrite", action="store_true", help="start afresh, replacing the checkpoint")
+    learn.add_argument("--prompt", default="LOVE, n. ", help=_default("text the sample starts from"))
+    learn.add_argument("--sample-length", type=_non_negative_int, default=400, metavar="N",
+                       help=_default("characters to sample"))
+    learn.add_argument("--temperature", type=_non_negative_float, default=0.8, metavar="X",
+                       help=_default("sampling temperature; 0 always takes the likeliest character"))
+    return parser
+
+
+def _default(text: str) -> str:
+    return f"{text} (default: %(default)s)".lstrip()
+
+
+def _add_lstm_sizes(parser: argparse.ArgumentParser, *, input_size: int, hidden_size: int, steps: int,
+                    batch: int) -> None:
+    sizes = parser.add_argument_group("LSTM")
+    for flag, default, text in (("--input-size", input_size, "features per step"),
+                                ("--hidden-size", hidden_size, "hidden units"), ("--layers", 1, "layers"),
+                                ("--steps", steps, "time steps"), ("--batch", batch, "sequences")):
+        sizes.add_argument(flag, type=_positive_int, default=default, metavar="N", help=_default(text))
+    sizes.add_argument("--seed", type=_non_negative_int, default=0, metavar="N",
+                       help=_default("seed of weights and inputs"))
+
+
+def _add_train_config(parser: argparse.ArgumentParser) -> None:
+    """The TrainConfig flags. They default to None, so that a resumed run can tell what was given."""
+    from lstm.train import DTYPES, TrainConfig
+
+    default = TrainConfig()
+    config = parser.add_argument_group("model and training")
+    for flag, kind, text in (("--hidden-size", _positive_int, "LSTM hidden units"),
+                             ("--layers", _positive_int, "stacked LSTM layers"),
+                             ("--embedding-size", _positive_int, "character embedding width"),
+                             ("--seq-len", _positive_int, "characters per training sequence"),
+                             ("--batch-size", _positive_int, "sequences per step"),
+                             ("--steps", _positive_int, "training steps in all, resumed ones included"),
+                             ("--lr", _positive_float, "Adam's learning rate"),
+                             ("--clip-norm", _positive_float, "clip gradients to this global norm"),
+                             ("--seed", _non_negative_int, "seed of the weights and the batches"),
+                             ("--eval-interval", _positive_int, "steps between validations and checkpoints")):
+        field = _config_field(flag)
+        config.add_argument(flag, dest=field, type=kind, metavar="N" if kind is not _positive_float else "X",
+                            help=f"{text} (default: {getattr(default, field)})")
+    config.add_argument("--dtype", choices=DTYPES, help=f"float type (default: {default.dtype})")
+    config.add_argument("--corpus", choices=available_corpora(),
+                        help=f"shipped text (default: {DEFAULT_CORPUS})")
+
+
+def _config_field(flag: str) -> str:
+    return {"--layers": "num_layers"}.get(flag, flag[2:].replace("-", "_"))
+
+
+def _number(kind: Callable[[str], Any], test: Callable[[Any], bool], wanted: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not test(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _number(int, lambda n: n > 0, "a positive integer")
+_non_negative_int = _number(int, lambda n: n >= 0, "a non-negative integer")
+_positive_float = _number(float, lambda x: math.isfinite(x) and x > 0, "a positive number")
+_non_negative_float = _number(float, lambda x: math.isfinite(x) and x >= 0, "a non-negative number")
+
+
+# --- demo ---------------------------------------------------------------------------------------------------
+
+def run_demo(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    print("1. A ScalarLSTM (input 1, hidden 1, 2 steps): every number is a node; L = sum of the last output.")
+    scalar_loss = lstm_loss(True, input_size=1, hidden_size=1, layers=1, steps=2, batch=1, seed=args.seed)
+    for view in ("forward", "backward"):
+        written += save_drawing(draw_lstm(scalar_loss, view, steps=2), out / f"scalar_{view}", ("png", "svg"))
+
+    print("2. The Tensor LSTM (input 3, hidden 4, batch 2, 6 steps): steps 0-4 as boxes, step 5 in full.")
+    tensor_loss = lstm_loss(False, input_size=3, hidden_size=4, layers=1, steps=6, batch=2, seed=args.seed)
+    for view in ("forward", "backward"):
+        drawing = draw_lstm(tensor_loss, view, steps=6, collapse="t=*", keep="t=5")
+        written += save_drawing(drawing, out / f"lstm_{view}", ("png", "svg"))
+
+    print("\n3. The same gradients four ways:\n")
+    comparison = compare(seed=args.seed)
+    print(comparison)
+
+    print("\n4. How far the gradient reaches back in time (LSTM, input 3, hidden 8, 20 steps):\n")
+    x = np.random.default_rng(args.seed + 1).standard_normal((20, 2, 3))
+    flow = gradient_flow(LSTM(3, 8, seed=args.seed), x, loss="last")
+    print(flow)
+    flow_plot = out / "gradient_flow.png"
+    flow.plot(str(flow_plot))
+    written.append(flow_plot)
+
+    print("\nFiles:")
+    for path in written:
+        print(f"  {path}")
+    return 0 if comparison.passed else 1
+
+
+# --- graph --------------------------------------------------------------------------------------------------
+
+def run_graph(args: argparse.Namespace) -> int:
+    path, fmt = _graph_output(args.output, args.format, args.view)
+    loss = lstm_loss(args.scalar, args.input_size, args.hidden_size, args.layers, args.steps, args.batch,
+                     args.seed)
+    drawing = draw_lstm(loss, args.view, args.steps, args.collapse, args.keep, args.max_nodes)
+    print(render(drawing, path, fmt))
+    return 0
+
+
+def _graph_output(output: str | None, fmt: str | None, view: str) -> tuple[Path, str]:
+    """The file to write and its format, from --output and --format, which must agree."""
+    extension = {"dot": "gv"}
+    if output is None:
+        fmt = fmt or "png"
+        return Path("out") / f"graph_{view}.{extension.get(fmt, fmt)}", fmt
+    path = Path(output)
+    implied = FORMATS.get(path.suffix.lower())
+    if fmt is None and implied is None:
+        raise UsageError(f"cannot tell the format of {output!r}: end it in .png, .svg, .pdf or .gv, "
+                         "or give --format")
+    if fmt is not None and implied is not None and implied != fmt:
+        raise UsageError(f"--output {output!r} does not match --format {fmt}")
+    if implied is None:
+        path = path.with_name(f"{path.name}.{extension.get(fmt, fmt)}")
+    return path, fmt or implied
+
+
+def lstm_loss(scalar: bool, input_size: int, hidden_size: int, layers: int, steps: int, batch: int,
+              seed: int) -> Node:
+    """L = the sum of the last output of a freshly made LSTM on random inputs: a root to draw or explain."""
+    x = np.random.default_rng(seed + 1).standard_normal((steps, batch, input_size))
+    if scalar:
+        nodes = _scalar_nodes(input_size, hidden_size, layers, steps, batch)
+        if nodes > SCALAR_NODE_LIMIT:
+            raise UsageError(f"a ScalarLSTM of these sizes has about {nodes:,} nodes (the limit is "
+                             f"{SCALAR_NODE_LIMIT:,}): use smaller sizes, or --tensor")
+        out, _ = ScalarLSTM(input_size, hidden_size, layers, seed=seed)(x)
+        with stage("loss"):
+            loss = functools.reduce(operator.add, out[-1].flat)
+    else:
+        out, _ = LSTM(input_size, hidden_size, layers, seed=seed)(x)
+        with stage("loss"):
+            loss = out[-1].sum()
+    loss.label = "L"
+    return loss
+
+
+def _scalar_nodes(input_size: int, hidden_size: int, layers: int, steps: int, batch: int) -> int:
+    """Roughly how many Values a ScalarLSTM builds: per gate unit and step a multiply and an add per input."""
+    per_step = sum(4 * hidden_size * (2 * ((input_size if layer == 0 else hidden_size) + hidden_size) + 2)
+                   + 5 * hidden_size for layer in range(layers))
+    return per_step * steps * batch
+
+
+def draw_lstm(root: Node, view: str, steps: int, collapse: str | None = "auto", keep: str | None = None,
+              max_nodes: int = 2000) -> Any:
+    """`autograd.draw`; ``collapse="auto"`` boxes all time steps but the last when the graph is large."""
+    if collapse == "auto":
+        large = steps > 1 and len(consumer_counts(root)) > AUTO_COLLAPSE_NODES
+        collapse, keep = ("t=*", keep or f"t={steps - 1}") if large else (None, keep)
+    elif collapse == "none":
+        collapse = None
+    return draw(root, view, collapse=collapse, keep=keep, max_nodes=max_nodes)
+
+
+def save_drawing(drawing: Any, stem: Path, formats: Sequence[str]) -> list[Path]:
+    """Render to ``stem.png``, ``stem.svg``...; without Graphviz's ``dot``, write the DOT source instead."""
+    try:
+        return [render(drawing, stem.with_name(f"{stem.name}.{fmt}"), fmt) for fmt in formats]
+    except GraphvizNotFoundError:
+        path = render(drawing, stem.with_name(f"{stem.name}.gv"), "dot")
+        print(f"   Graphviz's `dot` is not installed, so {path} holds the DOT source "
+              "(sudo apt-get install graphviz for pictures)")
+        return [path]
+
+
+# --- compare ------------------------------------------------------------------------------------------------
+
+def run_compare(args: argparse.Namespace) -> int:
+    if args.scalar:
+        nodes = _scalar_nodes(args.input_size, args.hidden_size, args.layers, args.steps, args.batch)
+        if nodes > SCALAR_NODE_LIMIT:
+            raise UsageError(f"the ScalarLSTM of these sizes has about {nodes:,} nodes (the limit is "
+                             f"{SCALAR_NODE_LIMIT:,}): use smaller sizes, or --no-scalar")
+    comparison = compare(args.input_size, args.hidden_size, args.layers, args.steps, args.batch, args.seed,
+                         include_scalar=args.scalar, include_finite_differences=args.finite,
+                         tolerance=args.tolerance, finite_difference_tolerance=args.fd_tolerance,
+                         eps=args.eps)
+    print(comparison.to_markdown() if args.format == "markdown" else comparison)
+    return 0 if comparison.passed else 1
+
+
+# --- explain ------------------------------------------------------------------------------------------------
+
+def run_explain(args: argparse.Namespace) -> int:
+    if args.expression is None:
+        root = lstm_loss(True, args.input_size, args.hidden_size, args.layers, args.steps, args.batch,
+                         args.seed)
+    else:
+        root = expression_value(args.expression, _assignments(args.values))
+    print(explain(root, precision=args.precision, format=args.format))
+    return 0
+
+
+def _assignments(pairs: Sequence[str]) -> dict[str, float]:
+    values = {}
+    for pair in pairs:
+        name, equals, number = pair.partition("=")
+        try:
+            values[name.strip()] = float(number)
+        except ValueError:
+            equals = ""
+        if not equals or not name.strip().isidentifier():
+            raise UsageError(f"expected NAME=VALUE with a number, got {pair!r}")
+    return values
+
+
+_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+              ast.Pow: operator.pow}
+_FUNCTIONS = ("tanh", "sigmoid", "exp", "log", "relu", "sqrt", "abs")
+
+
+def expression_value(text: str, values: dict[str, float]) -> Value:
+    """Evaluate a small arithmetic expression on Values named after its variables; the root is named L.
+
+    Only numbers, names, + - * / ** and calls of the functions in ``_FUNCTIONS`` are allowed: the text is
+    parsed, never executed.
+    """
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except SyntaxError as error:
+        raise UsageError(f"cannot read the expression {text!r}: {error.msg}") from None
+    leaves = {name: Value(number, label=name) for name, number in values.items()}
+
+    def evaluate(node: ast.AST) -> Any:
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id not in leaves:
+                raise UsageError(f"{node.id!r} has no value: add {node.id}=NUMBER after the expression")
+            return leaves[node.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            return _OPERATORS[type(node.op)](evaluate(node.left), evaluate(node.right))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            operand = evaluate(node.operand)
+            return -operand if isinstance(node.op, ast.USub) else operand
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS
+                and len(node.args) == 1 and not node.keywords):
+            argument = evaluate(node.args[0])
+            return getattr(argument if isinstance(argument, Value) else Value(argument), node.func.id)()
+        raise UsageError(f"cannot explain {ast.unparse(node)!r}: use numbers, names, + - * / ** and "
+                         f"{', '.join(_FUNCTIONS)}")
+
+    unused = sorted(set(values) - {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)})
+    if unused:
+        raise UsageError(f"{', '.join(unused)} not in the expression {text!r}")
+    try:
+        root = evaluate(tree)
+    except (ValueError, ZeroDivisionError, OverflowError) as error:
+        raise UsageError(f"cannot evaluate {text!r}: {error}") from None
+    if not isinstance(root, Value) or not leaves:
+        raise UsageError(f"the expression {text!r} has no variables to differentiate by, e.g. 'a*b' a=2 b=3")
+    root.label = root.label or "L"
+    return root
+
+
+# --- train --------------------------------------------------------------------------------------------------
+
+def run_train(args: argparse.Namespace) -> int:
+    from lstm.train import TrainConfig, sample, train  # here: the other commands need none of it
+
+    out = Path(args.out)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else out / "checkpoint.npz"
+    flags = {field.name: getattr(args, field.name, None) for field in dataclasses.fields(TrainConfig)
+             if field.name != "checkpoint"}
+    given = {name: value for name, value in flags.items() if value is not None}
+    base = load_checkpoint(checkpoint).config if args.resume else {}
+    try:
+        config = TrainConfig(**{**base, **given, "checkpoint": str(checkpoint)})
+    except (TypeError, ValueError) as error:
+        raise UsageError(error) from None
+    vocab = CharVocab.from_text(load_text(config.corpus))
+    unknown = sorted(set(args.prompt) - set(vocab.chars))
+    if unknown:  # found now, not after the training
+        raise UsageError(f"the prompt has characters the corpus does not: {''.join(unknown)!r}")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite contradict each other")
+    if args.overwrite:
+        checkpoint.unlink(missing_ok=True)
+
+    result = train(config, resume=args.resume)
+    if result.interrupted:
+        print(f"stopped at step {result.step}; go on with: {PROG} train --resume --checkpoint {checkpoint}")
+        return 130
+
+    gain = result.unigram_loss - result.val_loss
+    print(f"\nvalidation loss {result.val_loss:.3f} nats per character after {result.step} steps; unigram "
+          f"baseline {result.unigram_loss:.3f} ({gain:.3f} lower: learned from context)")
+    print(f"training speed {result.chars_per_second:,.0f} characters per second")
+    curve = result.plot(out / "loss.png")
+    text = args.prompt + sample(result.model, result.vocab, args.prompt, args.sample_length, args.temperature,
+                                np.random.default_rng(config.seed))
+    sample_path = out / "sample.txt"
+    sample_path.write_text(text + "\n", encoding="utf-8")
+    print(f"\nSample (temperature {args.temperature:g}):\n\n{text}\n")
+    print(f"Files:\n  {curve}\n  {sample_path}\n  {checkpoint}")
+    return 0

@@ -1,0 +1,252 @@
+"""One LSTM's gradients four ways: hand derivation, Tensor engine, scalar engine, finite differences.
+
+All four see the same weights, data and initial state, and differentiate the same loss
+
+    L = sum(out * W_out) + sum(h_n * W_h) + sum(c_n * W_c)
+
+with fixed random W_out, W_h, W_c, so that every element of every output and final state matters. The hand
+derivation (`lstm.hand`) is the reference; each other method gets, per parameter and for x, h0 and c0, its
+largest absolute and relative difference from it and a pass or fail at a stated tolerance.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from autograd import Tensor, Value
+from lstm import hand
+from lstm.model import LSTM, ScalarLSTM, data_of, grads_of
+
+__all__ = ["Comparison", "Difference", "compare"]
+
+REFERENCE = "hand derivation"
+TENSOR, SCALAR, FINITE = "LSTM (Tensor)", "ScalarLSTM (Value)", "finite differences"
+OUTPUTS = ("out", "h_n", "c_n")  # forward values, compared before the gradients
+
+
+@dataclass(frozen=True)
+class Difference:
+    """How far one method's array is from the reference's.
+
+    ``relative`` is ``max_abs / max |reference|``; the check passes when
+    ``max_abs <= tolerance * max(1, max |reference|)``: relative for large arrays, absolute for small ones.
+    """
+
+    max_abs: float
+    relative: float
+    tolerance: float
+    passed: bool
+
+    @classmethod
+    def between(cls, value: np.ndarray, reference: np.ndarray, tolerance: float) -> Difference:
+        max_abs = float(np.max(np.abs(value - reference), initial=0.0))
+        scale = float(np.max(np.abs(reference), initial=0.0))
+        relative = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else np.inf)
+        return cls(max_abs, relative, tolerance, bool(max_abs <= tolerance * max(1.0, scale)))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The differences of each method from the hand derivation, per quantity.
+
+    ``quantities`` are the forward outputs ("out", "h_n", "c_n") and then the gradients dL/d(name) for every
+    parameter and for "x", "h0", "c0". ``results[method][quantity]`` holds the arrays themselves (the
+    reference under ``"hand derivation"``), ``differences[(quantity, method)]`` the comparison; finite
+    differences give gradients only.
+    """
+
+    settings: dict[str, Any]
+    methods: tuple[str, ...]
+    quantities: tuple[str, ...]
+    results: dict[str, dict[str, np.ndarray]]
+    differences: dict[tuple[str, str], Difference] = field(repr=False)
+
+    @property
+    def passed(self) -> bool:
+        return all(difference.passed for difference in self.differences.values())
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def rows(self) -> list[list[str]]:
+        """The table as text cells: a header row, then one row per quantity (3 cells per method)."""
+        header = ["quantity"] + [f"{method}: {column}" for method in self.methods
+                                 for column in ("max abs", "max rel", "ok")]
+        table = [header]
+        for quantity in self.quantities:
+            row = [quantity if quantity in OUTPUTS else f"dL/d {quantity}"]
+            for method in self.methods:
+                difference = self.differences.get((quantity, method))
+                if difference is None:
+                    row += ["-", "-", ""]
+                else:
+                    row += [f"{difference.max_abs:.1e}", f"{difference.relative:.1e}",
+                            "yes" if difference.passed else "NO"]
+            table.append(row)
+        return table
+
+    def title(self) -> str:
+        s = self.settings
+        layers = f"{s['num_layers']} layer" + ("s" if s["num_layers"] > 1 else "")
+        return (f"LSTM gradients against the {REFERENCE}: input {s['input_size']}, "
+                f"hidden {s['hidden_size']}, {layers}, {s['seq_len']} steps, batch {s['batch']}, "
+                f"seed {s['seed']}, float64")
+
+    def notes(self) -> list[str]:
+        s = self.settings
+        tolerances = ", ".join(f"{method} {s['tolerances'][method]:g}" for method in self.methods)
+        eps = f" (central, eps {s['eps']:g})" if FINITE in self.methods else ""
+        return ["loss: L = sum(out * W_out) + sum(h_n * W_h) + sum(c_n * W_c), fixed random W; "
+                "rows out, h_n, c_n compare forward values",
+                "pass: max abs <= tolerance * max(1, max |reference|)",
+                f"tolerances: {tolerances}{eps}",
+                "all passed" if self.passed else "SOME CHECKS FAILED"]
+
+    def __str__(self) -> str:
+        _, *body = self.rows()
+        cells = [["quantity"] + ["max abs", "max rel", "ok"] * len(self.methods), *body]
+        widths = [max(len(row[k]) for row in cells) for k in range(len(cells[0]))]
+
+        def line(row: list[str]) -> str:
+            return "  ".join(cell.ljust(width) if k == 0 else cell.rjust(width)
+                             for k, (cell, width) in enumerate(zip(row, widths))).rstrip()
+
+        # each method's name centred above its three columns
+        spans = [sum(widths[1 + 3 * m:4 + 3 * m]) + 4 for m in range(len(self.methods))]
+        above = " " * widths[0] + "".join(f"  {name.center(span)}" for name, span in zip(self.methods, spans))
+        return "\n".join([self.title(), "", above.rstrip(), *map(line, cells), "", *self.notes()])
+
+    def to_markdown(self) -> str:
+        rows = self.rows()
+        lines = [f"**{self.title()}**", "", "| " + " | ".join(rows[0]) + " |",
+                 "|" + "|".join([":---"] + ["---:"] * (len(rows[0]) - 1)) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+        return "\n".join([*lines, "", *(f"{note}  " for note in self.notes())])
+
+    def _repr_html_(self) -> str:
+        rows = self.rows()
+        head = "".join(f"<th>{html.escape(cell)}</th>" for cell in rows[0])
+        body = "".join("<tr>" + "".join(
+            f'<td style="text-align:{"left" if k == 0 else "right"}'
+            f'{";color:#b91c1c;font-weight:bold" if cell == "NO" else ""}">{html.escape(cell)}</td>'
+            for k, cell in enumerate(row)) + "</tr>" for row in rows[1:])
+        notes = "<br>".join(html.escape(note) for note in self.notes())
+        return (f"<p><b>{html.escape(self.title())}</b></p><table><thead><tr>{head}</tr></thead>"
+                f"<tbody>{body}</tbody></table><p>{notes}</p>")
+
+
+def compare(input_size: int = 3, hidden_size: int = 4, num_layers: int = 1, seq_len: int = 5, batch: int = 2,
+            seed: int = 0, include_scalar: bool = True, include_finite_differences: bool = True,
+            tolerance: float = 1e-9, finite_difference_tolerance: float = 1e-6, eps: float = 1e-6
+            ) -> Comparison:
+    """Run one LSTM through every method and tabulate how far each lands from the hand derivation.
+
+    Weights come from ``seed`` (the same draw in every implementation); x, a non-zero initial state and the
+    loss weights from a generator seeded with ``seed + 1``. The scalar LSTM builds one node per number and
+    finite differences run two forward passes per number: keep the sizes small, or switch them off.
+    """
+    settings = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, seq_len=seq_len,
+                    batch=batch, seed=seed, eps=eps)
+    params = hand.init_params(input_size, hidden_size, num_layers, seed)
+    rng = np.random.default_rng(seed + 1)
+    state_shape = (num_layers, batch, hidden_size)
+    data = {"x": rng.standard_normal((seq_len, batch, input_size)),
+            "h0": 0.5 * rng.standard_normal(state_shape), "c0": 0.5 * rng.standard_normal(state_shape)}
+    loss_weights = (rng.standard_normal((seq_len, batch, hidden_size)), rng.standard_normal(state_shape),
+                    rng.standard_normal(state_shape))
+
+    results = {REFERENCE: _hand(params, data, loss_weights)}
+    tolerances = {TENSOR: tolerance}
+    results[TENSOR] = _tensor(input_size, hidden_size, num_layers, params, data, loss_weights)
+    if include_scalar:
+        results[SCALAR] = _scalar(input_size, hidden_size, num_layers, params, data, loss_weights)
+        tolerances[SCALAR] = tolerance
+    if include_finite_differences:
+        results[FINITE] = _finite_differences(params, data, loss_weights, eps)
+        tolerances[FINITE] = finite_difference_tolerance
+    settings["tolerances"] = tolerances
+
+    quantities = (*OUTPUTS, *params, *data)
+    methods = tuple(tolerances)
+    reference = results[REFERENCE]
+    differences = {(quantity, method): Difference.between(results[method][quantity], reference[quantity],
+                                                          tolerances[method])
+                   for method in methods for quantity in quantities if quantity in results[method]}
+    return Comparison(settings, methods, quantities, results, differences)
+
+
+Weights = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _hand(params: dict[str, np.ndarray], data: dict[str, np.ndarray], loss_weights: Weights
+          ) -> dict[str, np.ndarray]:
+    out, (h, c), cache = hand.forward(params, data["x"], (data["h0"], data["c0"]))
+    # dL/dout = W_out, dL/dh_n = W_h, dL/dc_n = W_c: the loss is linear in what the forward pass returns
+    return {"out": out, "h_n": h, "c_n": c, **hand.backward(cache, *loss_weights)}
+
+
+def _tensor(input_size: int, hidden_size: int, num_layers: int, params: dict[str, np.ndarray],
+            data: dict[str, np.ndarray], loss_weights: Weights) -> dict[str, np.ndarray]:
+    model = LSTM(input_size, hidden_size, num_layers)
+    model.load_state_dict(params)
+    x, h0, c0 = (Tensor(data[name], requires_grad=True, label=name) for name in ("x", "h0", "c0"))
+    out, (h, c) = model(x, (h0, c0))
+    w_out, w_h, w_c = loss_weights
+    ((out * w_out).sum() + (h * w_h).sum() + (c * w_c).sum()).backward()
+    return {"out": out.data, "h_n": h.data, "c_n": c.data, **model.gradients(),
+            "x": x.grad, "h0": h0.grad, "c0": c0.grad}
+
+
+def _scalar(input_size: int, hidden_size: int, num_layers: int, params: dict[str, np.ndarray],
+            data: dict[str, np.ndarray], loss_weights: Weights) -> dict[str, np.ndarray]:
+    model = ScalarLSTM(input_size, hidden_size, num_layers)
+    model.load_state_dict(params)
+    leaves = {name: _values(array, name) for name, array in data.items()}
+    out, (h, c) = model(leaves["x"], (leaves["h0"], leaves["c0"]))
+    loss = Value(0.0)
+    for nodes, weights in zip((out, h, c), loss_weights):
+        for node, weight in zip(nodes.flat, weights.flat):
+            loss = loss + node * float(weight)
+    loss.backward()
+    return {"out": data_of(out), "h_n": data_of(h), "c_n": data_of(c), **model.gradients(),
+            **{name: grads_of(nodes) for name, nodes in leaves.items()}}
+
+
+def _finite_differences(params: dict[str, np.ndarray], data: dict[str, np.ndarray], loss_weights: Weights,
+                        eps: float) -> dict[str, np.ndarray]:
+    """Central differences of L through the hand forward pass, one number at a time."""
+    inputs = {name: array.copy() for name, array in {**params, **data}.items()}
+
+    def loss() -> float:
+        weights = {name: inputs[name] for name in params}
+        out, (h, c), _ = hand.forward(weights, inputs["x"], (inputs["h0"], inputs["c0"]))
+        return float(sum(np.sum(a * w) for a, w in zip((out, h, c), loss_weights)))
+
+    return {name: _central_differences(loss, array, eps) for name, array in inputs.items()}
+
+
+def _central_differences(loss: Callable[[], float], array: np.ndarray, eps: float) -> np.ndarray:
+    """dL/d array, perturbing ``array`` in place (and restoring it) element by element."""
+    gradient = np.zeros_like(array)
+    for index in np.ndindex(array.shape):
+        original = array[index]
+        array[index] = original + eps
+        plus = loss()
+        array[index] = original - eps
+        minus = loss()
+        array[index] = original
+        gradient[index] = (plus - minus) / (2 * eps)
+    return gradient
+
+
+def _values(array: np.ndarray, name: str) -> np.ndarray:
+    """Value leaves holding the numbers of ``array``, labelled like ``x[0,1,2]``."""
+    nodes = np.empty(array.shape, dtype=object)
+    for index in np.ndindex(array.shape):
+        nodes[index] = Value(float(array[index]), label=f"{name}[{','.join(map(str, index))}]")
+    return nodes

@@ -1,0 +1,116 @@
+"""Gradient flow through time: how large dL/dh_t and dL/dc_t are at each step, read off one reverse pass.
+
+With the loss on the last output only, the gradient enters at t = T-1 and every earlier step receives only
+what survives the way back through the forget gates and the recurrent weights: the norms show whether it
+fades (vanishing) or grows (exploding) with distance. They are the adjoints of the per-step nodes h_t and
+c_t that the models expose through ``unroll``, so they work for `LSTM` and `ScalarLSTM` alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from autograd import Tensor, Value, backpropagate
+from autograd.core import Node
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["GradientFlow", "gradient_flow"]
+
+Loss = Callable[[Any, tuple[Any, Any]], Node]
+
+
+@dataclass(frozen=True)
+class GradientFlow:
+    """Norms of the loss gradient with respect to each step's states.
+
+    ``dh[l, t]`` is the Euclidean norm of dL/dh_t over the whole batch for layer l, ``dc[l, t]`` that of
+    dL/dc_t; both are total derivatives: every path from the node to the loss counts.
+    """
+
+    dh: np.ndarray  # (num_layers, T)
+    dc: np.ndarray  # (num_layers, T)
+    loss: str
+
+    def __str__(self) -> str:
+        layers = self.dh.shape[0]
+        columns = [f"|dL/dh_t| l{layer}" if layers > 1 else "|dL/dh_t|" for layer in range(layers)]
+        columns += [f"|dL/dc_t| l{layer}" if layers > 1 else "|dL/dc_t|" for layer in range(layers)]
+        width = max(12, *map(len, columns))
+        lines = [f"gradient flow through time (loss: {self.loss})",
+                 f"{'t':>4}" + "".join(f"  {column:>{width}}" for column in columns)]
+        for t in range(self.dh.shape[1]):
+            numbers = [*self.dh[:, t], *self.dc[:, t]]
+            lines.append(f"{t:>4}" + "".join(f"  {number:>{width}.3e}" for number in numbers))
+        return "\n".join(lines)
+
+    def plot(self, path: str | None = None) -> Figure:
+        """The norms against t on a log scale; saved as PNG when ``path`` is given. Needs matplotlib."""
+        from matplotlib.figure import Figure  # lazily: matplotlib is an optional dependency
+
+        figure = Figure(figsize=(7, 4), layout="constrained")
+        axes = figure.subplots()
+        steps = np.arange(self.dh.shape[1])
+        layers = self.dh.shape[0]
+        for layer in range(layers):
+            suffix = f", layer {layer}" if layers > 1 else ""
+            line, = axes.plot(steps, self.dh[layer], "o-", markersize=3, label=f"|dL/dh_t|{suffix}")
+            axes.plot(steps, self.dc[layer], "s--", markersize=3, color=line.get_color(),
+                      label=f"|dL/dc_t|{suffix}")
+        if np.all(np.concatenate([self.dh.ravel(), self.dc.ravel()]) > 0):
+            axes.set_yscale("log")  # vanishing and exploding are exponential in the distance
+        axes.set_xlabel("time step t")
+        axes.set_ylabel("gradient norm")
+        axes.set_title(f"Gradient flow through time (loss: {self.loss})")
+        axes.legend()
+        if path is not None:
+            figure.savefig(path, format="png", dpi=120)
+        return figure
+
+
+def gradient_flow(model: Any, x: Any, state: tuple[Any, Any] | None = None, loss: str | Loss = "last"
+                  ) -> GradientFlow:
+    """Run ``model`` (`LSTM` or `ScalarLSTM`) on ``x``; measure |dL/dh_t| and |dL/dc_t| per step and layer.
+
+    ``loss`` is ``"last"`` (the sum of the last step's output: the gradient enters at the end only),
+    ``"sum"`` (the sum of every output) or a function ``loss(out, (h, c))`` of the model's outputs returning
+    a scalar node. Parameter gradients (``.grad``) are left untouched.
+    """
+    run = model.unroll(x, state)
+    if loss == "last":
+        root, description = _total(run.out[-1]), "sum of the last output"
+    elif loss == "sum":
+        root, description = _total(run.out), "sum of all outputs"
+    elif callable(loss):
+        name = getattr(loss, "__name__", "")
+        root, description = loss(run.out, (run.h, run.c)), name if name.isidentifier() else "custom"
+    else:
+        raise ValueError(f"gradient_flow: loss must be 'last', 'sum' or a function, got {loss!r}")
+    if not isinstance(root, Node) or np.size(root.data) != 1:
+        raise ValueError(f"gradient_flow: the loss must be a scalar node, got {type(root).__name__}")
+    adjoints = backpropagate(root).adjoints
+    return GradientFlow(_norms(run.hidden, adjoints), _norms(run.cell, adjoints), description)
+
+
+def _total(nodes: Any) -> Node:
+    """The sum of a Tensor, or of an object array of Values."""
+    if isinstance(nodes, Tensor):
+        return nodes.sum()
+    return sum(nodes.flat, Value(0.0))
+
+
+def _norms(per_step: list[list[Any]], adjoints: dict[Node, Any]) -> np.ndarray:
+    return np.array([[np.linalg.norm(_adjoint(node, adjoints)) for node in steps] for steps in per_step],
+                    dtype=np.float64)
+
+
+def _adjoint(node: Any, adjoints: dict[Node, Any]) -> np.ndarray:
+    """dL/d node (zeros where the loss does not depend on it); elementwise for object arrays of Values."""
+    if isinstance(node, Tensor):
+        return np.asarray(adjoints.get(node, np.zeros(node.shape)))
+    return np.array([adjoints.get(value, 0.0) for value in node.flat], dtype=np.float64)

@@ -1,0 +1,424 @@
+"""The LSTM built from autograd primitives, twice: on Tensors (`LSTM`) and on scalar Values (`ScalarLSTM`).
+
+Both compute, for every layer and time step, the functional stages of the LSTM cell::
+
+    input gate      i = sigmoid(W_i [x_t, h_{t-1}, 1])
+    forget gate     f = sigmoid(W_f [x_t, h_{t-1}, 1])
+    cell candidate  g = tanh(W_g [x_t, h_{t-1}, 1])
+    output gate     o = sigmoid(W_o [x_t, h_{t-1}, 1])
+    cell state      c_t = f * c_{t-1} + i * g
+    hidden state    h_t = o * tanh(c_t)
+
+where W_k = [W_ik | W_hk | b_ik + b_hk] is gate k's block of rows of the PyTorch parameters, the bias riding
+along as the weight of a constant 1. Every node is tagged with its stage (``t=2 / layer 0 / forget gate``), so
+a drawing shows the stages and the forks: [x_t, h_{t-1}, 1] feeds all four gates, c_t feeds tanh(c_t) and step
+t+1. Weights come from `lstm.hand.init_params`, so one seed gives the same weights to the Tensor LSTM, the
+scalar LSTM and the hand derivation, and state dicts (PyTorch ``nn.LSTM`` names and layout) move between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from autograd import Tensor, Value, concatenate, stack, stage
+from autograd.nn import Module
+from autograd.value import Constant
+from lstm import hand
+
+__all__ = ["GATES", "LSTM", "Gate", "ScalarLSTM", "Unrolled", "parameter_shapes"]
+
+
+class Gate(NamedTuple):
+    """One of the four gates: its stage name, its letter in the equations and its activation."""
+
+    stage: str
+    letter: str
+    activation: str  # a method name that Tensor and Value both have
+
+
+# In the order of PyTorch's row blocks inside weight_ih, weight_hh, bias_ih and bias_hh.
+GATES = (Gate("input gate", "i", "sigmoid"), Gate("forget gate", "f", "sigmoid"),
+         Gate("cell candidate", "g", "tanh"), Gate("output gate", "o", "sigmoid"))
+STATE_NAMES = ("h0", "c0")
+
+
+def parameter_shapes(input_size: int, hidden_size: int, num_layers: int = 1) -> dict[str, tuple[int, ...]]:
+    """The ``nn.LSTM`` parameter names and shapes, layer by layer, in PyTorch's order."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for layer in range(num_layers):
+        shapes[f"weight_ih_l{layer}"] = (4 * hidden_size, input_size if layer == 0 else hidden_size)
+        shapes[f"weight_hh_l{layer}"] = (4 * hidden_size, hidden_size)
+        shapes[f"bias_ih_l{layer}"] = (4 * hidden_size,)
+        shapes[f"bias_hh_l{layer}"] = (4 * hidden_size,)
+    return shapes
+
+
+@dataclass(frozen=True)
+class Unrolled:
+    """One forward pass with its per-step nodes, for looking inside (gradient flow, drawings).
+
+    ``out`` (T, B, H), ``h`` and ``c`` (num_layers, B, H) are what ``model(x, state)`` returns.
+    ``hidden[l][t]`` and ``cell[l][t]`` are the nodes h_t and c_t of layer l, each (B, H): a Tensor for
+    `LSTM`, an object array of Values for `ScalarLSTM`. Their adjoints are dL/dh_t and dL/dc_t.
+    """
+
+    out: Any
+    h: Any
+    c: Any
+    hidden: list[list[Any]]
+    cell: list[list[Any]]
+
+
+class _LSTMBase:
+    """What both implementations share: sizes, checks of inputs and state dicts, and node names."""
+
+    input_size: int
+    hidden_size: int
+    num_layers: int
+
+    def _set_sizes(self, input_size: int, hidden_size: int, num_layers: int) -> None:
+        for name, size in (("input_size", input_size), ("hidden_size", hidden_size),
+                           ("num_layers", num_layers)):
+            if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+                raise ValueError(f"{type(self).__name__}: {name} must be a positive integer, got {size!r}")
+        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        self.num_layers = int(num_layers)
+
+    def _check_sequence(self, shape: tuple[int, ...]) -> tuple[int, int]:
+        """(T, B) of an input of this shape, or a clear error."""
+        name = type(self).__name__
+        if len(shape) != 3:
+            raise ValueError(f"{name}: x must have shape (T, B, {self.input_size}), sequence first; "
+                             f"got {len(shape)} dimensions, shape {shape}")
+        steps, batch, features = shape
+        if features != self.input_size:
+            raise ValueError(f"{name}: x has {features} features per step (shape {shape}), "
+                             f"expected input_size={self.input_size}")
+        if steps == 0 or batch == 0:
+            raise ValueError(f"{name}: x needs at least one time step and one sequence, got shape {shape}")
+        return steps, batch
+
+    def _check_state(self, state: Any, batch: int) -> tuple[Any, Any]:
+        name = type(self).__name__
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise TypeError(f"{name}: state must be a pair (h0, c0), got {type(state).__name__}")
+        expected = (self.num_layers, batch, self.hidden_size)
+        for label, part in zip(("h0", "c0"), state):
+            shape = np.shape(part.data if isinstance(part, Tensor) else part)
+            if shape != expected:
+                raise ValueError(f"{name}: {label} has shape {shape}, expected (num_layers, batch, "
+                                 f"hidden_size) = {expected}")
+        return state[0], state[1]
+
+    def _expected_state(self, state: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The incoming arrays by name, after checking names, shapes and number types (changing nothing)."""
+        name = type(self).__name__
+        shapes = parameter_shapes(self.input_size, self.hidden_size, self.num_layers)
+        missing, unexpected = sorted(set(shapes) - set(state)), sorted(set(state) - set(shapes))
+        if missing or unexpected:
+            raise KeyError(f"{name}.load_state_dict: missing {missing}, unexpected {unexpected}")
+        arrays = {key: np.asarray(state[key]) for key in shapes}
+        for key, array in arrays.items():
+            if array.shape != shapes[key]:
+                raise ValueError(f"{name}.load_state_dict: {key} has shape {array.shape}, "
+                                 f"expected {shapes[key]}")
+            if array.dtype.kind not in "fiu":
+                raise TypeError(f"{name}.load_state_dict: {key} has dtype {array.dtype}, "
+                                "expected real numbers")
+        return arrays
+
+    def _name(self, kind: str, t: int, layer: int) -> str:
+        """``h[t=2]``, or ``h[t=2, layer 1]`` when there are several layers."""
+        return f"{kind}[t={t}]" if self.num_layers == 1 else f"{kind}[t={t}, layer {layer}]"
+
+
+# --- the Tensor LSTM ---------------------------------------------------------------------------------------
+
+class LSTM(_LSTMBase, Module):
+    """A multi-layer LSTM on Tensors with PyTorch ``nn.LSTM`` parameters, sequence first.
+
+    ``out, (h, c) = lstm(x, (h0, c0))`` with x (T, B, input_size), a numpy array or a Tensor (make it
+    ``requires_grad=True`` to get dL/dx), and states (num_layers, B, hidden_size), zeros when omitted.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dtype: Any = np.float64,
+                 seed: int = 0) -> None:
+        self._set_sizes(input_size, hidden_size, num_layers)
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind != "f":
+            raise TypeError(f"LSTM: dtype must be a float type, got {self.dtype}")
+        for name, array in hand.init_params(input_size, hidden_size, num_layers, seed, self.dtype).items():
+            setattr(self, name, Tensor(array, requires_grad=True, label=name))
+
+    def forward(self, x: Any, state: tuple[Any, Any] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """``(out, (h, c))``: out (T, B, H) from the last layer; h, c (num_layers, B, H) at the end."""
+        run = self.unroll(x, state)
+        return run.out, (run.h, run.c)
+
+    def unroll(self, x: Any, state: tuple[Any, Any] | None = None) -> Unrolled:
+        """The forward pass, keeping the per-step nodes h_t and c_t of every layer."""
+        x = self._as_input(x, "x")
+        steps, batch = self._check_sequence(x.shape)
+        h, c = self._initial_state(state, batch)
+        ones = Tensor(np.ones((batch, 1), dtype=self.dtype), label="1")
+        weights = [self._gate_weights(layer) for layer in range(self.num_layers)]
+        hidden: list[list[Tensor]] = [[] for _ in range(self.num_layers)]
+        cell: list[list[Tensor]] = [[] for _ in range(self.num_layers)]
+        # A constant x is cut into steps as plain arrays; a differentiable one by indexing, whose backward
+        # scatters each step's gradient into a zero array of the whole x.
+        steps_of_x = x if x.requires_grad else x.data
+        for t in range(steps):
+            with stage(f"t={t}"):
+                below: Any = steps_of_x[t]
+                for layer in range(self.num_layers):
+                    with stage(f"layer {layer}"):
+                        h[layer], c[layer] = self._cell(weights[layer], below, h[layer], c[layer], ones,
+                                                        t, layer)
+                    hidden[layer].append(h[layer])
+                    cell[layer].append(c[layer])
+                    below = h[layer]
+        with stage("outputs"):
+            # concatenate then reshape, rather than stack: two nodes instead of T + 1
+            out = concatenate(hidden[-1], axis=0).reshape(steps, batch, self.hidden_size)
+            out.label = "out"
+            h_n, c_n = stack(h), stack(c)
+            h_n.label, c_n.label = "h_n", "c_n"
+        return Unrolled(out, h_n, c_n, hidden, cell)
+
+    def _cell(self, weights: list[Tensor], x_t: Any, h_prev: Any, c_prev: Any, ones: Tensor, t: int,
+              layer: int) -> tuple[Tensor, Tensor]:
+        """One step of one layer. One product per gate with its own rows, not one product for all four
+        followed by slicing: a slice's backward scatters into a zero (B, 4H) array per gate, and those four
+        arrays are then summed at the fork, which costs more than four smaller products."""
+        gate_input = concatenate([x_t, h_prev, ones], axis=1)
+        gate_input.label = self._name("[x, h, 1]", t, layer)
+        i, f, g, o = (self._gate(gate, gate_input, weight) for gate, weight in zip(GATES, weights))
+        with stage("cell state"):
+            c = f * c_prev + i * g
+            c.label = self._name("c", t, layer)
+        with stage("hidden state"):
+            h = o * c.tanh()
+            h.label = self._name("h", t, layer)
+        return h, c
+
+    @staticmethod
+    def _gate(gate: Gate, gate_input: Tensor, weight: Tensor) -> Tensor:
+        with stage(gate.stage):
+            activation = getattr(gate_input @ weight, gate.activation)()
+            activation.label = gate.letter
+        return activation
+
+    def _gate_weights(self, layer: int) -> list[Tensor]:
+        """Each gate's (I + H + 1, H) matrix [W_ik | W_hk | b_ik + b_hk]^T, cut once per call."""
+        with stage(f"layer {layer}"), stage("gate weights"):
+            bias = getattr(self, f"bias_ih_l{layer}") + getattr(self, f"bias_hh_l{layer}")
+            stacked = concatenate([getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}"),
+                                   bias.reshape(-1, 1)], axis=1)
+            size = self.hidden_size
+            weights = []
+            for k, gate in enumerate(GATES):
+                weight = stacked[k * size:(k + 1) * size].T
+                weight.label = f"W_{gate.letter}"
+                weights.append(weight)
+        return weights
+
+    def _initial_state(self, state: Any, batch: int) -> tuple[list[Any], list[Any]]:
+        """Per-layer (B, H) initial states: arrays for constants, indexed nodes for differentiable ones."""
+        if state is None:
+            zeros = np.zeros((batch, self.hidden_size), dtype=self.dtype)
+            return [zeros] * self.num_layers, [zeros] * self.num_layers
+        parts = self._check_state(state, batch)
+        h0, c0 = (self._as_input(part, name) for part, name in zip(parts, STATE_NAMES))
+        with stage("initial state"):
+            return ([h0[k] if h0.requires_grad else h0.data[k] for k in range(self.num_layers)],
+                    [c0[k] if c0.requires_grad else c0.data[k] for k in range(self.num_layers)])
+
+    def _as_input(self, data: Any, name: str) -> Tensor:
+        """A Tensor in the model's dtype; a differentiable Tensor of another dtype is an error, not a copy."""
+        if isinstance(data, Tensor):
+            if data.requires_grad and data.dtype != self.dtype:
+                raise TypeError(f"LSTM: {name} is a {data.dtype} Tensor that requires grad, but the model is "
+                                f"{self.dtype}; create it with dtype={self.dtype}")
+            return data if data.dtype == self.dtype else Tensor(data.data.astype(self.dtype))
+        if isinstance(data, Value) or (isinstance(data, np.ndarray) and data.dtype == object):
+            raise TypeError(f"LSTM: {name} must be a numpy array or a Tensor, got Values (use ScalarLSTM)")
+        try:
+            return Tensor(data, dtype=self.dtype)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"LSTM: {name} must be a numpy array or a Tensor, got {type(data).__name__} "
+                            f"({error})") from None
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Copy ``nn.LSTM``-named arrays into the parameters; names, shapes and types are checked first."""
+        for name, array in self._expected_state(state).items():
+            getattr(self, name).data = array.astype(self.dtype, copy=True)
+
+    def __repr__(self) -> str:
+        return (f"LSTM(input_size={self.input_size}, hidden_size={self.hidden_size}, "
+                f"num_layers={self.num_layers}, dtype={self.dtype})")
+
+
+# --- the scalar LSTM ---------------------------------------------------------------------------------------
+
+class ScalarLSTM(_LSTMBase):
+    """The LSTM with every number a `Value`: each gate element is its own node, for drawing and explaining.
+
+    Parameters are numpy object arrays of Values in the ``nn.LSTM`` layout, labelled by the gate block they
+    belong to (``W_if[2,0]`` is row 2 of the forget block of weight_ih, column 0). ``model(x, state)`` takes
+    numpy floats, which become constant leaves, or object arrays of Values (for dL/dx, read their ``.grad``),
+    and returns object arrays of Values shaped like `LSTM`'s outputs. It builds O(T B H (I + H)) nodes: keep
+    it small.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, seed: int = 0) -> None:
+        self._set_sizes(input_size, hidden_size, num_layers)
+        self._parameters: dict[str, np.ndarray] = {}
+        for name, array in hand.init_params(input_size, hidden_size, num_layers, seed).items():
+            self._parameters[name] = np.empty(array.shape, dtype=object)
+            for index in np.ndindex(array.shape):
+                label = self._leaf_label(name, index)
+                self._parameters[name][index] = Value(float(array[index]), label=label)
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        parameters = self.__dict__.get("_parameters", {})
+        if name in parameters:
+            return parameters[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def _leaf_label(self, name: str, index: tuple[int, ...]) -> str:
+        """PyTorch's per-gate names: weight_hh_l0[5, 1] with H = 4 is W_hf[1,1] (forget block, row 1)."""
+        kind, layer = name.rsplit("_l", 1)
+        block, row = divmod(index[0], self.hidden_size)
+        symbol = {"weight_ih": "W_i", "weight_hh": "W_h", "bias_ih": "b_i", "bias_hh": "b_h"}[kind]
+        symbol += GATES[block].letter + ("" if self.num_layers == 1 else f"_l{layer}")
+        return f"{symbol}[{row},{index[1]}]" if len(index) == 2 else f"{symbol}[{row}]"
+
+    # --- parameters, the Module interface on Values ---
+    def named_parameters(self) -> Iterator[tuple[str, np.ndarray]]:
+        yield from self._parameters.items()
+
+    def parameters(self) -> list[Value]:
+        return [value for array in self._parameters.values() for value in array.flat]
+
+    def zero_grad(self) -> None:
+        for value in self.parameters():
+            value.grad = 0.0
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """Each parameter's ``.grad`` as a float array, keyed and shaped like the state dict."""
+        return {name: grads_of(array) for name, array in self._parameters.items()}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {name: data_of(array) for name, array in self._parameters.items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Copy ``nn.LSTM``-named arrays into the Values; names, shapes and types are checked first."""
+        for name, array in self._expected_state(state).items():
+            for value, number in zip(self._parameters[name].flat, array.astype(np.float64).flat):
+                value.data = float(number)
+
+    # --- the forward pass ---
+    def __call__(self, x: Any, state: tuple[Any, Any] | None = None
+                 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """``(out, (h, c))`` as object arrays of Values, shaped like `LSTM`'s."""
+        run = self.unroll(x, state)
+        return run.out, (run.h, run.c)
+
+    def unroll(self, x: Any, state: tuple[Any, Any] | None = None) -> Unrolled:
+        """The forward pass, keeping the per-step nodes h_t and c_t (object arrays) of every layer."""
+        x = self._as_nodes(x, "x")
+        steps, batch = self._check_sequence(x.shape)
+        if state is None:
+            zeros = np.zeros((self.num_layers, batch, self.hidden_size))
+            h0, c0 = self._as_nodes(zeros, "h0"), self._as_nodes(zeros, "c0")
+        else:
+            parts = self._check_state(state, batch)
+            h0, c0 = (self._as_nodes(part, name) for part, name in zip(parts, STATE_NAMES))
+        h, c = list(h0), list(c0)
+        hidden: list[list[np.ndarray]] = [[] for _ in range(self.num_layers)]
+        cell: list[list[np.ndarray]] = [[] for _ in range(self.num_layers)]
+        for t in range(steps):
+            with stage(f"t={t}"):
+                below = x[t]
+                for layer in range(self.num_layers):
+                    with stage(f"layer {layer}"):
+                        h[layer], c[layer] = self._cell(below, h[layer], c[layer], t, layer)
+                    hidden[layer].append(h[layer])
+                    cell[layer].append(c[layer])
+                    below = h[layer]
+        return Unrolled(np.stack(hidden[-1]), np.stack(h), np.stack(c), hidden, cell)
+
+    def _cell(self, x_t: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray, t: int, layer: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """One step of one layer on (B, ·) object arrays, element by element."""
+        batch, size = h_prev.shape
+        p = self._parameters
+        weight_ih, weight_hh = p[f"weight_ih_l{layer}"], p[f"weight_hh_l{layer}"]
+        bias_ih, bias_hh = p[f"bias_ih_l{layer}"], p[f"bias_hh_l{layer}"]
+        gates = {}
+        for k, gate in enumerate(GATES):
+            with stage(gate.stage):
+                activations = np.empty((batch, size), dtype=object)
+                for b, j in np.ndindex(batch, size):
+                    row = k * size + j
+                    total = bias_ih[row] + bias_hh[row]
+                    for w, v in zip(weight_ih[row], x_t[b]):
+                        total = total + w * v
+                    for w, v in zip(weight_hh[row], h_prev[b]):
+                        total = total + w * v
+                    activations[b, j] = getattr(total, gate.activation)()
+                    activations[b, j].label = f"{gate.letter}[{b},{j}]"
+                gates[gate.letter] = activations
+        i, f, g, o = gates["i"], gates["f"], gates["g"], gates["o"]
+        c = np.empty((batch, size), dtype=object)
+        h = np.empty((batch, size), dtype=object)
+        with stage("cell state"):
+            for b, j in np.ndindex(batch, size):
+                c[b, j] = f[b, j] * c_prev[b, j] + i[b, j] * g[b, j]
+                c[b, j].label = f"{self._name('c', t, layer)}[{b},{j}]"
+        with stage("hidden state"):
+            for b, j in np.ndindex(batch, size):
+                h[b, j] = o[b, j] * c[b, j].tanh()
+                h[b, j].label = f"{self._name('h', t, layer)}[{b},{j}]"
+        return h, c
+
+    def _as_nodes(self, data: Any, name: str) -> np.ndarray:
+        """An object array of Values: Values are used as given, numbers become labelled constants."""
+        if isinstance(data, Tensor):
+            raise TypeError(f"ScalarLSTM: {name} must be a numpy array (of floats or Values), got a Tensor "
+                            "(use LSTM, or pass tensor.data)")
+        array = np.asarray(data) if isinstance(data, (np.ndarray, list, tuple)) else None
+        if array is None:
+            raise TypeError(f"ScalarLSTM: {name} must be a numpy array, got {type(data).__name__}")
+        if array.dtype == object:
+            if not all(isinstance(v, Value) for v in array.flat):
+                raise TypeError(f"ScalarLSTM: an object array for {name} must hold only Values")
+            return array
+        if array.dtype.kind not in "fiu":
+            raise TypeError(f"ScalarLSTM: {name} must hold real numbers, got dtype {array.dtype}")
+        nodes = np.empty(array.shape, dtype=object)
+        for index in np.ndindex(array.shape):
+            nodes[index] = Constant(float(array[index]))
+            nodes[index].label = f"{name}[{','.join(map(str, index))}]"
+        return nodes
+
+    def __repr__(self) -> str:
+        return (f"ScalarLSTM(input_size={self.input_size}, hidden_size={self.hidden_size}, "
+                f"num_layers={self.num_layers})")
+
+
+# --- object arrays of Values -------------------------------------------------------------------------------
+
+def data_of(nodes: np.ndarray) -> np.ndarray:
+    """The numbers in an object array of Values, as a float64 array of the same shape."""
+    return np.array([node.data for node in nodes.flat], dtype=np.float64).reshape(nodes.shape)
+
+
+def grads_of(nodes: np.ndarray) -> np.ndarray:
+    """The ``.grad`` of each Value in an object array, as a float64 array of the same shape."""
+    return np.array([node.grad for node in nodes.flat], dtype=np.float64).reshape(nodes.shape)
+

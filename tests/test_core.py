@@ -1,0 +1,190 @@
+"""The graph core shared by Value and Tensor: walks (topological order, consumers), the reverse pass and its
+records, functional and higher-order gradients on deep graphs, and the recording modes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import autograd
+from autograd import AnomalyError, Tensor, Value
+from autograd.core import consumer_counts, mode, topological_order
+
+
+def diamond():
+    """x feeds a, b and the root directly; a feeds b: several forks and a repeated parent."""
+    x = Value(0.7, label="x")
+    a = x * x
+    b = a.tanh() + x
+    root = a * b + x
+    return x, a, b, root
+
+
+def test_topological_order_puts_inputs_first_and_lists_each_node_once():
+    x, a, b, root = diamond()
+    order = topological_order(root)
+    assert order[-1] is root
+    assert len(order) == len(set(order))
+    position = {node: i for i, node in enumerate(order)}
+    for node in order:
+        for parent in node.parents:
+            assert position[parent] < position[node]
+    assert {x, a, b, root} <= set(order)
+
+
+def test_consumer_counts_and_consumers_agree():
+    x, a, b, root = diamond()
+    counts = consumer_counts(root)
+    edges = autograd.consumers(root)
+    assert counts[root] == 0 and edges[root] == []
+    assert counts[x] == 4  # a's two inputs, b's add, root's add
+    assert counts[a] == 2  # tanh and the product
+    for node, n in counts.items():
+        assert len(edges[node]) == n
+        for consumer, position in edges[node]:
+            assert consumer.parents[position] is node
+
+
+def test_backpropagate_adjoints_and_seed():
+    x, a, b, root = diamond()
+    result = autograd.backpropagate(root, 2.0)
+    assert result.root is root
+    assert result.adjoints[root] == 2.0
+    x0 = 0.7
+    a0 = x0 * x0
+    b0 = math.tanh(a0) + x0
+    # d root / d x with a = x^2, b = tanh(a) + x, root = a*b + x
+    expected = 2 * x0 * b0 + a0 * ((1 - math.tanh(a0) ** 2) * 2 * x0 + 1) + 1
+    assert math.isclose(result.adjoints[x], 2.0 * expected, rel_tol=1e-12)
+    assert math.isclose(result.adjoints[a], 2.0 * (b0 + a0 * (1 - math.tanh(a0) ** 2)), rel_tol=1e-12)
+    assert result.branches is None
+
+
+def test_constants_get_no_adjoint_and_unreached_paths_are_skipped():
+    x = Value(1.5)
+    y = x * 3.0
+    result = autograd.backpropagate(y)
+    constant = y.parents[1]
+    assert constant not in result.adjoints
+    t = Tensor(np.ones(2))  # needs no gradient: ops on it alone are not recorded
+    u = Tensor(np.ones(2), requires_grad=True)
+    out = (t * 2.0 + u).sum()
+    adjoints = autograd.backpropagate(out).adjoints
+    assert t not in adjoints
+    np.testing.assert_array_equal(adjoints[u], np.ones(2))
+
+
+def test_branch_terms_sum_to_adjoints_everywhere():
+    x, a, b, root = diamond()
+    result = autograd.backpropagate(root, record_branches=True)
+    for node in (x, a, b):
+        terms = result.terms(node)
+        assert len(terms) == len(autograd.consumers(root)[node])
+        assert math.isclose(sum(t.term for t in terms), result.adjoints[node], rel_tol=1e-12)
+        for t in terms:
+            assert t.consumer.parents[t.position] is node
+
+
+def test_grad_on_a_deep_chain_with_create_graph():
+    # y_{i+1} = tanh(y_i), 100,000 times; first and second derivatives by forward-mode recurrences in floats
+    steps, x0 = 100_000, 0.3
+    x = Value(x0)
+    node = x
+    for _ in range(steps):
+        node = node.tanh()
+    y, d, s = x0, 1.0, 0.0
+    for _ in range(steps):
+        y = math.tanh(y)
+        local = 1 - y * y
+        s = -2 * y * local * d * d + local * s
+        d = local * d
+    g = autograd.grad(node, x, create_graph=True)
+    assert math.isclose(node.data, y, rel_tol=1e-9)
+    assert math.isclose(g.data, d, rel_tol=1e-9)
+    assert math.isclose(autograd.grad(g, x), s, rel_tol=1e-8)
+    assert len(autograd.consumers(node)) == steps + 1
+    node.backward()
+    autograd.zero_grad(node)
+    assert x.grad == 0.0
+
+
+def test_deep_tensor_chain():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    node = x
+    for _ in range(50_000):
+        node = node * 1.00001
+    node.sum().backward()
+    np.testing.assert_allclose(x.grad, np.full(2, math.exp(50_000 * math.log(1.00001))), rtol=1e-9)
+
+
+def test_grad_rejects_non_nodes_and_fills_zeros():
+    x = Value(1.0)
+    with pytest.raises(TypeError, match="int"):
+        autograd.grad(x * x, [x, 3])
+    t = Tensor(np.ones((2, 3)), requires_grad=True)
+    other = Tensor(np.ones(4), requires_grad=True)
+    gt, go = autograd.grad((t * t).sum(), [t, other])
+    np.testing.assert_array_equal(gt, 2 * np.ones((2, 3)))
+    np.testing.assert_array_equal(go, np.zeros(4))
+    gt, go = autograd.grad((t * t).sum(), [t, other], create_graph=True)
+    assert isinstance(go, Tensor) and go.shape == (4,) and not go.data.any()
+
+
+def test_grad_with_grad_output_for_tensors():
+    t0 = np.array([[1.0, -2.0], [0.5, 3.0]])
+    seed = np.array([[1.0, 2.0], [3.0, 4.0]])
+    t = Tensor(t0, requires_grad=True)
+    np.testing.assert_allclose(autograd.grad(t * t, t, seed), 2 * t0 * seed)
+
+
+def test_modes_restore_after_exceptions():
+    for context in (autograd.no_grad, autograd.detect_anomaly):
+        before = (mode.grad_enabled, mode.anomaly)
+        with pytest.raises(KeyError), context():
+            raise KeyError
+        assert (mode.grad_enabled, mode.anomaly) == before
+    with pytest.raises(KeyError), autograd.stage("outer"), autograd.stage("inner"):
+        raise KeyError
+    assert mode.stage == ()
+
+
+def test_no_grad_nests():
+    x = Value(1.0)
+    with autograd.no_grad():
+        with autograd.no_grad():
+            pass
+        y = x * 2  # still inside the outer no_grad
+    assert y.parents == ()
+    assert (x * 2).parents[0] is x
+
+
+def test_where_describes_label_and_stage():
+    with autograd.stage("t=2"), autograd.stage("forget gate"):
+        v = Value(1.0, label="f")
+    assert v.where() == "node 'f' in stage 't=2 / forget gate'"
+    assert Value(1.0).where() == "an unlabelled node"
+
+
+def test_anomaly_error_is_arithmetic():
+    assert issubclass(AnomalyError, ArithmeticError)
+    with autograd.detect_anomaly(), pytest.raises(ArithmeticError):
+        Value(math.nan) + 1.0
+
+
+def test_anomaly_checks_gradients_with_and_without_create_graph():
+    x = Value(5e-324, label="tiny")  # log is finite here, its derivative 1/x overflows
+    y = x.log()
+    y.label = "L"
+    assert math.isfinite(y.data)
+    with autograd.detect_anomaly(), pytest.raises(AnomalyError, match="log.*'L'"):
+        autograd.grad(y, x)
+    with autograd.detect_anomaly(), pytest.raises(AnomalyError, match="div.*backward"):
+        autograd.grad(y, x, create_graph=True)  # the recorded backward op that overflows
+    assert autograd.grad(y, x) == math.inf
+
+
+def test_mixing_values_and_tensors_is_refused():
+    with pytest.raises(TypeError):
+        Tensor(np.ones(2)) * Value(2.0)

@@ -1,0 +1,134 @@
+"""Training the character model: the loss falls, resuming is exact, sampling works."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import lstm.train
+from lstm.checkpoint import CheckpointError, load_checkpoint
+from lstm.train import CharModel, History, TrainConfig, evaluate, plot_losses, sample, train
+
+# Small enough that a few dozen steps take a second or two.
+TINY = TrainConfig(hidden_size=16, embedding_size=8, seq_len=16, batch_size=8, steps=20, eval_interval=5,
+                   lr=1e-2)
+
+
+def assert_same_run(a: lstm.train.TrainResult, b: lstm.train.TrainResult) -> None:
+    assert a.history == b.history  # every float equal, not merely close
+    left, right = a.model.state_dict(), b.model.state_dict()
+    assert left.keys() == right.keys()
+    for name in left:
+        np.testing.assert_array_equal(left[name], right[name])
+
+
+def test_a_short_run_learns_and_beats_nothing_learned():
+    result = train(replace(TINY, steps=60, eval_interval=20), verbose=False)
+    history = result.history
+    assert history.step == 60 and history.val_steps == [0, 20, 40, 60]
+    assert np.mean(history.train_loss[-10:]) < np.mean(history.train_loss[:10]) - 0.5
+    assert history.val_loss[-1] < history.val_loss[0] - 0.5
+    assert result.chars_per_second > 0 and not result.interrupted
+    assert 2.5 < result.unigram_loss < 3.5  # English letter frequencies: about 3.1 nats
+
+
+def test_resuming_reproduces_the_uninterrupted_run_exactly(tmp_path):
+    straight = train(TINY, verbose=False)
+    path = str(tmp_path / "run.npz")
+    first_half = train(replace(TINY, steps=10, checkpoint=path), verbose=False)
+    assert load_checkpoint(path).step == 10 and first_half.step == 10
+    resumed = train(replace(TINY, checkpoint=path), resume=True, verbose=False)
+    assert_same_run(straight, resumed)
+    assert load_checkpoint(path).step == TINY.steps
+
+
+def test_ctrl_c_finishes_the_step_saves_and_resumes_exactly(tmp_path, monkeypatch):
+    path = str(tmp_path / "run.npz")
+    real_step = lstm.train.train_step
+    calls = []
+
+    def step_then_interrupt(*args):
+        calls.append(1)
+        if len(calls) == 7:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of step 7
+        return real_step(*args)
+
+    monkeypatch.setattr(lstm.train, "train_step", step_then_interrupt)
+    stopped = train(replace(TINY, checkpoint=path), verbose=False)
+    monkeypatch.undo()
+    assert stopped.interrupted and stopped.step == 7
+    assert load_checkpoint(path).step == 7
+
+    resumed = train(replace(TINY, checkpoint=path), resume=True, verbose=False)
+    assert_same_run(train(TINY, verbose=False), resumed)
+
+
+def test_resume_errors_are_clear(tmp_path):
+    path = str(tmp_path / "run.npz")
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        train(replace(TINY, checkpoint=path), resume=True, verbose=False)
+    train(replace(TINY, steps=5, checkpoint=path), verbose=False)
+    with pytest.raises(CheckpointError, match="already exists"):
+        train(replace(TINY, checkpoint=path), verbose=False)
+    with pytest.raises(CheckpointError, match="hidden_size: 16 != 24"):
+        train(replace(TINY, hidden_size=24, checkpoint=path), resume=True, verbose=False)
+    with pytest.raises(CheckpointError, match="needs a checkpoint path"):
+        train(TINY, resume=True, verbose=False)
+
+
+def test_resuming_a_finished_run_changes_nothing(tmp_path):
+    path = str(tmp_path / "run.npz")
+    done = train(replace(TINY, steps=5, checkpoint=path), verbose=False)
+    again = train(replace(TINY, steps=5, checkpoint=path), resume=True, verbose=False)
+    assert_same_run(done, again)
+
+
+@pytest.mark.parametrize("field, value", [("hidden_size", 0), ("steps", -1), ("lr", 0.0), ("seed", -1),
+                                          ("clip_norm", float("nan")), ("dtype", "float16"),
+                                          ("val_fraction", 1.0)])
+def test_bad_configurations_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        replace(TINY, **{field: value})
+
+
+def test_the_model_maps_ids_to_logits_and_carries_state():
+    model = CharModel(vocab_size=7, embedding_size=3, hidden_size=5, num_layers=2, seed=1)
+    logits, (h, c) = model(np.zeros((4, 2), dtype=np.int64))
+    assert logits.shape == (4, 2, 7) and h.shape == c.shape == (2, 2, 5)
+    assert logits.dtype == np.float32
+    names = list(model.state_dict())
+    assert names[0] == "embedding.weight" and "lstm.weight_hh_l1" in names and names[-1] == "head.bias"
+
+
+def test_sampling_is_reproducible_and_stays_in_the_vocabulary():
+    result = train(replace(TINY, steps=5), verbose=False)
+    model, vocab = result.model, result.vocab
+    text = sample(model, vocab, "The ", 40, temperature=0.8, rng=np.random.default_rng(3))
+    assert len(text) == 40 and set(text) <= set(vocab.chars)
+    assert text == sample(model, vocab, "The ", 40, temperature=0.8, rng=np.random.default_rng(3))
+    greedy = sample(model, vocab, "The ", 10, temperature=0)
+    assert greedy == sample(model, vocab, "The ", 10, temperature=0, rng=np.random.default_rng(99))
+    with pytest.raises(ValueError, match="non-empty prompt"):
+        sample(model, vocab, "", 10)
+    with pytest.raises(ValueError, match="temperature"):
+        sample(model, vocab, "a", 10, temperature=-1)
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        sample(model, vocab, "\u2603", 10)
+
+
+def test_evaluation_needs_one_window():
+    model = CharModel(vocab_size=5, embedding_size=2, hidden_size=3)
+    assert evaluate(model, np.arange(5).repeat(20) % 5, seq_len=8) > 0
+    with pytest.raises(ValueError, match="shorter than one window"):
+        evaluate(model, np.arange(5), seq_len=8)
+
+
+def test_the_loss_curve_is_a_png(tmp_path):
+    history = History(train_loss=list(np.linspace(4, 2, 120)), val_steps=[0, 60, 120],
+                      val_loss=[4.3, 2.9, 2.1])
+    path = plot_losses(history, tmp_path / "plots" / "loss.png", baseline=3.1)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
