@@ -18,16 +18,16 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from lstm.data import CharVocab
 
-__all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint"]
+__all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint", "write_atomically"]
 
 FORMAT = "backprop-lens checkpoint"
 VERSION = 1
@@ -65,7 +65,7 @@ class Checkpoint:
             raise CheckpointError(f"{source} is not a backprop-lens checkpoint (it has no 'meta' entry)")
         try:
             meta = json.loads(str(arrays["meta"]))
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeError) as error:
             raise CheckpointError(f"{source} has an unreadable 'meta' entry ({error})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise CheckpointError(f"{source} is not a backprop-lens checkpoint")
@@ -81,28 +81,53 @@ class Checkpoint:
             vocab = CharVocab.from_dict(groups["vocab"])
         except (KeyError, ValueError) as error:
             raise CheckpointError(f"{source} holds no valid vocabulary ({error})") from None
-        return cls(int(meta["step"]), dict(meta["config"]), groups["model"], groups["optimizer"], vocab,
-                   groups["history"])
+        step, config = meta.get("step"), meta.get("config")
+        if not isinstance(step, int) or step < 0 or not isinstance(config, dict):
+            raise CheckpointError(f"{source} has a damaged 'meta' entry (no valid step or configuration)")
+        return cls(step, config, groups["model"], groups["optimizer"], vocab, groups["history"])
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
     """Write ``checkpoint`` to ``path`` atomically (parent directories are created); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = checkpoint.to_arrays()
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    return write_atomically(path, lambda file: np.savez(file, **arrays))
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
+    """Create ``path`` (and its parent directories) with what ``write(file)`` writes, all or nothing.
+
+    The bytes go to a temporary file in the same directory, are flushed to disk, and only then is the file
+    renamed over ``path``: at every instant ``path`` holds either its old content or the new one, complete,
+    even if the process dies in between. An OSError names ``path``, not the temporary file.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(path)) from None
     try:
         with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
+            write(file)
             file.flush()
             os.fsync(file.fileno())  # the bytes are on disk before the name points at them
+            os.fchmod(file.fileno(), _new_file_mode())  # mkstemp's 0600 would hide the file from others
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from None
         raise
     _fsync_directory(path.parent)
     return path
+
+
+def _new_file_mode() -> int:
+    """The permissions ``open(path, "w")`` would give a new file: 0o666 less the process's umask."""
+    umask = os.umask(0o022)  # reading the umask means setting it; it is put back at once
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:

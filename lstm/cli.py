@@ -1,8 +1,10 @@
 """The ``backprop-lens`` command (also ``python -m lstm``): demo, graph, compare, explain and train.
 
-Every subcommand has ``--help``. A bad argument, a missing or damaged file, or sizes too large to draw are
-reported on one line, ``backprop-lens: error: ...``, with exit status 2; `compare` exits with 1 when a check
-fails; an interrupted `train` saves its checkpoint and exits with 130.
+Every subcommand has ``--help``. Problems are reported on one line, ``backprop-lens: error: ...``, never as
+a traceback: a bad argument, a missing, damaged or mismatched checkpoint, or sizes too large to draw exit
+with status 2; a file that cannot be written, a missing Graphviz or a diverging training run with 1.
+`compare` (and `demo`) exit with 1 when a check fails; an interrupted `train` saves its checkpoint and exits
+with 130. Every file is written atomically: it appears complete, or the old one stays.
 """
 
 from __future__ import annotations
@@ -11,28 +13,35 @@ import argparse
 import ast
 import dataclasses
 import functools
+import importlib.util
 import math
 import operator
+import shlex
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import graphviz
 import numpy as np
 
 from autograd import Value, stage
 from autograd.core import Node, consumer_counts
 from autograd.draw import FORMATS, GraphTooLargeError, GraphvizNotFoundError, draw, render
 from autograd.explain import explain
-from lstm.checkpoint import CheckpointError, load_checkpoint
+from lstm.checkpoint import CheckpointError, load_checkpoint, write_atomically
 from lstm.compare import compare
-from lstm.data import DEFAULT_CORPUS, CharVocab, available_corpora, load_text
+from lstm.data import DEFAULT_CORPUS, available_corpora
 from lstm.flow import gradient_flow
-from lstm.model import LSTM, ScalarLSTM
+from lstm.model import LSTM, ScalarLSTM, parameter_shapes
+from lstm.train import DTYPES, ConfigError, TrainConfig, TrainingDiverged, prepare_data, sample, train
 
 PROG = "backprop-lens"
 AUTO_COLLAPSE_NODES = 200  # above this many nodes, `--collapse auto` draws all but the last step as boxes
 SCALAR_NODE_LIMIT = 50_000  # a ScalarLSTM this large takes long to build and cannot be drawn or read anyway
+FINITE_DIFFERENCE_LIMIT = 250_000  # cell steps of finite differences: at about 40 us each, some 10 seconds
 
 
 class UsageError(Exception):
@@ -55,12 +64,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit.code if isinstance(exit.code, int) else 2
     try:
         return args.run(args)
-    except (UsageError, CheckpointError, GraphTooLargeError) as error:
+    except (UsageError, CheckpointError, ConfigError) as error:
         return _fail(error, 2)
-    except GraphvizNotFoundError as error:
+    except (GraphvizNotFoundError, TrainingDiverged) as error:
         return _fail(error, 1)
+    except graphviz.CalledProcessError as error:  # dot itself failed, e.g. out of memory on a huge graph
+        return _fail(f"Graphviz's dot failed: {error.stderr or error}", 1)
     except OSError as error:  # e.g. an --out directory that cannot be written
-        return _fail(f"{error.strerror or error}: {error.filename}" if error.filename else error, 1)
+        return _fail(f"{error.filename}: {error.strerror or error}" if error.filename else error, 1)
+    except MemoryError:
+        return _fail("out of memory: use smaller sizes", 1)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
@@ -103,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      f"all time steps but the last in graphs of over {AUTO_COLLAPSE_NODES} "
                                      "nodes; 'none' draws every node"))
     graph.add_argument("--keep", metavar="PATTERN", help="stages to draw in full although --collapse matches")
+    graph.add_argument("--roll-up", action="store_true",
+                       help="draw a run of repeated stages (t=0, t=1, ...) as one box marked with its count")
+    graph.add_argument("--precision", type=_positive_int, default=4, metavar="N",
+                       help=_default("significant digits shown"))
     graph.add_argument("--max-nodes", type=_positive_int, default=2000, metavar="N",
                        help=_default("refuse drawings larger than this"))
     graph.add_argument("--format", choices=("png", "svg", "pdf", "dot"),
@@ -131,8 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("values", nargs="*", metavar="NAME=VALUE", help="a value for each name in it")
     _add_lstm_sizes(why, input_size=1, hidden_size=1, steps=1, batch=1)
     why.add_argument("--format", choices=("text", "markdown", "latex"), default="text", help=_default(""))
-    why.add_argument("--precision", type=_non_negative_int, default=4, metavar="N",
-                     help=_default("decimals shown"))
+    why.add_argument("--precision", type=_positive_int, default=4, metavar="N",
+                     help=_default("significant digits shown"))
 
     learn = command("train", run_train, "Train a character-level LSTM language model on the shipped text "
                     "and measure it against the unigram baseline; writes a checkpoint, the loss curve and a "
@@ -167,8 +184,6 @@ def _add_lstm_sizes(parser: argparse.ArgumentParser, *, input_size: int, hidden_
 
 def _add_train_config(parser: argparse.ArgumentParser) -> None:
     """The TrainConfig flags. They default to None, so that a resumed run can tell what was given."""
-    from lstm.train import DTYPES, TrainConfig
-
     default = TrainConfig()
     config = parser.add_argument_group("model and training")
     for flag, kind, text in (("--hidden-size", _positive_int, "LSTM hidden units"),
@@ -238,9 +253,9 @@ def run_demo(args: argparse.Namespace) -> int:
     x = np.random.default_rng(args.seed + 1).standard_normal((20, 2, 3))
     flow = gradient_flow(LSTM(3, 8, seed=args.seed), x, loss="last")
     print(flow)
-    flow_plot = out / "gradient_flow.png"
-    flow.plot(str(flow_plot))
-    written.append(flow_plot)
+    if can_plot():
+        written.append(out / "gradient_flow.png")
+        flow.plot(written[-1])
 
     print("\nFiles:")
     for path in written:
@@ -254,8 +269,13 @@ def run_graph(args: argparse.Namespace) -> int:
     path, fmt = _graph_output(args.output, args.format, args.view)
     loss = lstm_loss(args.scalar, args.input_size, args.hidden_size, args.layers, args.steps, args.batch,
                      args.seed)
-    drawing = draw_lstm(loss, args.view, args.steps, args.collapse, args.keep, args.max_nodes)
-    print(render(drawing, path, fmt))
+    try:
+        drawing = draw_lstm(loss, args.view, args.steps, args.collapse, args.keep, args.max_nodes, args.roll_up,
+                            args.precision)
+    except GraphTooLargeError as error:
+        raise UsageError(f"{error} On the command line: --collapse PATTERN, --keep PATTERN, --roll-up or "
+                         "--max-nodes N.") from None
+    print(render_to(drawing, path, fmt))
     return 0
 
 
@@ -305,22 +325,31 @@ def _scalar_nodes(input_size: int, hidden_size: int, layers: int, steps: int, ba
 
 
 def draw_lstm(root: Node, view: str, steps: int, collapse: str | None = "auto", keep: str | None = None,
-              max_nodes: int = 2000) -> Any:
+              max_nodes: int = 2000, roll_up: bool = False, precision: int = 4) -> Any:
     """`autograd.draw`; ``collapse="auto"`` boxes all time steps but the last when the graph is large."""
     if collapse == "auto":
         large = steps > 1 and len(consumer_counts(root)) > AUTO_COLLAPSE_NODES
         collapse, keep = ("t=*", keep or f"t={steps - 1}") if large else (None, keep)
     elif collapse == "none":
         collapse = None
-    return draw(root, view, collapse=collapse, keep=keep, max_nodes=max_nodes)
+    return draw(root, view, collapse=collapse, keep=keep, roll_up=roll_up, max_nodes=max_nodes,
+                precision=precision)
+
+
+def render_to(drawing: Any, path: Path, fmt: str) -> Path:
+    """`autograd.draw.render`, with an OSError that names ``path`` rather than its temporary file."""
+    try:
+        return render(drawing, path, fmt)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from None
 
 
 def save_drawing(drawing: Any, stem: Path, formats: Sequence[str]) -> list[Path]:
     """Render to ``stem.png``, ``stem.svg``...; without Graphviz's ``dot``, write the DOT source instead."""
     try:
-        return [render(drawing, stem.with_name(f"{stem.name}.{fmt}"), fmt) for fmt in formats]
+        return [render_to(drawing, stem.with_name(f"{stem.name}.{fmt}"), fmt) for fmt in formats]
     except GraphvizNotFoundError:
-        path = render(drawing, stem.with_name(f"{stem.name}.gv"), "dot")
+        path = render_to(drawing, stem.with_name(f"{stem.name}.gv"), "dot")
         print(f"   Graphviz's `dot` is not installed, so {path} holds the DOT source "
               "(sudo apt-get install graphviz for pictures)")
         return [path]
@@ -334,6 +363,15 @@ def run_compare(args: argparse.Namespace) -> int:
         if nodes > SCALAR_NODE_LIMIT:
             raise UsageError(f"the ScalarLSTM of these sizes has about {nodes:,} nodes (the limit is "
                              f"{SCALAR_NODE_LIMIT:,}): use smaller sizes, or --no-scalar")
+    if args.finite:
+        numbers = sum(int(np.prod(shape)) for shape in parameter_shapes(args.input_size, args.hidden_size,
+                                                                          args.layers).values())
+        numbers += args.steps * args.batch * args.input_size + 2 * args.layers * args.batch * args.hidden_size
+        work = 2 * numbers * args.steps * args.layers  # two forward passes per number, one cell per step
+        if work > FINITE_DIFFERENCE_LIMIT:
+            raise UsageError(f"finite differences at these sizes would run {2 * numbers:,} forward passes of "
+                             f"{args.steps} steps (about {work // 25_000} s): use smaller sizes, or "
+                             "--no-finite-differences")
     comparison = compare(args.input_size, args.hidden_size, args.layers, args.steps, args.batch, args.seed,
                          include_scalar=args.scalar, include_finite_differences=args.finite,
                          tolerance=args.tolerance, finite_difference_tolerance=args.fd_tolerance,
@@ -355,15 +393,18 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def _assignments(pairs: Sequence[str]) -> dict[str, float]:
-    values = {}
+    values: dict[str, float] = {}
     for pair in pairs:
-        name, equals, number = pair.partition("=")
+        name, equals, number = (part.strip() for part in pair.partition("="))
         try:
-            values[name.strip()] = float(number)
+            value = float(number)
         except ValueError:
             equals = ""
-        if not equals or not name.strip().isidentifier():
+        if not equals or not name.isidentifier():
             raise UsageError(f"expected NAME=VALUE with a number, got {pair!r}")
+        if name in values:
+            raise UsageError(f"{name} is given twice")
+        values[name] = value
     return values
 
 
@@ -381,12 +422,13 @@ def expression_value(text: str, values: dict[str, float]) -> Value:
     try:
         tree = ast.parse(text, mode="eval").body
     except SyntaxError as error:
-        raise UsageError(f"cannot read the expression {text!r}: {error.msg}") from None
+        hint = " (the expression comes first, then NAME=VALUE)" if "=" in text else ""
+        raise UsageError(f"cannot read the expression {text!r}: {error.msg}{hint}") from None
     leaves = {name: Value(number, label=name) for name, number in values.items()}
 
     def evaluate(node: ast.AST) -> Any:
         if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            return node.value
+            return float(node.value)  # a float overflows where an int would grow without end: 9**9**9
         if isinstance(node, ast.Name):
             if node.id not in leaves:
                 raise UsageError(f"{node.id!r} has no value: add {node.id}=NUMBER after the expression")
@@ -419,41 +461,80 @@ def expression_value(text: str, values: dict[str, float]) -> Value:
 # --- train --------------------------------------------------------------------------------------------------
 
 def run_train(args: argparse.Namespace) -> int:
-    from lstm.train import TrainConfig, sample, train  # here: the other commands need none of it
-
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite contradict each other")
     out = Path(args.out)
     checkpoint = Path(args.checkpoint) if args.checkpoint else out / "checkpoint.npz"
+    config = _train_config(args, checkpoint)
+    vocab, _, _ = prepare_data(config)
+    # Everything that can be found wrong is found now, not after minutes of training.
+    if not args.prompt:
+        raise UsageError("--prompt must not be empty: the model needs at least one character to go on from")
+    unknown = sorted(set(args.prompt) - set(vocab.chars))
+    if unknown:
+        raise UsageError(f"the prompt has characters the corpus does not: {''.join(unknown)!r}")
+    if checkpoint.is_dir():
+        raise UsageError(f"the checkpoint path {checkpoint} is a directory")
+    if checkpoint.exists() and not (args.resume or args.overwrite):
+        raise UsageError(f"{checkpoint} already exists: go on with it (--resume), replace it (--overwrite), or "
+                         "choose another --out or --checkpoint")
+    for directory in {out, checkpoint.parent}:
+        _check_writable(directory)
+
+    started = time.perf_counter()
+    result = train(config, resume=args.resume, overwrite=args.overwrite)
+    wall_time = time.perf_counter() - started
+    if result.interrupted:
+        where = f"--out {shlex.quote(str(out))}" + (f" --checkpoint {shlex.quote(str(checkpoint))}"
+                                                     if args.checkpoint else "")
+        print(f"stopped at step {result.step}; go on with: {PROG} train --resume {where}")
+        return 130
+
+    recent = result.history.train_loss[-config.eval_interval:]
+    gain = result.unigram_loss - result.val_loss
+    verdict = (f"{gain:.3f} below it: that much the model learned from context" if gain > 0
+               else "not below it yet: the model has learned less than the character frequencies")
+    print(f"\nafter {result.step} steps: validation loss {result.val_loss:.3f} nats per character (training "
+          f"{np.mean(recent):.3f}, mean of the last {len(recent)} batches); unigram baseline "
+          f"{result.unigram_loss:.3f}, {verdict}")
+    if result.chars_per_second:
+        print(f"training speed {result.chars_per_second:,.0f} characters per second; wall time "
+              f"{wall_time:.1f} s")
+    written = [checkpoint]
+    if can_plot():
+        written.append(result.plot(out / "loss.png"))
+    text = args.prompt + sample(result.model, result.vocab, args.prompt, args.sample_length, args.temperature,
+                                np.random.default_rng(config.seed))
+    written.append(write_atomically(out / "sample.txt", lambda file: file.write(text.encode() + b"\n")))
+    print(f"\nSample (temperature {args.temperature:g}):\n\n{text}\n")
+    print("Files:\n" + "\n".join(f"  {path}" for path in written))
+    return 0
+
+
+def _train_config(args: argparse.Namespace, checkpoint: Path) -> TrainConfig:
+    """The flags given, over the checkpoint's settings when resuming, over the defaults."""
     flags = {field.name: getattr(args, field.name, None) for field in dataclasses.fields(TrainConfig)
              if field.name != "checkpoint"}
     given = {name: value for name, value in flags.items() if value is not None}
-    base = load_checkpoint(checkpoint).config if args.resume else {}
+    if not args.resume:
+        return TrainConfig(**given, checkpoint=str(checkpoint))
+    saved = load_checkpoint(checkpoint).config
     try:
-        config = TrainConfig(**{**base, **given, "checkpoint": str(checkpoint)})
-    except (TypeError, ValueError) as error:
-        raise UsageError(error) from None
-    vocab = CharVocab.from_text(load_text(config.corpus))
-    unknown = sorted(set(args.prompt) - set(vocab.chars))
-    if unknown:  # found now, not after the training
-        raise UsageError(f"the prompt has characters the corpus does not: {''.join(unknown)!r}")
-    if args.resume and args.overwrite:
-        raise UsageError("--resume and --overwrite contradict each other")
-    if args.overwrite:
-        checkpoint.unlink(missing_ok=True)
+        return TrainConfig(**{**saved, **given, "checkpoint": str(checkpoint)})
+    except (TypeError, ValueError) as error:  # fields unknown to this version, or values out of range
+        raise CheckpointError(f"{checkpoint} holds settings this version cannot use ({error})") from None
 
-    result = train(config, resume=args.resume)
-    if result.interrupted:
-        print(f"stopped at step {result.step}; go on with: {PROG} train --resume --checkpoint {checkpoint}")
-        return 130
 
-    gain = result.unigram_loss - result.val_loss
-    print(f"\nvalidation loss {result.val_loss:.3f} nats per character after {result.step} steps; unigram "
-          f"baseline {result.unigram_loss:.3f} ({gain:.3f} lower: learned from context)")
-    print(f"training speed {result.chars_per_second:,.0f} characters per second")
-    curve = result.plot(out / "loss.png")
-    text = args.prompt + sample(result.model, result.vocab, args.prompt, args.sample_length, args.temperature,
-                                np.random.default_rng(config.seed))
-    sample_path = out / "sample.txt"
-    sample_path.write_text(text + "\n", encoding="utf-8")
-    print(f"\nSample (temperature {args.temperature:g}):\n\n{text}\n")
-    print(f"Files:\n  {curve}\n  {sample_path}\n  {checkpoint}")
-    return 0
+def _check_writable(directory: Path) -> None:
+    """Create ``directory`` and make sure a file can be written in it; OSError (naming it) if not."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=directory):
+        pass
+
+
+def can_plot() -> bool:
+    """Whether matplotlib (an optional dependency) is installed; says what is missing when it is not."""
+    if importlib.util.find_spec("matplotlib") is not None:
+        return True
+    print("   (matplotlib is not installed, so no plot: pip install 'backprop-lens[plot]')")
+    return False

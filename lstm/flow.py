@@ -8,6 +8,7 @@ c_t that the models expose through ``unroll``, so they work for `LSTM` and `Scal
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ import numpy as np
 
 from autograd import Tensor, Value, backpropagate
 from autograd.core import Node
+from lstm.checkpoint import write_atomically
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -49,8 +51,8 @@ class GradientFlow:
             lines.append(f"{t:>4}" + "".join(f"  {number:>{width}.3e}" for number in numbers))
         return "\n".join(lines)
 
-    def plot(self, path: str | None = None) -> Figure:
-        """The norms against t on a log scale; saved as PNG when ``path`` is given. Needs matplotlib."""
+    def plot(self, path: str | os.PathLike | None = None) -> Figure:
+        """The norms against t on a log scale; saved as PNG (atomically) when ``path`` is given. Needs matplotlib."""
         from matplotlib.figure import Figure  # lazily: matplotlib is an optional dependency
 
         figure = Figure(figsize=(7, 4), layout="constrained")
@@ -69,7 +71,7 @@ class GradientFlow:
         axes.set_title(f"Gradient flow through time (loss: {self.loss})")
         axes.legend()
         if path is not None:
-            figure.savefig(path, format="png", dpi=120)
+            write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=120))
         return figure
 
 

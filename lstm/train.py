@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,11 @@ import numpy as np
 from autograd import Tensor, cross_entropy, no_grad
 from autograd.nn import Embedding, Linear, Module
 from autograd.optim import Adam, clip_grad_norm
-from lstm.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from lstm.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint, write_atomically
 from lstm.data import (
     DEFAULT_CORPUS,
     CharVocab,
+    available_corpora,
     load_text,
     random_batches,
     sequential_batches,
@@ -41,7 +42,8 @@ from lstm.data import (
 )
 from lstm.model import LSTM
 
-__all__ = ["CharModel", "History", "TrainConfig", "TrainResult", "evaluate", "plot_losses", "sample", "train"]
+__all__ = ["CharModel", "ConfigError", "History", "TrainConfig", "TrainResult", "TrainingDiverged", "evaluate",
+           "plot_losses", "prepare_data", "sample", "train"]
 
 DTYPES = ("float32", "float64")
 EVAL_LANES = 64  # validation text is read as this many parallel lanes (sequential_batches' batch size)
@@ -49,17 +51,31 @@ EVAL_LANES = 64  # validation text is read as this many parallel lanes (sequenti
 State = tuple[Tensor, Tensor]
 
 
+class ConfigError(ValueError):
+    """A training configuration that cannot work: a value out of range, or windows longer than the text."""
+
+
+class TrainingDiverged(ArithmeticError):
+    """The training loss stopped being a finite number; the checkpoint keeps the last good state."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that determines a training run. The defaults train in about a minute on two CPU cores."""
+    """Everything that determines a training run.
+
+    The defaults train in about 70 seconds on two CPU cores and reach a validation loss of about 1.64 nats
+    per character against the unigram baseline's 3.14. They were chosen by measurement: at this budget more
+    steps beat larger batches (64 sequences for 1500 steps: 1.68) and a learning rate of 5e-3 beats 3e-3
+    (1.71 after 1500 steps) and matches 1e-2; a hidden size of 192 reaches 1.61, but with twice the work.
+    """
 
     hidden_size: int = 128
     num_layers: int = 1
     embedding_size: int = 32
     seq_len: int = 64
     batch_size: int = 32
-    steps: int = 1500
-    lr: float = 3e-3
+    steps: int = 2000
+    lr: float = 5e-3
     clip_norm: float = 1.0
     seed: int = 0
     eval_interval: int = 100
@@ -76,20 +92,24 @@ class TrainConfig:
                      "eval_interval"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         for name in ("lr", "clip_norm"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {self.val_fraction!r}")
+                raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        if not (isinstance(self.val_fraction, float) and 0 < self.val_fraction < 1):
+            raise ConfigError(f"val_fraction must lie strictly between 0 and 1, got {self.val_fraction!r}")
         if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.corpus not in available_corpora():
+            raise ConfigError(f"corpus must be one of {', '.join(available_corpora())}, got {self.corpus!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as plain Python values (numpy integers made ints), ready for JSON."""
+        return {name: value.item() if isinstance(value, np.generic) else value
+                for name, value in dataclasses.asdict(self).items()}
 
     def differences(self, other: TrainConfig) -> list[str]:
         """The fields, other than those a resumed run may change, whose values differ: ``name: a != b``."""
@@ -141,9 +161,17 @@ class History:
                 "val_loss": np.array(self.val_loss, dtype=np.float64)}
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> History:
-        names = ("train_loss", "val_steps", "val_loss")
-        return cls(*(np.asarray(arrays.get(name, [])).tolist() for name in names))
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> History:
+        """The inverse of `to_arrays`; ValueError unless every entry is a 1-D array of numbers."""
+
+        def column(name: str, dtype: type) -> list[Any]:
+            array = np.asarray(arrays.get(name, np.zeros(0)))
+            if array.ndim != 1 or array.dtype.kind not in "iuf":
+                raise ValueError(f"{name} must be a 1-D array of numbers, got shape {array.shape} and dtype "
+                                 f"{array.dtype}")
+            return array.astype(dtype).tolist()
+
+        return cls(column("train_loss", np.float64), column("val_steps", np.int64), column("val_loss", np.float64))
 
 
 @dataclass
@@ -172,6 +200,18 @@ class TrainResult:
 
 
 # --- the pieces of a run -----------------------------------------------------------------------------------
+
+def prepare_data(config: TrainConfig) -> tuple[CharVocab, np.ndarray, np.ndarray]:
+    """The corpus's vocabulary and its training and validation ids; ConfigError if a window does not fit."""
+    text = load_text(config.corpus)
+    vocab = CharVocab.from_text(text)
+    train_ids, val_ids = train_val_split(vocab.encode(text), config.val_fraction)
+    for part, ids in (("training", train_ids), ("validation", val_ids)):
+        if len(ids) <= config.seq_len:
+            raise ConfigError(f"seq_len={config.seq_len} does not fit in the {part} text ({len(ids):,} "
+                              "characters): use a shorter seq_len")
+    return vocab, train_ids, val_ids
+
 
 def batch_at(train_ids: np.ndarray, config: TrainConfig, step: int) -> tuple[np.ndarray, np.ndarray]:
     """Step ``step``'s (inputs, targets): a function of (seed, step) alone, so resuming needs no RNG state."""
@@ -238,11 +278,12 @@ def sample(model: CharModel, vocab: CharVocab, prompt: str, length: int = 200, t
 
 
 def plot_losses(history: History, path: str | Path, baseline: float | None = None) -> Path:
-    """Draw the loss curve (training batches, their moving average, validation, the baseline) to a PNG."""
+    """Draw the loss curve (training batches, their moving average, validation, the baseline) to a PNG.
+
+    The file is written atomically (see `write_atomically`); parent directories are created.
+    """
     from matplotlib.figure import Figure  # lazily: matplotlib is optional, and no pyplot, no global backend
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     figure = Figure(figsize=(7.5, 4.2), dpi=120, layout="constrained")
     axes = figure.add_subplot()
     steps = np.arange(1, history.step + 1)
@@ -263,41 +304,43 @@ def plot_losses(history: History, path: str | Path, baseline: float | None = Non
     axes.set_title("Character-level LSTM on the shipped text")
     axes.grid(alpha=0.3)
     axes.legend(frameon=False)
-    figure.savefig(path)
-    return path
+    return write_atomically(path, lambda file: figure.savefig(file, format="png"))
 
 
 # --- the run -----------------------------------------------------------------------------------------------
 
-def train(config: TrainConfig, *, resume: bool = False, verbose: bool = True) -> TrainResult:
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False, verbose: bool = True
+          ) -> TrainResult:
     """Train a `CharModel` on ``config.corpus`` for ``config.steps`` steps in all (counting resumed ones).
 
     With ``config.checkpoint`` the run is saved after every evaluation, at the end and on Ctrl-C; a fresh run
-    refuses to overwrite an existing checkpoint. ``resume=True`` loads it and goes on to ``config.steps``;
+    refuses to replace an existing checkpoint unless ``overwrite=True`` (the old file then stays whole until
+    the first save replaces it). ``resume=True`` loads it and goes on to ``config.steps``;
     the checkpoint's configuration must agree with ``config`` except in `TrainConfig.RESUMABLE` fields.
     Raises CheckpointError for a missing, damaged or mismatched checkpoint.
     """
     say = _printer(verbose)
-    text = load_text(config.corpus)
-    vocab = CharVocab.from_text(text)
-    train_ids, val_ids = train_val_split(vocab.encode(text), config.val_fraction)
+    vocab, train_ids, val_ids = prepare_data(config)
     model = CharModel.for_config(config, vocab.size)
     optimizer = Adam(model.parameters(), lr=config.lr)
     history = History()
+    if resume and overwrite:
+        raise ValueError("resume and overwrite contradict each other: go on with the checkpoint, or replace it")
     if resume:
         if config.checkpoint is None:
             raise CheckpointError("resuming needs a checkpoint path")
         history = _restore(load_checkpoint(config.checkpoint), config, vocab, model, optimizer)
-        say(f"resuming from {config.checkpoint} at step {history.step}")
-    elif config.checkpoint is not None and Path(config.checkpoint).exists():
-        raise CheckpointError(f"{config.checkpoint} already exists; resume from it (--resume) or choose "
+        say(f"resuming from {config.checkpoint} at step {history.step}"
+            + (f"; steps={config.steps}, so nothing is left to train" if history.step >= config.steps else ""))
+    elif config.checkpoint is not None and Path(config.checkpoint).exists() and not overwrite:
+        raise CheckpointError(f"{config.checkpoint} already exists; resume from it, overwrite it, or choose "
                               "another checkpoint path")
 
     unigram = unigram_cross_entropy(train_ids, val_ids, vocab.size)
     say(f"{config.corpus}: {len(train_ids):,} training and {len(val_ids):,} validation characters, "
         f"{vocab.size} distinct; model of {model.parameter_count:,} parameters")
     say(f"unigram baseline (character frequencies, no context): {unigram:.3f} nats per character")
-    if history.step == 0:
+    if not history.val_steps:  # the untrained model's loss: where the curve starts
         history.val_steps.append(0)
         history.val_loss.append(evaluate(model, val_ids, config.seq_len))
 
@@ -318,8 +361,13 @@ def train(config: TrainConfig, *, resume: bool = False, verbose: bool = True) ->
         while history.step < config.steps and not interrupted():
             inputs, targets = batch_at(train_ids, config, history.step)
             started = time.perf_counter()
-            history.train_loss.append(train_step(model, optimizer, inputs, targets, config.clip_norm))
+            loss = train_step(model, optimizer, inputs, targets, config.clip_norm)
             seconds += time.perf_counter() - started
+            if not math.isfinite(loss):  # the weights are lost too; the checkpoint holds the last good ones
+                kept = f"; {config.checkpoint} keeps step {saved_at}" if saved_at is not None else ""
+                raise TrainingDiverged(f"the training loss became {loss} at step {history.step + 1}{kept}. "
+                                       "A lower learning rate may help")
+            history.train_loss.append(loss)
             speed = (history.step - first_step) * chars_per_step / seconds
             if bar is not None:
                 bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", chars_per_s=f"{speed:,.0f}",
@@ -356,9 +404,14 @@ def _restore(checkpoint: Checkpoint, config: TrainConfig, vocab: CharVocab, mode
     if checkpoint.vocab != vocab:
         raise CheckpointError(f"{source} has a vocabulary of {checkpoint.vocab.size} characters that differs "
                               f"from the corpus's ({vocab.size}); was the corpus changed?")
-    history = History.from_arrays(checkpoint.history)
-    if history.step != checkpoint.step:
-        raise CheckpointError(f"{source} is inconsistent: step {checkpoint.step} but {history.step} losses")
+    try:
+        history = History.from_arrays(checkpoint.history)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{source} holds a damaged loss history ({error})") from None
+    if history.step != checkpoint.step or len(history.val_steps) != len(history.val_loss):
+        raise CheckpointError(f"{source} is inconsistent: step {checkpoint.step}, {history.step} training "
+                              f"losses, {len(history.val_steps)} validation steps and {len(history.val_loss)} "
+                              "validation losses")
     try:
         model.load_state_dict(checkpoint.model)
         optimizer.load_state_dict(checkpoint.optimizer)
@@ -397,8 +450,10 @@ def _progress(total: int, initial: int, verbose: bool) -> Iterator[Any]:
 
 @contextlib.contextmanager
 def _one_blas_thread() -> Iterator[None]:
-    """Run BLAS on one thread: our matrices are small, and threads then cost more in hand-offs than they save
-    (2-4x slower on two cores). Needs threadpoolctl; without it, nothing changes."""
+    """Run BLAS on one thread: our matrices are small, so on two idle cores a second thread gains nothing
+    (30 ms a default training step either way), and when another process keeps one core busy, OpenBLAS's
+    waiting threads make a step about 6x slower (180 ms). Needs threadpoolctl; without it, nothing changes
+    (OPENBLAS_NUM_THREADS=1 in the environment does the same)."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:

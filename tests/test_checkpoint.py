@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -10,7 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from lstm.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from lstm.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint, write_atomically
 from lstm.data import CharVocab
 
 
@@ -140,3 +142,33 @@ def test_the_file_is_an_ordinary_zip_of_npy_arrays(tmp_path):
     with zipfile.ZipFile(path) as archive:
         assert "meta.npy" in archive.namelist()
         assert archive.testzip() is None
+
+
+def test_a_meta_entry_without_step_or_configuration_is_refused(tmp_path):
+    arrays = make_checkpoint().to_arrays()
+    arrays["meta"] = np.array('{"format": "backprop-lens checkpoint", "version": 1}')
+    np.savez(tmp_path / "no_step.npz", **arrays)
+    with pytest.raises(CheckpointError, match="damaged 'meta' entry"):
+        load_checkpoint(tmp_path / "no_step.npz")
+
+
+def test_files_get_the_usual_permissions_not_the_temporary_files(tmp_path):
+    umask = os.umask(0o027)
+    try:
+        path = save_checkpoint(tmp_path / "run.npz", make_checkpoint())
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # 0o666 less the umask, as open() would make it
+
+
+def test_write_atomically_names_the_path_it_cannot_write(tmp_path):
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    target = tmp_path / "blocker" / "run.npz"
+    with pytest.raises(OSError) as caught:
+        write_atomically(target, lambda file: file.write(b"never written"))
+    assert caught.value.filename == str(target)
+    with pytest.raises(OSError) as caught:  # a directory in the way of the rename
+        (tmp_path / "taken").mkdir()
+        write_atomically(tmp_path / "taken", lambda file: file.write(b"never written"))
+    assert caught.value.filename == str(tmp_path / "taken")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "taken"]

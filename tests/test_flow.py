@@ -123,11 +123,11 @@ def test_table_lists_every_step_and_layer():
 
 
 def test_plot_returns_a_figure_and_writes_a_png(tmp_path):
-    pytest.importorskip("matplotlib")
     flow = gradient_flow(LSTM(1, 4, 2), np.ones((6, 1, 1)))
-    path = tmp_path / "flow.png"
+    path = tmp_path / "plots" / "flow.png"
     figure = flow.plot(path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in path.parent.iterdir()] == ["flow.png"]  # written atomically: no temporary left
     axes = figure.axes[0]
     assert len(axes.lines) == 4 and axes.get_yscale() == "log"
     assert flow.plot() is not figure

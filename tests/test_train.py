@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import signal
 from dataclasses import replace
@@ -10,8 +12,18 @@ import numpy as np
 import pytest
 
 import lstm.train
-from lstm.checkpoint import CheckpointError, load_checkpoint
-from lstm.train import CharModel, History, TrainConfig, evaluate, plot_losses, sample, train
+from lstm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lstm.train import (
+    CharModel,
+    ConfigError,
+    History,
+    TrainConfig,
+    TrainingDiverged,
+    evaluate,
+    plot_losses,
+    sample,
+    train,
+)
 
 # Small enough that a few dozen steps take a second or two.
 TINY = TrainConfig(hidden_size=16, embedding_size=8, seq_len=16, batch_size=8, steps=20, eval_interval=5,
@@ -132,3 +144,77 @@ def test_the_loss_curve_is_a_png(tmp_path):
                       val_loss=[4.3, 2.9, 2.1])
     path = plot_losses(history, tmp_path / "plots" / "loss.png", baseline=3.1)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_run_stopped_before_its_first_step_resumes_to_the_same_curve(tmp_path, monkeypatch):
+    path = str(tmp_path / "run.npz")
+    real_progress = lstm.train._progress
+
+    @contextlib.contextmanager
+    def interrupt_at_once(*args):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C before step 1 begins
+        with real_progress(*args) as bar:
+            yield bar
+
+    monkeypatch.setattr(lstm.train, "_progress", interrupt_at_once)
+    stopped = train(replace(TINY, checkpoint=path), verbose=False)
+    monkeypatch.undo()
+    assert stopped.interrupted and stopped.step == 0 and load_checkpoint(path).step == 0
+    resumed = train(replace(TINY, checkpoint=path), resume=True, verbose=False)
+    assert resumed.history.val_steps == [0, 5, 10, 15, 20]  # the untrained model measured once, not twice
+    assert_same_run(train(TINY, verbose=False), resumed)
+
+
+def test_overwrite_replaces_a_checkpoint_only_when_asked(tmp_path):
+    path = str(tmp_path / "run.npz")
+    train(replace(TINY, steps=5, checkpoint=path), verbose=False)
+    with pytest.raises(CheckpointError, match="already exists"):
+        train(replace(TINY, steps=3, checkpoint=path), verbose=False)
+    train(replace(TINY, steps=3, checkpoint=path), overwrite=True, verbose=False)
+    assert load_checkpoint(path).step == 3
+    with pytest.raises(ValueError, match="contradict"):
+        train(replace(TINY, checkpoint=path), resume=True, overwrite=True, verbose=False)
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    path = str(tmp_path / "run.npz")
+    real_step = lstm.train.train_step
+    calls = []
+
+    def diverge_at_step_8(*args):
+        calls.append(1)
+        loss = real_step(*args)
+        return math.nan if len(calls) == 8 else loss
+
+    monkeypatch.setattr(lstm.train, "train_step", diverge_at_step_8)
+    with pytest.raises(TrainingDiverged, match=r"became nan at step 8; .*run.npz keeps step 5"):
+        train(replace(TINY, checkpoint=path), verbose=False)
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.step == 5 and np.isfinite(checkpoint.history["train_loss"]).all()
+
+
+def test_windows_longer_than_the_text_are_refused_before_training():
+    with pytest.raises(ConfigError, match="seq_len=100000 does not fit in the validation text"):
+        train(replace(TINY, seq_len=100_000), verbose=False)
+
+
+def test_numpy_integers_in_the_configuration_survive_a_checkpoint(tmp_path):
+    path = str(tmp_path / "run.npz")
+    config = replace(TINY, steps=np.int64(3), seed=np.int64(2), checkpoint=path)
+    train(config, verbose=False)
+    saved = load_checkpoint(path).config
+    assert saved["steps"] == 3 and saved["seed"] == 2 and type(saved["seed"]) is int
+
+
+def test_a_damaged_loss_history_is_a_checkpoint_error(tmp_path):
+    path = tmp_path / "run.npz"
+    train(replace(TINY, steps=5, checkpoint=str(path)), verbose=False)
+    checkpoint = load_checkpoint(path)
+    checkpoint.history["val_loss"] = checkpoint.history["val_loss"][:1]
+    save_checkpoint(path, checkpoint)
+    with pytest.raises(CheckpointError, match="inconsistent"):
+        train(replace(TINY, checkpoint=str(path)), resume=True, verbose=False)
+    checkpoint.history["train_loss"] = np.array("not numbers")
+    save_checkpoint(path, checkpoint)
+    with pytest.raises(CheckpointError, match="damaged loss history"):
+        train(replace(TINY, checkpoint=str(path)), resume=True, verbose=False)

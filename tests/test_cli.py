@@ -1,0 +1,320 @@
+"""The command line, run as users run it: ``python -m lstm ...`` in a subprocess, in a scratch directory.
+
+Every subcommand, its ``--help``, bad arguments (one line on stderr, exit status 2), damaged or mismatched
+checkpoints, unwritable outputs, and a training run that is interrupted with SIGINT and resumed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autograd import Value
+from lstm.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+# A model and run small enough that a training subprocess takes a second or two.
+TINY = ["--hidden-size", "8", "--embedding-size", "4", "--seq-len", "8", "--batch-size", "4", "--lr", "0.01",
+        "--eval-interval", "5", "--sample-length", "30"]
+TIMEOUT = 120  # seconds; far above the few each command takes, so only a hang trips it
+
+
+def environment() -> dict[str, str]:
+    """The package importable from any directory, output unbuffered (so a test can read it as it comes), and
+    BLAS on one thread: its threads spin on a core that another process is using, and slow it severalfold."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lstm", *args], cwd=cwd, env=environment(),
+                          capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], status: int, *fragments: str) -> None:
+    """The failure a user should see: the status, and one line on stderr that says what is wrong."""
+    assert result.returncode == status, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("backprop-lens: error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def is_svg(path: Path) -> bool:
+    data = path.read_bytes()
+    return data.startswith(b"<?xml") and b"<svg" in data[:1000]
+
+
+def only_files(directory: Path) -> list[str]:
+    """The names in ``directory``: no temporary file may be left behind by an atomic write."""
+    return sorted(path.name for path in directory.iterdir())
+
+
+# --- help and bad arguments --------------------------------------------------------------------------------
+
+COMMANDS = ["demo", "graph", "compare", "explain", "train"]
+
+
+def test_the_help_lists_every_command(tmp_path):
+    result = cli("--help", cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == ""
+    assert re.findall(r"^    (\w+)  ", result.stdout, flags=re.MULTILINE) == COMMANDS
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(tmp_path, command):
+    result = cli(command, "--help", cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.startswith(f"usage: backprop-lens {command} ")
+    assert only_files(tmp_path) == []  # --help writes nothing
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ([], "required: COMMAND"),
+    (["draw"], "invalid choice: 'draw'"),
+    (["graph", "--steps", "0"], "--steps: must be a positive integer, got '0'"),
+    (["graph", "--view", "sideways"], "--view: invalid choice"),
+    (["graph", "--output", "graph.txt"], "cannot tell the format"),
+    (["graph", "--output", "graph.svg", "--format", "png"], "does not match --format png"),
+    (["graph", "--hidden-size", "200", "--steps", "20"], "use smaller sizes, or --tensor"),
+    (["graph", "--tensor", "--steps", "40", "--collapse", "none", "--max-nodes", "50"], "--max-nodes"),
+    (["compare", "--tolerance", "-1"], "--tolerance: must be a positive number"),
+    (["compare", "--hidden-size", "64", "--steps", "50", "--no-scalar"], "or --no-finite-differences"),
+    (["explain", "a*b", "a=2"], "'b' has no value"),
+    (["explain", "a*", "a=2"], "cannot read the expression"),
+    (["explain", "a*b", "a=2", "b=x"], "expected NAME=VALUE"),
+    (["explain", "__import__('os')"], "cannot explain"),
+    (["explain", "log(a)", "a=-1"], "cannot evaluate"),
+    (["train", "--lr", "nan"], "--lr: must be a positive number, got 'nan'"),
+    (["train", "--resume", "--overwrite"], "contradict"),
+    (["train", "--prompt", "\u2603"], "characters the corpus does not"),
+    (["train", "--seq-len", "1000000"], "seq_len=1000000 does not fit"),
+    (["train", "--resume"], "no checkpoint at out/train/checkpoint.npz"),
+])
+def test_bad_arguments_give_one_line_and_status_2(tmp_path, args, fragment):
+    result = cli(*args, cwd=tmp_path)
+    assert_one_line_error(result, 2, fragment)
+    assert result.stdout == "" and "Traceback" not in result.stderr
+
+
+# --- graph, compare, explain, demo ---------------------------------------------------------------------------
+
+def test_graph_writes_the_file_asked_for(tmp_path):
+    result = cli("graph", "--output", "drawings/forward.svg", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(Path("drawings/forward.svg"))
+    assert is_svg(tmp_path / "drawings" / "forward.svg")
+
+    result = cli("graph", "--tensor", "--steps", "3", "--view", "backward", "--roll-up", "--format", "png",
+                 "--output", "drawings/backward", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "drawings" / "backward.png").read_bytes()[:8] == PNG
+    assert only_files(tmp_path / "drawings") == ["backward.png", "forward.svg"]
+
+
+def test_graph_without_an_output_writes_to_out(tmp_path):
+    result = cli("graph", "--format", "dot", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "graph_forward.gv").read_text().startswith("digraph")
+
+
+def test_an_output_that_cannot_be_written_is_named(tmp_path):
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    result = cli("graph", "--output", "blocker/graph.gv", cwd=tmp_path)
+    assert_one_line_error(result, 1, "blocker")
+    assert only_files(tmp_path) == ["blocker"]
+
+
+def test_compare_exit_status_says_whether_the_checks_pass(tmp_path):
+    sizes = ["--input-size", "2", "--hidden-size", "3", "--steps", "3", "--batch", "2"]
+    passed = cli("compare", *sizes, cwd=tmp_path)
+    assert passed.returncode == 0, passed.stderr
+    assert "ScalarLSTM (Value)" in passed.stdout and passed.stdout.rstrip().endswith("all passed")
+    # A finite-difference step of 0.5 is far too coarse for a tolerance of 1e-9: those checks must fail.
+    failed = cli("compare", *sizes, "--no-scalar", "--eps", "0.5", "--fd-tolerance", "1e-9", "--format",
+                 "markdown", cwd=tmp_path)
+    assert failed.returncode == 1 and failed.stderr == ""
+    assert "ScalarLSTM" not in failed.stdout and "|" in failed.stdout and "FAILED" in failed.stdout
+
+
+def test_explain_gives_the_engines_numbers(tmp_path):
+    result = cli("explain", "tanh(a*b + c)", "a=2", "b=-3", "c=1", "--precision", "12", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    a, b, c = Value(2.0, label="a"), Value(-3.0, label="b"), Value(1.0, label="c")
+    loss = (a * b + c).tanh()
+    loss.backward()
+    # The last number on each "dL/dx = ... = number" line is the gradient the explanation arrives at.
+    explained = {name: float(number) for name, number in
+                 re.findall(r"^\s*dL/d(\w+) = .* = (\S+)$", result.stdout, flags=re.MULTILINE)}
+    assert explained.keys() >= {"a", "b", "c"}
+    for name, leaf in (("a", a), ("b", b), ("c", c)):  # 12 digits shown, so equal to 1e-11 relative
+        assert explained[name] == pytest.approx(leaf.grad, rel=1e-11)
+    forward = re.search(r"^\s*L = tanh\(\w+\) = (\S+)$", result.stdout, flags=re.MULTILINE)
+    assert forward and float(forward.group(1)) == pytest.approx(loss.data, rel=1e-11)
+
+
+def test_explain_without_an_expression_explains_a_tiny_lstm(tmp_path):
+    result = cli("explain", "--format", "markdown", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for stage in ("input gate", "forget gate", "cell candidate", "output gate"):  # the cell, stage by stage
+        assert f"t=0 / layer 0 / {stage}" in result.stdout
+
+
+def test_demo_draws_compares_measures_and_says_where_the_files_are(tmp_path):
+    result = cli("demo", "--out", "demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "all passed" in result.stdout and "gradient flow through time" in result.stdout
+    listed = result.stdout.split("Files:")[1].split()
+    expected = [f"{kind}_{view}.{fmt}" for kind in ("scalar", "lstm") for view in ("forward", "backward")
+                for fmt in ("png", "svg")] + ["gradient_flow.png"]
+    assert sorted(Path(path).name for path in listed) == sorted(expected)
+    assert only_files(tmp_path / "demo") == sorted(expected)
+    for path in listed:
+        assert (tmp_path / path).read_bytes()[:8] == PNG if path.endswith(".png") else is_svg(tmp_path / path)
+
+
+def test_the_console_script_is_installed_with_the_package(tmp_path):
+    script = Path(sys.executable).parent / "backprop-lens"
+    result = subprocess.run([str(script), "explain", "a*b", "a=2", "b=3"], cwd=tmp_path, env=environment(),
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert "dL/da" in result.stdout
+
+
+# --- train, checkpoints, resuming --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory) -> Path:
+    """A tiny training run of 20 steps that nothing interrupted: the reference for the resumed runs."""
+    directory = tmp_path_factory.mktemp("straight")
+    result = cli("train", *TINY, "--steps", "20", "--out", "run", cwd=directory)
+    assert result.returncode == 0, result.stderr
+    return directory / "run"
+
+
+def assert_same_run(checkpoint: Path, reference: Path) -> None:
+    """Bitwise the same: every loss of the curve and every weight and optimizer moment."""
+    a, b = load_checkpoint(checkpoint), load_checkpoint(reference)
+    assert a.step == b.step
+    for group in ("history", "model", "optimizer"):
+        left, right = getattr(a, group), getattr(b, group)
+        assert left.keys() == right.keys()
+        for name in left:
+            np.testing.assert_array_equal(left[name], right[name], err_msg=f"{group}/{name}")
+
+
+def test_train_learns_and_writes_checkpoint_curve_and_sample(straight_run):
+    checkpoint = load_checkpoint(straight_run / "checkpoint.npz")
+    assert checkpoint.step == 20 and list(checkpoint.history["val_steps"]) == [0, 5, 10, 15, 20]
+    val_loss = checkpoint.history["val_loss"]
+    assert val_loss[-1] < val_loss[0] - 0.3  # from about log(83) = 4.4 towards the unigram 3.1
+    assert (straight_run / "loss.png").read_bytes()[:8] == PNG
+    sample = (straight_run / "sample.txt").read_text()
+    assert sample.startswith("LOVE, n. ") and len(sample) == len("LOVE, n. ") + 30 + 1
+    assert only_files(straight_run) == ["checkpoint.npz", "loss.png", "sample.txt"]
+
+
+def test_train_reports_the_unigram_baseline_and_speed(tmp_path):
+    result = cli("train", *TINY, "--steps", "3", "--out", "run", "--sample-length", "0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    baseline = re.search(r"unigram baseline ([\d.]+)", result.stdout)
+    assert baseline and 2.5 < float(baseline.group(1)) < 3.5
+    assert re.search(r"training speed [\d,]+ characters per second", result.stdout)
+
+
+def test_resume_continues_to_the_same_curve(tmp_path, straight_run):
+    first = cli("train", *TINY, "--steps", "10", "--out", "run", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.npz").step == 10
+    # Resuming needs no settings but the new length: the rest comes from the checkpoint.
+    resumed = cli("train", "--resume", "--steps", "20", "--out", "run", "--sample-length", "30", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stdout
+    assert_same_run(tmp_path / "run" / "checkpoint.npz", straight_run / "checkpoint.npz")
+    assert (tmp_path / "run" / "sample.txt").read_text() == (straight_run / "sample.txt").read_text()
+
+
+def test_sigint_saves_the_checkpoint_and_resume_gives_the_uninterrupted_curve(tmp_path):
+    """Ctrl-C mid-run, then --resume: the same losses and weights as a run never stopped, bit for bit.
+
+    Bitwise, not merely close, because nothing of the run is lost or recomputed differently: step k's batch
+    depends on (seed, k) alone, the checkpoint holds the float32 weights and Adam moments and the float64
+    losses exactly (.npy is lossless), and the same arithmetic runs on the same inputs. (A machine whose BLAS
+    splits the matrix products differently could change the last bits; this one resumes where it stopped.)
+    """
+    # A run far too long to finish; SIGINT arrives once it has reported step 5.
+    command = [sys.executable, "-m", "lstm", "train", *TINY, "--steps", "100000", "--out", "run"]
+    process = subprocess.Popen(command, cwd=tmp_path, env=environment(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(TIMEOUT, process.kill)  # should the line never come, fail instead of hanging
+    watchdog.start()
+    try:
+        for line in process.stdout:
+            if re.match(r"step\s+5/", line):
+                process.send_signal(signal.SIGINT)
+                break
+        stdout, stderr = process.communicate(timeout=TIMEOUT)
+    finally:
+        watchdog.cancel()
+        process.kill()
+    assert process.returncode == 130, stderr
+    stopped = int(re.search(r"stopped at step (\d+); go on with: backprop-lens train --resume --out run$", stdout,
+                            flags=re.MULTILINE).group(1))
+    assert 5 <= stopped < 100000 and load_checkpoint(tmp_path / "run" / "checkpoint.npz").step == stopped
+    assert only_files(tmp_path / "run") == ["checkpoint.npz"]
+
+    target = str(stopped + 6)
+    resumed = cli("train", "--resume", "--steps", target, "--out", "run", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    straight = cli("train", *TINY, "--steps", target, "--out", "straight", cwd=tmp_path)
+    assert straight.returncode == 0, straight.stderr
+    assert_same_run(tmp_path / "run" / "checkpoint.npz", tmp_path / "straight" / "checkpoint.npz")
+
+
+def test_an_existing_checkpoint_is_kept_unless_overwrite_is_asked(tmp_path, straight_run):
+    (tmp_path / "run").mkdir()
+    checkpoint = tmp_path / "run" / "checkpoint.npz"
+    checkpoint.write_bytes((straight_run / "checkpoint.npz").read_bytes())
+    refused = cli("train", *TINY, "--steps", "3", "--out", "run", cwd=tmp_path)
+    assert_one_line_error(refused, 2, "already exists", "--resume", "--overwrite")
+    assert load_checkpoint(checkpoint).step == 20
+
+    replaced = cli("train", *TINY, "--steps", "3", "--out", "run", "--overwrite", cwd=tmp_path)
+    assert replaced.returncode == 0, replaced.stderr
+    assert load_checkpoint(checkpoint).step == 3
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not a checkpoint"])
+def test_a_damaged_checkpoint_is_refused_in_one_line(tmp_path, straight_run, damage):
+    checkpoint = tmp_path / "saved.npz"
+    data = (straight_run / "checkpoint.npz").read_bytes()
+    if damage == "truncated":
+        checkpoint.write_bytes(data[: len(data) // 2])
+    else:
+        np.savez(checkpoint, weights=np.ones(3))
+    before = checkpoint.read_bytes()
+    result = cli("train", "--resume", "--checkpoint", str(checkpoint), cwd=tmp_path)
+    assert_one_line_error(result, 2, str(checkpoint))
+    assert checkpoint.read_bytes() == before
+
+
+def test_a_checkpoint_of_other_settings_is_refused_in_one_line(tmp_path, straight_run):
+    result = cli("train", "--resume", "--hidden-size", "9", "--checkpoint",
+                 str(straight_run / "checkpoint.npz"), cwd=tmp_path)
+    assert_one_line_error(result, 2, "other settings", "hidden_size: 8 != 9")
+
+
+def test_train_checks_that_it_can_write_before_training(tmp_path):
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    result = cli("train", *TINY, "--steps", "100000", "--out", "blocker/run", cwd=tmp_path)
+    assert_one_line_error(result, 1, "blocker")  # at once, not after training
+    assert result.stdout == ""
