@@ -72,17 +72,28 @@ class AnomalyError(ArithmeticError):
     """Raised under `detect_anomaly` at the first value or gradient that is NaN or infinite."""
 
 
-@contextmanager
-def stage(name: str) -> Iterator[tuple[str, ...]]:
-    """Tag every node created inside with a functional-stage name; stages nest (``t=2 / forget gate``)."""
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"stage name must be a non-empty string, got {name!r}")
-    outer = mode.stage
-    mode.stage = (*outer, name)
-    try:
-        yield mode.stage
-    finally:
-        mode.stage = outer
+class stage:  # lower case: it is used like a function, ``with stage("t=2"):``
+    """Tag every node created inside with a functional-stage name; stages nest (``t=2 / forget gate``).
+
+    A small class rather than a generator-based context manager: an LSTM enters several stages per step, and
+    this costs a fraction of a generator's setup.
+    """
+
+    __slots__ = ("name", "outer")
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"stage name must be a non-empty string, got {name!r}")
+        self.name = name
+        self.outer: tuple[str, ...] = ()
+
+    def __enter__(self) -> tuple[str, ...]:
+        self.outer = mode.stage
+        mode.stage = (*self.outer, self.name)
+        return mode.stage
+
+    def __exit__(self, *exception: object) -> None:
+        mode.stage = self.outer
 
 
 @contextmanager
@@ -203,31 +214,39 @@ class Backprop:
 
 
 def backpropagate(root: Node, grad: Any = None, *, create_graph: bool = False,
-                  record_branches: bool = False) -> Backprop:
+                  record_branches: bool = False, keep_inner: bool = True) -> Backprop:
     """Apply the chain rule from ``root`` back to every node it depends on.
 
     ``grad`` is dL/d(root) (ones when omitted). With ``create_graph`` every rule runs on nodes, so the
     gradients are themselves graph nodes that can be differentiated again. With ``record_branches`` each
-    edge's contribution is kept, which is what drawings and explanations show at forks.
+    edge's contribution is kept, which is what drawings and explanations show at forks. With
+    ``keep_inner=False`` only the leaves' adjoints are kept: an inner node's is dropped once its rules have
+    used it, so the pass holds one step's gradients at a time rather than the whole graph's.
     """
     seed = root.ones_like(root.data) if grad is None else grad
     if create_graph and not isinstance(seed, Node):
         seed = root.constant(seed)
-    return _backpropagate(root, seed, create_graph, record_branches)
+    return _backpropagate(root, seed, create_graph, record_branches, keep_inner)
 
 
-def _backpropagate(root: Node, seed: Any, create_graph: bool, record_branches: bool) -> Backprop:
+def _backpropagate(root: Node, seed: Any, create_graph: bool, record_branches: bool, keep_inner: bool
+                   ) -> Backprop:
     adjoints: dict[Node, Any] = {root: seed}
     adjoint_of = adjoints.get
+    take = adjoint_of if keep_inner else adjoints.pop  # every consumer of a node comes before it: pop is safe
     branches: dict[Node, list[Branch]] | None = {} if record_branches else None
     fit = root.unbroadcast
     anomaly = mode.anomaly
-    extras = fit is not None or anomaly or record_branches  # checked once per edge; false on the fast path
+    inspect = anomaly or record_branches  # per-edge extras, off on the fast path
+    # Adjoints this pass allocated itself and shares with no one: an op with an in-place rule (indexing) may
+    # add into them, so a tensor read piece by piece gathers its pieces without a full-size term per piece.
+    owned: set[Node] = set()
+    in_place = not (create_graph or inspect)
     for node in reversed(topological_order(root)):
         op = node.op
         if op is None:
             continue
-        g = adjoint_of(node)
+        g = take(node, None)
         if g is None:  # reached only through inputs that need no gradient
             continue
         parents = node.parents
@@ -236,33 +255,42 @@ def _backpropagate(root: Node, seed: Any, create_graph: bool, record_branches: b
         else:
             inputs, out = [parent.data for parent in parents], node.data
         params = node.params
-        for position, parent in enumerate(parents):
+        rules = op.rules
+        add_into = op.add_into if in_place else None
+        position = -1  # counted by hand: enumerate's pairs cost a few percent of the whole pass
+        for parent in parents:
+            position += 1
             if not parent.requires_grad:
                 continue
+            if add_into is not None:
+                total = adjoint_of(parent)
+                if total is None or parent in owned:
+                    adjoints[parent] = add_into(total, g, out, *inputs, **params)
+                    owned.add(parent)
+                    continue
             if op.variadic:
-                term = op.rules[0](g, out, *inputs, position=position, **params)
+                term = rules[0](g, out, *inputs, position=position, **params)
             elif params:
-                term = op.rules[position](g, out, *inputs, **params)
+                term = rules[position](g, out, *inputs, **params)
             else:
-                term = op.rules[position](g, out, *inputs)
-            if extras:
-                term = _inspect(term, node, position, parent, fit, anomaly, branches)
+                term = rules[position](g, out, *inputs)
+            if fit is not None and term.shape != parent.data.shape:  # the input was broadcast: undo it
+                term = fit(term, parent.data.shape)
+            if inspect:
+                _inspect(term, node, position, parent, anomaly, branches)
             previous = adjoint_of(parent)
             adjoints[parent] = term if previous is None else previous + term
     return Backprop(root, adjoints, branches)
 
 
-def _inspect(term: Any, node: Node, position: int, parent: Node, fit: Any, anomaly: bool,
-             branches: dict[Node, list[Branch]] | None) -> Any:
-    """The per-edge work that only some passes ask for: unbroadcasting, anomaly checks, branch records."""
-    if fit is not None:
-        term = fit(term, parent.shape)
+def _inspect(term: Any, node: Node, position: int, parent: Node, anomaly: bool,
+             branches: dict[Node, list[Branch]] | None) -> None:
+    """The per-edge work that only some passes ask for: anomaly checks and branch records."""
     if anomaly and not is_finite(term):
         raise AnomalyError(f"the gradient of {node.op.name} for its input {position} is not finite "
                            f"({_brief(_raw(term))}) at {node.where()}")
     if branches is not None:
         branches.setdefault(parent, []).append(Branch(node, position, term))
-    return term
 
 
 def _raw(x: Any) -> Any:

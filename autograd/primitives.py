@@ -37,6 +37,10 @@ class Primitive:
     domain: str = ""  # what the inputs must satisfy, quoted when a scalar forward rejects them
     variadic: bool = False  # any number of inputs; the rule receives ``position=`` to know which one
     params: tuple[str, ...] = field(default=())  # names of the non-tensor arguments, e.g. ("axis",)
+    # The unary rule in place, for ops whose gradient touches part of the input only (indexing):
+    # ``add_into(total, g, out, x, **params)`` adds the contribution into ``total``, an adjoint array the
+    # reverse pass owns (or None: start one), and returns it. The plain pass uses it; recorded ones use ``rules``.
+    add_into: Rule | None = None
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
@@ -98,7 +102,10 @@ def _scalar_sigmoid(x: float) -> float:
 
 
 def _array_sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+    out = np.tanh(0.5 * x)
+    out += 1.0  # in place: the same numbers as 0.5 * (1.0 + tanh), two arrays fewer
+    out *= 0.5
+    return out
 
 
 def _scalar_exp(x: float) -> float:
@@ -166,7 +173,9 @@ SCALAR_PRIMITIVES = (ADD, SUB, MUL, DIV, POW, NEG, EXP, LOG, SQRT, TANH, SIGMOID
 
 # --- array-only primitives (Tensor) --------------------------------------------------------------------------
 # Shape bookkeeping is written with methods that numpy arrays and Tensors share (reshape, sum, transpose,
-# swapaxes, indexing, @), plus the dispatching helpers below, so these rules too can be recorded.
+# swapaxes, indexing, @), plus the dispatching helpers below, so these rules too can be recorded. Forwards call
+# the array's own methods too (x.sum rather than np.sum): the np.* functions wrap the same methods in a layer
+# of Python that costs as much as the work on a small array.
 
 def broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
     if isinstance(x, Node):
@@ -190,9 +199,31 @@ def _scatter_array(g: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndar
     return out
 
 
+_BASIC_PARTS = (int, np.integer, slice)
+
+
 def _is_basic_index(index: Any) -> bool:
-    parts = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
+    for part in index if type(index) is tuple else (index,):  # a loop, not all(...): this runs once per edge
+        if not (part is None or part is Ellipsis or isinstance(part, _BASIC_PARTS)):
+            return False
+    return True
+
+
+def _getitem_add_into(total: np.ndarray | None, g: Any, out: Any, x: Any, index: Any) -> np.ndarray:
+    """GETITEM's rule in place: add ``g`` into the picked elements of the running adjoint ``total``.
+
+    Its plain rule scatters ``g`` into a fresh zero array of the whole input, so a sequence read one step at a
+    time would cost a full-size array (and a full-size sum) per step; here it costs the step.
+    """
+    if total is None:
+        return _scatter_array(g, index, x.shape)
+    if type(total) is not np.ndarray or total.dtype != g.dtype:  # a numpy scalar (a 0-d sum), or promote
+        total = np.array(total, dtype=np.promote_types(total.dtype, g.dtype))  # as total + term would
+    if _is_basic_index(index):
+        total[index] += g
+    else:
+        np.add.at(total, index, g)  # repeated indices accumulate
+    return total
 
 
 def _kept(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
@@ -218,6 +249,8 @@ def _swap_last(x: Any) -> Any:
 
 
 def _matmul_grad_a(g: Any, out: Any, a: Any, b: Any) -> Any:
+    if a.ndim == b.ndim == 2:  # the common case first: this rule runs once per product per backward pass
+        return g @ b.T
     if b.ndim == 1:  # (..., n, k) @ (k,) -> (..., n)
         return g[..., None] * b
     if a.ndim == 1:  # (k,) @ (..., k, m) -> (..., m)
@@ -226,6 +259,8 @@ def _matmul_grad_a(g: Any, out: Any, a: Any, b: Any) -> Any:
 
 
 def _matmul_grad_b(g: Any, out: Any, a: Any, b: Any) -> Any:
+    if a.ndim == b.ndim == 2:
+        return a.T @ g
     if b.ndim == 1:
         return (_swap_last(a) @ g[..., None])[..., 0] if a.ndim > 1 else g * a
     if a.ndim == 1:
@@ -238,7 +273,7 @@ def _concatenate(*xs: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _concatenate_grad(g: Any, out: Any, *xs: Any, position: int, axis: int) -> Any:
-    start = sum(x.shape[axis] for x in xs[:position])
+    start = sum([x.shape[axis] for x in xs[:position]])
     index = (slice(None),) * (axis % out.ndim) + (slice(start, start + xs[position].shape[axis]),)
     return g[index]
 
@@ -248,16 +283,16 @@ def _mask(x: Any, condition: np.ndarray) -> Any:
 
 
 MATMUL = _binary("matmul", "{a} @ {b}", None, np.matmul, _matmul_grad_a, _matmul_grad_b, "b^T", "a^T")
-SUM = Primitive("sum", "sum({x})", None, lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
+SUM = Primitive("sum", "sum({x})", None, lambda x, axis, keepdims: x.sum(axis, keepdims=keepdims),
                 (lambda g, out, x, axis, keepdims: broadcast_to(_kept(g, x, axis, keepdims), x.shape),),
                 ("1",), params=("axis", "keepdims"))
-MAX = Primitive("max", "max({x})", None, lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
+MAX = Primitive("max", "max({x})", None, lambda x, axis, keepdims: x.max(axis, keepdims=keepdims),
                 (_extremum_grad,), ("1 at the maximum, else 0",), params=("axis", "keepdims"))
-MIN = Primitive("min", "min({x})", None, lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims),
+MIN = Primitive("min", "min({x})", None, lambda x, axis, keepdims: x.min(axis, keepdims=keepdims),
                 (_extremum_grad,), ("1 at the minimum, else 0",), params=("axis", "keepdims"))
-RESHAPE = Primitive("reshape", "reshape({x})", None, lambda x, shape: np.reshape(x, shape),
+RESHAPE = Primitive("reshape", "reshape({x})", None, lambda x, shape: x.reshape(shape),
                     (lambda g, out, x, shape: g.reshape(x.shape),), ("1 (moved)",), params=("shape",))
-TRANSPOSE = Primitive("transpose", "{x}^T", None, lambda x, axes: np.transpose(x, axes),
+TRANSPOSE = Primitive("transpose", "{x}^T", None, lambda x, axes: x.transpose(axes),
                       (lambda g, out, x, axes: g.transpose(None if axes is None else tuple(np.argsort(axes))),),
                       ("1 (moved)",), params=("axes",))
 BROADCAST_TO = Primitive("broadcast_to", "broadcast({x})", None, lambda x, shape: np.broadcast_to(x, shape),
@@ -265,7 +300,7 @@ BROADCAST_TO = Primitive("broadcast_to", "broadcast({x})", None, lambda x, shape
                          params=("shape",))
 GETITEM = Primitive("getitem", "{x}[i]", None, lambda x, index: x[index],
                     (lambda g, out, x, index: scatter(g, index, x.shape),), ("1 at the picked elements",),
-                    params=("index",))
+                    params=("index",), add_into=_getitem_add_into)
 SCATTER = Primitive("scatter", "scatter({x})", None, _scatter_array,
                     (lambda g, out, x, index, shape: g[index],), ("1 at the scattered elements",),
                     params=("index", "shape"))
@@ -275,7 +310,7 @@ WHERE = Primitive("where", "where(c, {a}, {b})", None, lambda a, b, condition: n
                   (lambda g, out, a, b, condition: _mask(g, condition),
                    lambda g, out, a, b, condition: _mask(g, ~condition)),
                   ("1 where c", "1 where not c"), params=("condition",))
-CLIP = Primitive("clip", "clip({x})", None, lambda x, low, high: np.clip(x, low, high),
+CLIP = Primitive("clip", "clip({x})", None, lambda x, low, high: x.clip(low, high),
                  (lambda g, out, x, low, high: _mask(g, (_raw(x) >= low) & (_raw(x) <= high)),),
                  ("1 inside [low, high], else 0",), params=("low", "high"))
 

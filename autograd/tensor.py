@@ -132,7 +132,7 @@ class Tensor(Node):
             grad = as_array(grad, self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"backward(): grad has shape {grad.shape}, but the tensor has {self.shape}")
-        for node, g in core.backpropagate(self, grad).adjoints.items():
+        for node, g in core.backpropagate(self, grad, keep_inner=False).adjoints.items():
             if node.op is None and node.requires_grad:
                 node.grad = np.array(g, dtype=node.dtype) if node.grad is None else node.grad + g
 
@@ -302,16 +302,31 @@ def _lift(x: Any, like: Tensor | None = None) -> Tensor:
 def _axis(axis: Any, x: Tensor, op: str) -> Any:
     if axis is None:
         return None
-    axes = tuple(int(a) for a in np.atleast_1d(axis))
+    single = isinstance(axis, (int, np.integer))  # the common case, spared numpy's conversions
+    axes = (int(axis),) if single else tuple(int(a) for a in np.atleast_1d(axis))
     for a in axes:
         if not -x.ndim <= a < max(x.ndim, 1):
             raise ValueError(f"{op}: axis {a} is out of range for a tensor of shape {x.shape}")
-    return axes[0] if np.ndim(axis) == 0 else axes
+    return axes[0] if single or np.ndim(axis) == 0 else axes
+
+
+_PLAIN_INDEX = (int, slice, type(None), type(Ellipsis))
 
 
 def _index(index: Any) -> Any:
+    """The index numpy should see: ints and slices as given (the common case, checked first), tensors and
+    lists as integer arrays."""
+    if isinstance(index, _PLAIN_INDEX):
+        return index
     if isinstance(index, tuple):
-        return tuple(_index(part) for part in index)
+        for part in index:
+            if not isinstance(part, _PLAIN_INDEX):
+                return tuple(part if isinstance(part, _PLAIN_INDEX) else _array_index(part) for part in index)
+        return index
+    return _array_index(index)
+
+
+def _array_index(index: Any) -> Any:
     if isinstance(index, Tensor):  # tensors hold floats: accept whole numbers as integer indices
         index = index.data
         if not np.array_equal(index, np.round(index)):
@@ -327,34 +342,54 @@ def _index(index: Any) -> Any:
 _new = object.__new__
 
 
-def _apply(op: Primitive, *inputs: Tensor, **params: Any) -> Tensor:
-    """Run one primitive forward on arrays and record the resulting node."""
+def _apply(op: Primitive, a: Tensor, b: Tensor | None = None, **params: Any) -> Tensor:
+    """Run a unary or binary primitive forward on arrays and record the resulting node.
+
+    The inputs are two named arguments rather than ``*inputs``: on small arrays, packing and unpacking
+    argument lists would cost as much as the numpy call itself.
+    """
     try:
-        data = op.array(*[x.data for x in inputs], **params)
+        data = op.array(a.data, **params) if b is None else op.array(a.data, b.data, **params)
     except ValueError as error:
-        shapes = " and ".join(str(x.shape) for x in inputs)
-        raise ValueError(f"{op.name}: shapes {shapes} do not fit together ({error})") from None
+        raise _shape_error(op, (a,) if b is None else (a, b), error) from None
+    if b is None:
+        return _record(op, data, (a,), params, a.requires_grad)
+    return _record(op, data, (a, b), params, a.requires_grad or b.requires_grad)
+
+
+def _record(op: Primitive, data: Any, inputs: tuple[Tensor, ...], params: dict[str, Any], needs_grad: bool
+            ) -> Tensor:
+    """The node holding ``data``: it remembers ``op`` and its inputs when one of them needs a gradient and
+    recording is on; otherwise it is a plain leaf."""
     node = _new(Tensor)
     node.data = data if type(data) is np.ndarray else np.asarray(data)
-    node.grad = None
-    node.label = None
+    node.grad = node.label = None
     node.stage = mode.stage
     node.params = params or _NO_PARAMS
-    if mode.grad_enabled and any(x.requires_grad for x in inputs):
+    if needs_grad and mode.grad_enabled:
         node.op, node.parents, node.requires_grad = op, inputs, True
+        if mode.anomaly:
+            core.check_value(node)
     else:
         node.op, node.parents, node.requires_grad = None, (), False
-    if mode.anomaly and node.op is not None:
-        core.check_value(node)
     return node
+
+
+def _shape_error(op: Primitive, inputs: Sequence[Tensor], error: ValueError) -> ValueError:
+    shapes = " and ".join(str(x.shape) for x in inputs)
+    return ValueError(f"{op.name}: shapes {shapes} do not fit together ({error})")
 
 
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
-    tensors = [_lift(t) for t in tensors]
-    if not tensors:
+    inputs = tuple([_lift(t) for t in tensors])
+    if not inputs:
         raise ValueError("concatenate needs at least one tensor")
-    return _apply(CONCATENATE, *tensors, axis=axis)
+    try:
+        data = CONCATENATE.array(*[x.data for x in inputs], axis=axis)
+    except ValueError as error:
+        raise _shape_error(CONCATENATE, inputs, error) from None
+    return _record(CONCATENATE, data, inputs, {"axis": axis}, any([x.requires_grad for x in inputs]))
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:

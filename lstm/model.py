@@ -12,7 +12,10 @@ Both compute, for every layer and time step, the functional stages of the LSTM c
 where W_k = [W_ik | W_hk | b_ik + b_hk] is gate k's block of rows of the PyTorch parameters, the bias riding
 along as the weight of a constant 1. Every node is tagged with its stage (``t=2 / layer 0 / forget gate``), so
 a drawing shows the stages and the forks: [x_t, h_{t-1}, 1] feeds all four gates, c_t feeds tanh(c_t) and step
-t+1. Weights come from `lstm.hand.init_params`, so one seed gives the same weights to the Tensor LSTM, the
+t+1. `LSTM` makes the four gates' pre-activations with one product, z = [x_t, h_{t-1}, 1] @ W of shape
+(4, B, H), gate by gate, and each gate's stage takes its slice z[k]; so in its graph the fork into the four
+gates sits on z, and the product adds their four gradients up on the way back. `ScalarLSTM` builds every sum
+itself. Weights come from `lstm.hand.init_params`, so one seed gives the same weights to the Tensor LSTM, the
 scalar LSTM and the hand derivation, and state dicts (PyTorch ``nn.LSTM`` names and layout) move between them.
 """
 
@@ -168,12 +171,9 @@ class LSTM(_LSTMBase, Module):
         weights = [self._gate_weights(layer) for layer in range(self.num_layers)]
         hidden: list[list[Tensor]] = [[] for _ in range(self.num_layers)]
         cell: list[list[Tensor]] = [[] for _ in range(self.num_layers)]
-        # A constant x is cut into steps as plain arrays; a differentiable one by indexing, whose backward
-        # scatters each step's gradient into a zero array of the whole x.
-        steps_of_x = x if x.requires_grad else x.data
         for t in range(steps):
             with stage(f"t={t}"):
-                below: Any = steps_of_x[t]
+                below: Any = x[t]  # its gradient, if x needs one, is added into place step by step
                 for layer in range(self.num_layers):
                     with stage(f"layer {layer}"):
                         h[layer], c[layer] = self._cell(weights[layer], below, h[layer], c[layer], ones,
@@ -189,14 +189,26 @@ class LSTM(_LSTMBase, Module):
             h_n.label, c_n.label = "h_n", "c_n"
         return Unrolled(out, h_n, c_n, hidden, cell)
 
-    def _cell(self, weights: list[Tensor], x_t: Any, h_prev: Any, c_prev: Any, ones: Tensor, t: int,
-              layer: int) -> tuple[Tensor, Tensor]:
-        """One step of one layer. One product per gate with its own rows, not one product for all four
-        followed by slicing: a slice's backward scatters into a zero (B, 4H) array per gate, and those four
-        arrays are then summed at the fork, which costs more than four smaller products."""
+    def _cell(self, weight: Tensor, x_t: Any, h_prev: Any, c_prev: Any, ones: Tensor, t: int, layer: int
+              ) -> tuple[Tensor, Tensor]:
+        """One step of one layer.
+
+        One batched product for the four gates rather than four: the (4, K, H) weight gives z gate by gate,
+        (4, B, H), so each gate's slice z[k] is a contiguous block. On the way back the product itself adds the
+        four gates' gradients for [x, h, 1] (no additions at a fork) and the weight gathers one term per step,
+        not four: on small arrays each numpy call costs more than its arithmetic, so fewer calls is what counts.
+        """
         gate_input = concatenate([x_t, h_prev, ones], axis=1)
         gate_input.label = self._name("[x, h, 1]", t, layer)
-        i, f, g, o = (self._gate(gate, gate_input, weight) for gate, weight in zip(GATES, weights))
+        z = gate_input @ weight  # (B, K) @ (4, K, H) -> (4, B, H)
+        z.label = self._name("z", t, layer)
+        activations = []
+        for k, gate in enumerate(GATES):
+            with stage(gate.stage):
+                activation = getattr(z[k], gate.activation)()  # z[k]: the gate's slice, taken in its stage
+                activation.label = gate.letter
+            activations.append(activation)
+        i, f, g, o = activations
         with stage("cell state"):
             c = f * c_prev + i * g
             c.label = self._name("c", t, layer)
@@ -205,26 +217,15 @@ class LSTM(_LSTMBase, Module):
             h.label = self._name("h", t, layer)
         return h, c
 
-    @staticmethod
-    def _gate(gate: Gate, gate_input: Tensor, weight: Tensor) -> Tensor:
-        with stage(gate.stage):
-            activation = getattr(gate_input @ weight, gate.activation)()
-            activation.label = gate.letter
-        return activation
-
-    def _gate_weights(self, layer: int) -> list[Tensor]:
-        """Each gate's (I + H + 1, H) matrix [W_ik | W_hk | b_ik + b_hk]^T, cut once per call."""
+    def _gate_weights(self, layer: int) -> Tensor:
+        """The four gates' (I + H + 1, H) matrices [W_ik | W_hk | b_ik + b_hk]^T, stacked: (4, I + H + 1, H)."""
         with stage(f"layer {layer}"), stage("gate weights"):
             bias = getattr(self, f"bias_ih_l{layer}") + getattr(self, f"bias_hh_l{layer}")
             stacked = concatenate([getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}"),
                                    bias.reshape(-1, 1)], axis=1)
-            size = self.hidden_size
-            weights = []
-            for k, gate in enumerate(GATES):
-                weight = stacked[k * size:(k + 1) * size].T
-                weight.label = f"W_{gate.letter}"
-                weights.append(weight)
-        return weights
+            weight = stacked.reshape(len(GATES), self.hidden_size, -1).swapaxes(1, 2)
+            weight.label = "W"
+        return weight
 
     def _initial_state(self, state: Any, batch: int) -> tuple[list[Any], list[Any]]:
         """Per-layer (B, H) initial states: arrays for constants, indexed nodes for differentiable ones."""

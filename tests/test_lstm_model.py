@@ -292,7 +292,7 @@ def test_every_step_layer_and_stage_is_tagged(model):
         for layer in range(2):
             for name in STAGES:
                 assert (f"t={t}", f"layer {layer}", name) in stages
-    # outside the steps: only cutting the weights per gate, assembling the outputs, and this test's sum
+    # outside the steps: only making the gate weights, assembling the outputs, and this test's sum
     outside = {node.stage for node in nodes
                if node.op is not None and not (node.stage and node.stage[0].startswith("t="))}
     assert outside <= {("layer 0", "gate weights"), ("layer 1", "gate weights"), ("outputs",), ()}
@@ -303,16 +303,41 @@ def test_tensor_lstm_labels_and_forks():
     out, _ = model(np.ones((4, 2, 2)), (np.ones((1, 2, 3)), np.ones((1, 2, 3))))
     edges = consumers(out.sum())
     by_label = {node.label: node for node in edges if node.label}
-    assert {"h[t=2]", "c[t=2]", "[x, h, 1][t=2]", "W_i", "W_f", "W_g", "W_o", "out"} <= set(by_label)
+    assert {"h[t=2]", "c[t=2]", "[x, h, 1][t=2]", "z[t=2]", "W", "out"} <= set(by_label)
     gate_letters = {node.label for node in edges if node.stage[-1:] in {(gate.stage,) for gate in GATES}}
     assert {"i", "f", "g", "o"} <= gate_letters
-    # [x_t, h_{t-1}, 1] feeds the four gates; c_t feeds tanh(c_t) and the next step's cell update;
-    # h_t feeds the next step and the output
-    assert len(edges[by_label["[x, h, 1][t=2]"]]) == 4
+    # [x_t, h_{t-1}, 1] goes into one product with the four gates' weights, z_t, which forks into the four
+    # gate stages: each takes its own slice there and applies its activation
+    gate_input, z = by_label["[x, h, 1][t=2]"], by_label["z[t=2]"]
+    assert edges[gate_input] == [(z, 0)]
+    assert sorted(consumer.stage for consumer, _ in edges[z]) == sorted(("t=2", "layer 0", gate.stage)
+                                                                       for gate in GATES)
+    for piece, _ in edges[z]:
+        assert piece.op.name == "getitem"
+        (activation, _), = edges[piece]
+        assert activation.stage == piece.stage and activation.label in {"i", "f", "g", "o"}
+    # h_{t-1} feeds the next step's four gates (through [x_t, h_{t-1}, 1] and z_t) and the output
+    assert {consumer for consumer, _ in edges[by_label["h[t=1]"]] if consumer.stage[0] == "t=2"} == {gate_input}
+    # c_t feeds tanh(c_t) and the next step's cell update; h_t feeds the next step and the output
     assert sorted(consumer.stage[-1] for consumer, _ in edges[by_label["c[t=2]"]]) == ["cell state",
                                                                                        "hidden state"]
     assert {consumer.stage[0] for consumer, _ in edges[by_label["c[t=2]"]]} == {"t=2", "t=3"}
     assert {consumer.stage[0] for consumer, _ in edges[by_label["h[t=2]"]]} == {"t=3", "outputs"}
+
+
+def test_tensor_lstm_gates_get_their_own_rows_of_the_pytorch_weights():
+    model = LSTM(2, 3)
+    model.load_state_dict({name: np.random.default_rng(1).standard_normal(shape)
+                           for name, shape in parameter_shapes(2, 3).items()})
+    x = np.random.default_rng(2).standard_normal((1, 4, 2))
+    run = model.unroll(x)
+    edges = consumers(run.out.sum())
+    z = next(node for node in edges if node.label == "z[t=0]")
+    p = model.state_dict()
+    expected = x[0] @ p["weight_ih_l0"].T + p["bias_ih_l0"] + p["bias_hh_l0"]  # h0 = 0
+    for k, gate in enumerate(GATES):  # PyTorch's row blocks, in the order i, f, g, o
+        piece = next(node for node, _ in edges[z] if node.stage[-1] == gate.stage)
+        np.testing.assert_allclose(piece.data, expected[:, 3 * k:3 * (k + 1)], rtol=1e-12)
 
 
 def test_scalar_lstm_labels_and_forks():

@@ -924,3 +924,44 @@ def test_repr_mentions_op_label_and_dtype():
     x = Tensor([1.0, 2.0], requires_grad=True, label="x", dtype=np.float32)
     assert "label='x'" in repr(x) and "float32" in repr(x) and "requires_grad=True" in repr(x)
     assert "op='tanh'" in repr(x.tanh())
+
+
+# --- the reverse pass's shortcuts give the plain rules' numbers ---------------------------------------------
+
+def test_indexing_gradients_added_in_place_match_the_plain_scatter_and_add():
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((6, 3, 4)), requires_grad=True)
+    pieces = [x[t] for t in range(6)] + [x[:, 1], x[[0, 0, 5]], x[2:4, :, 1:3], x[...], x[x.data > 0]]
+    loss = sum(((piece * rng.standard_normal(piece.shape)).sum() for piece in pieces), Tensor(0.0))
+    loss = loss + (x * x).sum()  # a dense contribution as well
+    fast = autograd.backpropagate(loss).adjoints[x]
+    plain = autograd.backpropagate(loss, record_branches=True).adjoints[x]  # branch records use the plain rule
+    assert fast.dtype == plain.dtype
+    assert_close(fast, plain)
+
+
+@pytest.mark.parametrize("dtypes", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_indexing_gradients_added_in_place_keep_numpy_type_promotion(dtypes):
+    x = Tensor(np.ones((3, 2)), requires_grad=True, dtype=dtypes[0])
+    weights = Tensor(np.full(2, 0.1), dtype=dtypes[1])
+    loss = sum(((x[t] * weights).sum() for t in range(3)), Tensor(0.0, dtype=np.float32))
+    fast = autograd.backpropagate(loss).adjoints[x]
+    plain = autograd.backpropagate(loss, record_branches=True).adjoints[x]
+    assert fast.dtype == plain.dtype
+    assert_close(fast, plain)
+
+
+def test_zero_dimensional_tensor_indexed_and_used_whole():
+    x = Tensor(2.0, requires_grad=True)
+    (x[()] * 3.0 + x * x + x[()] * 5.0 + x[...] * 7.0).backward()
+    assert_close(x.grad, 3.0 + 2 * 2.0 + 5.0 + 7.0)
+
+
+def test_backward_keeps_only_the_leaves_adjoints_and_the_same_numbers():
+    a, b = Tensor(randn(3, 4), requires_grad=True), Tensor(randn(4), requires_grad=True)
+    loss = ((a * b).tanh() @ b).sum()
+    every = autograd.backpropagate(loss).adjoints
+    leaves = autograd.backpropagate(loss, keep_inner=False).adjoints
+    assert set(leaves) == {node for node in every if node.op is None}
+    for node, g in leaves.items():
+        assert_close(g, every[node])
