@@ -260,7 +260,8 @@ def _summary(raw: Any, precision: int, latex: bool) -> str:
 
 # --- the primitive table's symbols and formulas, with names filled in ---------------------------------------
 
-_VARIABLE = re.compile(r"\b(x|a|b|out)\b")
+_VARIABLE = re.compile(r"\b(x|a|b|out|g)\b")
+_VARIABLE_G = re.compile(r"\bg\b")
 
 
 def operand_names(node: Node, position: int, names: dict[Node, str]) -> dict[str, str]:
@@ -353,6 +354,12 @@ class Term:
     @property
     def formula(self) -> str:
         return fill(self.template, self.operands)
+
+    @property
+    def whole(self) -> bool:
+        """The formula names the upstream gradient ``g``: it is the whole branch term (matmul's ``a^T @ g``),
+        not a factor that multiplies the upstream gradient."""
+        return _VARIABLE_G.search(self.template) is not None
 
     @property
     def summed(self) -> bool:
@@ -660,6 +667,10 @@ class _TextStyle:
     def formula(self, term: Term) -> str:
         return term.formula
 
+    def whole(self, term: Term, upstream: str) -> str:
+        """A formula that is the whole branch term, with ``upstream`` written for ``g``."""
+        return fill(term.template, {**term.operands, "g": upstream})
+
     def expression(self, node: Node) -> str:
         return expression(node, self.names)
 
@@ -690,6 +701,10 @@ class _LatexStyle(_TextStyle):
 
     def formula(self, term: Term) -> str:
         return latex_formula(term.template, term.operands)
+
+    def whole(self, term: Term, upstream: str) -> str:
+        named = {variable: latex_name(name) for variable, name in term.operands.items()}
+        return _latex(term.template, {**named, "g": upstream})
 
     def expression(self, node: Node) -> str:
         return latex_expression(node, self.names)
@@ -725,7 +740,8 @@ def _equation(step: Step, style: _TextStyle) -> list[list[str]]:
     def abridged(summands: list[str]) -> list[str]:
         return summands[:-2] + [style.more(left_out)] + summands[-2:] if left_out else summands
 
-    symbols = [style.adjoint(term.operands["out"]) + style.times + style.partial(term.operands["out"], step.name)
+    symbols = [style.whole(term, style.adjoint(term.operands["out"])) if term.whole else
+               style.adjoint(term.operands["out"]) + style.times + style.partial(term.operands["out"], step.name)
                for term in terms]
     parts = [lhs, abridged(symbols), abridged([_product(term, style) for term in terms])]
     values = [term.value for term in terms]
@@ -741,6 +757,9 @@ def _equation(step: Step, style: _TextStyle) -> list[list[str]]:
 
 def _product(term: Term, style: _TextStyle) -> str:
     """``upstream · (local formula = its value)``, the chain rule along one branch."""
+    if term.whole:
+        product = style.whole(term, style.number(term.upstream))
+        return style.summed(product, np.shape(term.value)) if term.summed else product
     local = style.formula(term)
     if _is_number(term.formula.strip("()")):  # a constant, (-2) among them: written once, bracketed once
         local = local[1:-1] if local.startswith("(") and local.endswith(")") else local

@@ -6,7 +6,9 @@ into its input, where ``g`` is the upstream gradient dL/d(out). Rules use arithm
 so one rule runs on floats (the fast path), on numpy arrays, and on Values or Tensors when the backward pass is
 itself recorded (``create_graph=True``). Broadcasting is undone once, in the core, never in a rule.
 
-Formula texts name the inputs ``x`` (unary) or ``a``, ``b`` (binary), and the output ``out``.
+Formula texts name the inputs ``x`` (unary) or ``a``, ``b`` (binary), and the output ``out``. A formula that
+names ``g``, the upstream gradient, is the whole branch term rather than a factor of it: matrix products do not
+commute, so matmul's rules say on which side the upstream gradient goes (``g @ b^T``, ``a^T @ g``).
 """
 
 from __future__ import annotations
@@ -282,7 +284,8 @@ def _mask(x: Any, condition: np.ndarray) -> Any:
     return x * condition.astype(_raw(x).dtype)
 
 
-MATMUL = _binary("matmul", "{a} @ {b}", None, np.matmul, _matmul_grad_a, _matmul_grad_b, "b^T", "a^T")
+MATMUL = _binary("matmul", "{a} @ {b}", None, np.matmul, _matmul_grad_a, _matmul_grad_b, "g @ b^T",
+                "a^T @ g")
 SUM = Primitive("sum", "sum({x})", None, lambda x, axis, keepdims: x.sum(axis, keepdims=keepdims),
                 (lambda g, out, x, axis, keepdims: broadcast_to(_kept(g, x, axis, keepdims), x.shape),),
                 ("1",), params=("axis", "keepdims"))
