@@ -20,6 +20,7 @@ from autograd.core import (
 )
 from autograd.draw import GraphTooLargeError, GraphvizNotFoundError, draw, render
 from autograd.explain import Explanation, explain
+from autograd.frames import Frames, step_through
 from autograd.functions import cross_entropy, log_softmax, mse, softmax, split, stack
 from autograd.tensor import Tensor, concatenate, where
 from autograd.value import Constant, Value
@@ -30,6 +31,7 @@ __all__ = [
     "Branch",
     "Constant",
     "Explanation",
+    "Frames",
     "GradcheckResult",
     "GraphTooLargeError",
     "GraphvizNotFoundError",
@@ -53,5 +55,6 @@ __all__ = [
     "no_grad",
     "render",
     "stage",
+    "step_through",
     "zero_grad",
 ]

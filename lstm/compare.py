@@ -63,7 +63,7 @@ class Comparison:
     settings: dict[str, Any]
     methods: tuple[str, ...]
     quantities: tuple[str, ...]
-    results: dict[str, dict[str, np.ndarray]]
+    results: dict[str, dict[str, np.ndarray]] = field(repr=False)  # arrays: the table is what to look at
     differences: dict[tuple[str, str], Difference] = field(repr=False)
 
     @property
@@ -127,6 +127,9 @@ class Comparison:
                  "|" + "|".join([":---"] + ["---:"] * (len(rows[0]) - 1)) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
         return "\n".join([*lines, "", *(f"{note}  " for note in self.notes())])
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))  # IPython's plain-text view: the table, not the dataclass fields
 
     def _repr_html_(self) -> str:
         rows = self.rows()

@@ -1,0 +1,628 @@
+"""Drawings: the DOT they write (nodes, clusters, fork sums, edge labels, boxes, the guard and its advice), the
+images Graphviz makes of them, the step-through frames, and what happens without Graphviz's `dot`.
+
+The DOT text is parsed back (a small parser for what the `graphviz` package writes) and its numbers are
+checked against the engine's own reverse pass.
+"""
+
+from __future__ import annotations
+
+import ast
+import html
+import io
+import math
+import os
+import re
+import struct
+import sys
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass, field
+
+import graphviz
+import numpy as np
+import pytest
+
+import autograd
+from autograd import GraphTooLargeError, GraphvizNotFoundError, Tensor, Value, draw, render, stage, step_through
+from autograd.core import backpropagate, grad, topological_order
+from autograd.draw import BACKWARD_FILL, FORK_BORDER, GRADIENT, PENDING, DotWriter, mimebundle
+from autograd.explain import format_number, local_derivative
+from autograd.scene import Box, Proxy, Scene
+
+# --- reading DOT back ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    label: str | None
+    attrs: dict[str, str] = field(default_factory=dict)
+    members: list[str] = field(default_factory=list)
+    children: list[Cluster] = field(default_factory=list)
+
+    def walk(self, path: tuple[str, ...] = ()):
+        yield path, self
+        for child in self.children:
+            yield from child.walk((*path, child.label))
+
+
+@dataclass
+class Dot:
+    graph: dict[str, str]
+    nodes: dict[str, dict[str, str]]
+    edges: list[tuple[str, str, dict[str, str]]]
+    root: Cluster
+
+    def clusters(self) -> dict[tuple[str, ...], Cluster]:
+        return {path: cluster for path, cluster in self.root.walk() if path}
+
+    def where(self, node_id: str) -> tuple[str, ...]:
+        return next(path for path, cluster in self.root.walk() if node_id in cluster.members)
+
+    def named(self, name: str) -> tuple[str, dict[str, str]]:
+        """The node whose label starts with ``name`` in bold (a node's own name)."""
+        found = [(key, attrs) for key, attrs in self.nodes.items()
+                 if attrs.get("label", "").startswith(f"<B>{name}</B>")]
+        assert len(found) == 1, f"{len(found)} nodes named {name!r}"
+        return found[0]
+
+    def between(self, tail: str, head: str) -> list[dict[str, str]]:
+        return [attrs for t, h, attrs in self.edges if (t, h) == (tail, head)]
+
+
+def parse(source: str) -> Dot:
+    root = Cluster(None)
+    stack = [root]
+    dot = Dot({}, {}, [], root)
+    for line in source.splitlines():
+        line = line.strip()
+        if line.startswith("digraph") or not line:
+            continue
+        if line.startswith("subgraph"):
+            cluster = Cluster(None)
+            stack[-1].children.append(cluster)
+            stack.append(cluster)
+        elif line == "}":
+            stack.pop()
+        elif line.startswith("graph ["):
+            dot.graph.update(attributes(line[len("graph ["):-1]))
+        elif line.startswith(("node [", "edge [")):
+            continue
+        elif match := re.fullmatch(r"(\w+) -> (\w+)(?: \[(.*)\])?", line):
+            dot.edges.append((match[1], match[2], attributes(match[3] or "")))
+        elif match := re.fullmatch(r"(\w+) \[(.*)\]", line):
+            dot.nodes[match[1]] = attributes(match[2])
+            stack[-1].members.append(match[1])
+        else:
+            attrs = attributes(line)
+            target = dot.graph if len(stack) == 1 else stack[-1].attrs
+            target.update(attrs)
+            if len(stack) > 1 and "label" in attrs:
+                stack[-1].label = attrs["label"]
+    return dot
+
+
+def attributes(text: str) -> dict[str, str]:
+    attrs: dict[str, str] = {}
+    i = 0
+    while i < len(text):
+        if text[i] == " ":
+            i += 1
+            continue
+        equals = text.index("=", i)
+        key, i = text[i:equals], equals + 1
+        if text[i] == '"':
+            j = i + 1
+            while text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            attrs[key], i = text[i + 1:j].replace('\\"', '"'), j + 1
+        elif text[i] == "<":
+            depth, j = 0, i
+            while True:
+                depth += {"<": 1, ">": -1}.get(text[j], 0)
+                j += 1
+                if depth == 0:
+                    break
+            attrs[key], i = text[i + 1:j - 1], j
+        else:
+            j = text.find(" ", i)
+            j = len(text) if j < 0 else j
+            attrs[key], i = text[i:j], j
+    return attrs
+
+
+def plain(label: str) -> str:
+    """The text of an HTML-like label, one line per <BR/>."""
+    return html.unescape(re.sub(r"<[^>]+>", "", re.sub(r"<BR[^>]*/>", "\n", label))).strip()
+
+
+def shown(label: str) -> str:
+    """The text of a label in the gradient colour only (what a step-through frame shows of the numbers)."""
+    return "".join(html.unescape(text) for colour, text in
+                   re.findall(r'<FONT COLOR="([^"]+)"><B>([^<]*)</B></FONT>', label) if colour == GRADIENT)
+
+
+def engine(root):
+    return backpropagate(root, record_branches=True)
+
+
+# --- graphs ---------------------------------------------------------------------------------------------------
+
+def forked() -> tuple[Value, Value, Value]:
+    """a forks four ways (twice into a * a); b feeds one product."""
+    a, b = Value(0.7, label="a"), Value(-1.3, label="b")
+    q = a * a
+    loss = (q.tanh() + a) * (q + a * b)
+    loss.label = "L"
+    return a, b, loss
+
+
+def recurrent(steps: int) -> Value:
+    """A small recurrent net in stages "t=1", ... (each with "gate" and "cell" inside, and a loss added to a
+    running total): the weights w, u, b are used by every step, h forks into the next step and the loss."""
+    w, u, b = Value(0.5, label="w"), Value(-0.8, label="u"), Value(0.1, label="b")
+    h = Value(0.0, label="h0")
+    total = None
+    for t in range(1, steps + 1):
+        x = Value(math.sin(t), label=f"x{t}")
+        with stage(f"t={t}"):
+            with stage("gate"):
+                z = (w * x + u * h + b).sigmoid()
+            with stage("cell"):
+                h = (z * h + (1 - z) * x).tanh()
+                h.label = "h"
+            loss = (h - 0.5) ** 2
+            total = loss if total is None else total + loss
+    total.label = "L"
+    return total
+
+
+def shapes(dot: Dot) -> int:
+    return len(dot.nodes)
+
+
+# --- forward view ----------------------------------------------------------------------------------------------
+
+def test_forward_view_writes_each_node_as_name_expression_and_value():
+    a, b, loss = forked()
+    dot = parse(draw(loss).source)
+    _, node_a = dot.named("a")
+    assert plain(node_a["label"]).startswith("a = 0.7")
+    texts = [plain(attrs["label"]) for attrs in dot.nodes.values()]
+    assert any(text.startswith("v1 = a * a = 0.49") for text in texts)
+    assert any(text.startswith("L = ") for text in texts)
+    assert len(dot.nodes) == len(topological_order(loss))  # every node once, no constants here
+    assert "fork: 4 uses" in plain(node_a["label"]) and node_a["color"] == FORK_BORDER
+    assert not any("dL/" in text for text in texts)  # no gradients in the forward view
+
+
+def test_tensor_nodes_show_shape_and_a_summary_and_tiny_arrays_in_full():
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((4, 3)), label="x")
+    w1 = Tensor(rng.standard_normal((3, 5)), requires_grad=True, label="W1")
+    b1 = Tensor(np.array([0.5, -0.25]), requires_grad=True, label="b1")
+    w2 = Tensor(rng.standard_normal((5, 2)), requires_grad=True, label="W2")
+    loss = ((x @ w1).relu() @ w2 + b1).sum()
+    loss.label = "L"
+    dot = parse(draw(loss, "backward").source)
+    lines = plain(dot.named("W1")[1]["label"]).split("\n")
+    assert lines[0] == "W1  3×5"
+    low, high = format_number(w1.data.min(), 3), format_number(w1.data.max(), 3)
+    assert lines[1] == f"{low} … {high}, mean {format_number(w1.data.mean(), 3)}"
+    gradient = engine(loss).adjoints[w1]
+    assert lines[2].startswith(f"dL/dW1 = {format_number(gradient.min(), 3)} … ")
+    assert plain(dot.named("b1")[1]["label"]).split("\n")[1] == "[0.5, -0.25]"  # two elements: in full
+    assert plain(dot.named("b1")[1]["label"]).split("\n")[2] == "dL/db1 = [4, 4]"  # one per row of x
+
+
+# --- backward view: the numbers on nodes and edges ------------------------------------------------------------
+
+def test_a_fork_shows_its_branch_terms_adding_up_to_the_engines_gradient():
+    a, _, loss = forked()
+    dot = parse(draw(loss, "backward").source)
+    _, node = dot.named("a")
+    row = plain(node["label"]).split("\n")[1]
+    match = re.fullmatch(r"dL/da = (.+) = (\S+)", row)
+    terms = [float(text.strip("()")) for text in match[1].split(" + ")]
+    branches = engine(loss).terms(a)
+    assert len(terms) == len(branches) == 4
+    assert terms == pytest.approx([b.term for b in branches], rel=5e-3)  # in the order they arrived
+    assert match[2] == format_number(engine(loss).adjoints[a], 3)
+    assert format_number(math.fsum(terms), 3) == match[2]  # the written terms add up to the written total
+    assert node["color"] == FORK_BORDER
+
+
+def test_a_fork_of_many_branches_writes_their_number_instead():
+    x = Value(0.3, label="x")
+    loss = sum((x * k for k in range(1, 7)), Value(0.0, label="zero"))
+    loss.label = "L"
+    row = plain(parse(draw(loss, "backward").source).named("x")[1]["label"]).split("\n")[1]
+    assert row == f"dL/dx = Σ 6 branches = {format_number(21.0, 3)}"
+
+
+def test_every_edge_carries_the_local_derivative_and_the_term_the_engine_sent_back():
+    a, b, loss = forked()
+    scene = Scene(loss, "backward")
+    writer = DotWriter(scene, 3, "LR")
+    dot = parse(writer.digraph().source)
+    terms = {(br.consumer, br.position): br.term for branches in engine(loss).branches.values() for br in branches}
+    checked = 0
+    for edge in scene.edges:
+        (consumer, position), = edge.branches
+        labels = [plain(attrs["label"]) for attrs in dot.between(writer.ids[edge.tail], writer.ids[edge.head])]
+        expected = (f"× {format_number(local_derivative(consumer, position), 3)} =\n"
+                    f"{format_number(terms[consumer, position], 3)}")
+        assert expected in labels
+        checked += 1
+    assert checked == len(dot.edges) == 11
+    assert all(attrs["dir"] == "back" for _, _, attrs in dot.edges)  # arrows point the way gradients flow
+    tooltip = dot.between(writer.ids[a], writer.ids[next(n for n in scene.nodes if n.parents == (a, b))])
+    assert tooltip[0]["tooltip"].startswith("dL/dv") and "where ∂v" in tooltip[0]["tooltip"]
+
+
+def test_precision_is_the_number_of_significant_digits():
+    x = Value(1 / 3, label="x")
+    loss = (x * x).tanh()
+    for digits in (2, 5):
+        text = plain(parse(draw(loss, precision=digits).source).named("x")[1]["label"])
+        assert text.split("\n")[0] == f"x = {format_number(1 / 3, digits)}"
+    assert format_number(1 / 3, 5) == "0.33333"
+
+
+def test_a_graph_recorded_by_create_graph_is_drawn_as_the_backward_computation():
+    x = Value(0.5, label="x")
+    y = (x * x).tanh()
+    slope = grad(y, x, create_graph=True)
+    slope.label = "dy_dx"
+    dot = parse(draw(slope, "backward").source)
+    backward = dot.clusters()[("backward",)]
+    assert backward.attrs["fillcolor"] == BACKWARD_FILL and backward.members
+    assert any("tanh" in plain(dot.nodes[key]["label"]) for key in dot.nodes)  # the forward pass it reuses
+    # the drawing's dL/dx is the second derivative, d/dx [(1 - tanh(x^2)^2) 2x]
+    first = lambda v: (1 - math.tanh(v * v) ** 2) * 2 * v  # noqa: E731
+    second = (first(0.5 + 1e-6) - first(0.5 - 1e-6)) / 2e-6
+    row = plain(dot.named("x")[1]["label"]).split("\n")[1]
+    assert float(row.rsplit(" = ", 1)[1]) == pytest.approx(second, rel=5e-3)
+
+
+def test_constants_can_be_hidden_and_stay_readable_in_expressions():
+    a = Value(1.5, label="a")
+    loss = a * 2 + 1
+    with_constants = parse(draw(loss).source)
+    without = parse(draw(loss, show_constants=False).source)
+    assert sorted(attrs["label"] for attrs in with_constants.nodes.values() if attrs.get("shape") == "plaintext") \
+        == ["1", "2"]
+    assert not any(attrs.get("shape") == "plaintext" for attrs in without.nodes.values())
+    assert any("a * 2" in plain(attrs["label"]) for attrs in without.nodes.values())
+
+
+# --- stages: clusters, boxes, roll-up, shared inputs ---------------------------------------------------------
+
+def test_stages_become_nested_clusters_and_loop_steps_are_not_boxed_around_their_stages():
+    a = Value(2.0, label="a")
+    with stage("model"), stage("layer 1"):
+        hidden = (a * 3).tanh()
+        hidden.label = "hidden"
+    loss = recurrent(2) + hidden
+    dot = parse(draw(loss).source)
+    clusters = dot.clusters()
+    assert ("model", "layer 1") in clusters
+    assert dot.where(dot.named("hidden")[0]) == ("model", "layer 1")
+    # t=1 is one of a numbered run: its stages are clusters of their own, labelled with the path
+    assert ("t=1 · gate",) in clusters and ("t=1 · cell",) in clusters and ("t=1",) in clusters
+    assert not any(path[:1] == ("t=1",) and len(path) > 1 for path in clusters)
+
+
+def test_collapse_draws_matching_stages_as_boxes_and_keep_exempts_one():
+    loss = recurrent(4)
+    scene = Scene(loss, "backward", collapse="t=*", keep="t=3")
+    writer = DotWriter(scene, 3, "LR")
+    dot = parse(writer.digraph().source)
+    titles = sorted(box.title for box in scene.boxes)
+    assert titles == ["t=1", "t=2", "t=4"]
+    for box in scene.boxes:
+        label = plain(dot.nodes[writer.ids[box]]["label"])
+        assert label.startswith(f"{box.title}\n{box.nodes} nodes")
+    assert ("t=3 · gate",) in dot.clusters()  # the kept step in full
+    # between boxes one line stands for all their edges, with the sum of the terms
+    terms = {(br.consumer, br.position): br.term for branches in engine(loss).branches.values() for br in branches}
+    merged = [edge for edge in scene.edges if isinstance(edge.tail, Box) and isinstance(edge.head, Box)]
+    assert merged
+    for edge in merged:
+        (attrs,) = dot.between(writer.ids[edge.tail], writer.ids[edge.head])
+        total = sum(terms[branch] for branch in edge.branches)
+        assert plain(attrs["label"]) == f"Σ {len(edge.branches)} edges =\n{format_number(total, 3)}"
+
+
+def test_weights_of_a_loop_are_listed_in_its_boxes_and_copied_into_its_steps_adding_up_to_their_gradient():
+    loss = recurrent(4)
+    scene = Scene(loss, "backward", collapse="t=*", keep="t=3")
+    w = next(node for node in scene.names if scene.names[node] == "w")
+    assert not any(edge.tail is w for edge in scene.edges)  # no line from w across the picture
+    listed = [box.shared[w] for box in scene.boxes]
+    copies = [proxy for proxy in scene.proxies if proxy.original is w]
+    assert len(listed) == 3 and len(copies) == 1 and copies[0].stage == ("t=3", "gate")
+    added = [scene.term(branch) for part in listed + copies for branch in part.branches]
+    assert math.fsum(added) == pytest.approx(engine(loss).adjoints[w])
+    writer = DotWriter(scene, 3, "LR")
+    dot = parse(writer.digraph().source)
+    box = scene.boxes[0]
+    assert f"dL/dw += {format_number(sum(scene.term(b) for b in box.shared[w].branches), 3)}" \
+        in plain(dot.nodes[writer.ids[box]]["label"])
+    total = format_number(engine(loss).adjoints[w], 3)
+    assert w in scene.floating and re.search(rf"w0\.5dL/dw = [^=]+ = {total}u", plain(dot.nodes["shared"]["label"]))
+
+
+def test_roll_up_draws_a_run_of_alike_steps_as_one_box_that_feeds_itself():
+    scene = Scene(recurrent(6), roll_up=True)
+    dot = parse(DotWriter(scene, 3, "LR").digraph().source)
+    (box,) = scene.boxes  # t=1 differs (no running total yet); t=2 … t=6 are alike
+    assert (box.title, box.repeats) == ("t=2 … t=6", 5)
+    (node,) = [attrs for attrs in dot.nodes.values() if attrs.get("shape") == "box3d"]
+    assert plain(node["label"]).startswith("t=2 … t=6  ×5\n")
+    assert [attrs["style"] for t, h, attrs in dot.edges if t == h] == ["dashed"]  # step t feeds step t+1
+
+
+def test_an_edge_across_many_ranks_is_drawn_from_a_copy_beside_its_head():
+    x = Value(0.4, label="x")
+    y = x
+    for _ in range(40):
+        y = (y * 0.9).tanh()
+    loss = y + x
+    loss.label = "L"
+    scene = Scene(loss, "backward")
+    (copy,) = [proxy for proxy in scene.proxies if proxy.original is x]
+    assert copy.branches == [(loss, 1)]
+    assert not any(edge.tail is x and edge.head is loss for edge in scene.edges)
+    label = plain(parse(DotWriter(scene, 3, "TB").digraph().source).nodes["p0"]["label"])
+    assert label == "dL/dx += 1"  # a copy says what its stage adds; x = 0.4 is on its own node
+
+
+def test_auto_direction_draws_shallow_graphs_left_to_right_and_deep_ones_top_down():
+    _, _, small = forked()
+    assert parse(draw(small).source).graph["rankdir"] == "LR"
+    assert parse(draw(recurrent(6)).source).graph["rankdir"] == "TB"
+    assert parse(draw(recurrent(6), rankdir="LR").source).graph["rankdir"] == "LR"
+
+
+# --- the guard and its advice ------------------------------------------------------------------------------------
+
+def advice_in(message: str) -> tuple[str, dict]:
+    """The view and keyword arguments of the ``draw(root, ...)`` call an error message advises."""
+    match = re.search(r"draw\(root, (.*?)\); or", message)
+    call = ast.parse(f"f({match[1]})").body[0].value
+    return ast.literal_eval(call.args[0]), {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+
+
+def test_a_graph_larger_than_max_nodes_is_refused_with_advice_that_works():
+    loss = recurrent(30)
+    with pytest.raises(GraphTooLargeError) as refused:
+        draw(loss, "backward", max_nodes=150)
+    message = str(refused.value)
+    assert "max_nodes=150" in message and "t=1 (" in message
+    view, options = advice_in(message)
+    assert (view, options) == ("backward", refused.value.options)
+    assert options == {"collapse": "t=*", "keep": "t=30"}
+    assert shapes(parse(draw(loss, view, max_nodes=150, **options).source)) <= 150
+
+
+def test_the_advice_collapses_a_large_stage_beside_a_numbered_run_when_it_must():
+    w = Value(0.5, label="w")
+    parts = []
+    for block in range(1, 5):
+        with stage(f"block={block}"):
+            part = w * block
+            for _ in range(12):
+                part = (part * w).tanh()
+            parts.append(part)
+    with stage("total"):
+        loss = parts[0]
+        for k in range(60):
+            loss = loss + parts[k % 4] * 0.5
+    loss.label = "L"
+    with pytest.raises(GraphTooLargeError) as refused:
+        draw(loss, max_nodes=40)
+    view, options = advice_in(str(refused.value))
+    assert options == {"collapse": ["total", "block=*"], "keep": "block=4"} == refused.value.options
+    assert shapes(parse(draw(loss, view, max_nodes=40, **options).source)) <= 40
+
+
+def test_the_advice_says_when_there_is_nothing_to_collapse():
+    x = Value(0.1, label="x")
+    for _ in range(30):
+        x = x.tanh() + 0.1
+    with pytest.raises(GraphTooLargeError, match="no stages to collapse") as refused:
+        draw(x, max_nodes=20)
+    assert refused.value.options is None
+    with stage("a"):
+        y = x * 2
+    with pytest.raises(GraphTooLargeError, match="outside any stage") as refused:
+        draw(y, max_nodes=20)
+    assert refused.value.options is None
+
+
+def test_the_guard_refuses_before_the_reverse_pass():
+    loss = recurrent(300)
+    calls = []
+    original = autograd.scene.backpropagate
+    autograd.scene.backpropagate = lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs)
+    try:
+        with pytest.raises(GraphTooLargeError):
+            draw(loss, "backward")
+    finally:
+        autograd.scene.backpropagate = original
+    assert calls == []
+
+
+@pytest.mark.parametrize(("options", "problem"), [
+    ({"view": "sideways"}, "view must be"),
+    ({"rankdir": "XY"}, "rankdir must be"),
+    ({"precision": 0}, "significant digits"),
+    ({"max_nodes": 0}, "max_nodes must be"),
+])
+def test_bad_options_are_named(options, problem):
+    with pytest.raises(ValueError, match=problem):
+        draw(forked()[2], **options)
+
+
+def test_bad_roots_and_patterns_are_named():
+    with pytest.raises(TypeError, match="expected a graph node"):
+        draw(3.0)
+    with pytest.raises(TypeError, match="collapse= takes stage-name patterns"):
+        draw(recurrent(2), collapse=[1])
+
+
+# --- rendering ---------------------------------------------------------------------------------------------------
+
+def test_render_writes_a_valid_png_svg_pdf_and_dot_text(tmp_path):
+    _, _, loss = forked()
+    drawing = draw(loss, "backward")
+    png = render(drawing, tmp_path / "graph.png")
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert 200 < width < 3000 and 50 < height < 2000  # readable, not a poster
+    svg = ElementTree.parse(render(drawing, tmp_path / "graph.svg"))
+    groups = svg.getroot().iter("{http://www.w3.org/2000/svg}g")
+    assert sum(1 for g in groups if g.get("class") == "node") == len(parse(drawing.source).nodes)
+    assert render(drawing, tmp_path / "graph.pdf").read_bytes()[:5] == b"%PDF-"
+    assert render(drawing, tmp_path / "graph.gv").read_text() == drawing.source
+    assert render(drawing, tmp_path / "graph.out", format="svg").read_text().lstrip().startswith("<?xml")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert png.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not a private temporary one
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "graph.gv", "graph.out", "graph.pdf", "graph.png", "graph.svg"]  # no temporary files left behind
+
+
+def test_render_names_an_unknown_format(tmp_path):
+    with pytest.raises(ValueError, match="cannot tell the format"):
+        render(draw(forked()[2]), tmp_path / "graph.jpeg")
+
+
+def no_dot_on_path(monkeypatch, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+
+def test_without_dot_rendering_names_the_install_command_and_dot_text_still_saves(monkeypatch, tmp_path):
+    no_dot_on_path(monkeypatch, tmp_path)
+    drawing = draw(forked()[2], "backward")  # drawing needs no dot
+    with pytest.raises(GraphvizNotFoundError, match=r"apt-get install graphviz"):
+        render(drawing, tmp_path / "graph.png")
+    assert not (tmp_path / "graph.png").exists()
+    assert render(drawing, tmp_path / "graph.gv").read_text() == drawing.source
+    bundle = mimebundle(forked()[2])
+    assert list(bundle) == ["text/plain"]
+
+
+def test_a_missing_dot_reported_by_the_graphviz_package_gives_the_same_error(monkeypatch, tmp_path):
+    def missing(*args, **kwargs):
+        raise graphviz.ExecutableNotFound(["dot", "-Tsvg"])
+    monkeypatch.setattr(graphviz.Digraph, "pipe", missing)
+    with pytest.raises(GraphvizNotFoundError, match="brew install graphviz"):
+        render(draw(forked()[2]), tmp_path / "graph.svg")
+
+
+def test_values_tensors_and_drawings_display_inline_in_jupyter():
+    _, _, loss = forked()
+    bundle = loss._repr_mimebundle_()
+    assert "<svg" in bundle["image/svg+xml"] and bundle["text/plain"] == repr(loss)
+    tensor = (Tensor(np.ones((2, 2)), requires_grad=True, label="T") * 2).sum()
+    assert "<svg" in tensor._repr_mimebundle_()["image/svg+xml"]
+    assert list(loss._repr_mimebundle_(include={"text/plain"})) == ["text/plain"]
+    assert list(recurrent(20)._repr_mimebundle_()) == ["text/plain"]  # too large to show unasked
+    assert "image/svg+xml" in draw(loss)._repr_mimebundle_()
+
+
+# --- step-through ----------------------------------------------------------------------------------------------
+
+def test_frames_follow_the_engines_reverse_order_one_node_per_step():
+    a, b, loss = forked()
+    frames = step_through(loss)
+    order = [node for node in reversed(topological_order(loss)) if node.op is not None]
+    assert len(frames) == len(order) + 1
+    assert [moment.current for moment in frames.moments[1:]] == order
+    assert frames.captions[0] == f"step 0/{len(order)}: the pass starts at L with dL/dL = 1"
+    assert frames.captions[1].startswith(f"step 1/{len(order)}: dL/dL = 1 goes back to ")
+    assert all(caption.startswith(f"step {k}/{len(order)}: ") for k, caption in enumerate(frames.captions))
+
+
+def test_each_frame_shows_the_gradients_so_far_and_the_node_being_processed():
+    a, b, loss = forked()
+    frames = step_through(loss)
+    writer = frames._writer
+    first, last = parse(frames[0].source), parse(frames[-1].source)
+    gradient_edges = [attrs for _, _, attrs in first.edges if attrs.get("dir") == "back"]
+    assert gradient_edges and all(shown(attrs["label"]) == "" for attrs in gradient_edges)  # nothing sent yet
+    assert all(attrs["color"] == PENDING for attrs in gradient_edges)
+    full = parse(draw(loss, "backward").source)
+    assert [shown(attrs["label"]) for _, _, attrs in last.edges] == \
+        [shown(attrs["label"]) for _, _, attrs in full.edges]  # at the end, every term is back
+    for k in range(1, len(frames)):
+        dot = parse(frames[k].source)
+        current = writer.ids[frames.moments[k].current]
+        assert dot.nodes[current]["color"] == GRADIENT
+        fresh = [(tail, attrs) for tail, head, attrs in dot.edges if attrs.get("penwidth") == "2.4"]
+        assert fresh and all(attrs["color"] == GRADIENT for _, attrs in fresh)
+        assert {tail for tail, _ in fresh} <= {writer.ids[p] for p in frames.moments[k].current.parents}
+    # a's four terms arrive one at a time: its row grows, term by term, to the sum
+    rows = [shown(parse(frame.source).named("a")[1]["label"]) for frame in frames]
+    sums = [row.removeprefix("dL/da = ").split(" = ")[0] for row in rows]
+    counts = [sum_.count(" + ") + 1 if sum_ else 0 for sum_ in sums]
+    assert rows[0] == "dL/da = " and rows[-1] == plain(full.named("a")[1]["label"]).split("\n")[1]
+    assert counts == sorted(counts) and set(counts) == {0, 1, 3, 4}  # a * a sends two terms in one step
+    assert all(" = " not in row.removeprefix("dL/da = ") for row, count in zip(rows, counts) if count < 4)
+
+
+def test_frames_render_to_pngs_of_one_size_and_to_an_animated_gif(tmp_path):
+    from PIL import Image
+
+    a, b, loss = forked()
+    frames = step_through(loss)
+    paths = frames.save_pngs(tmp_path / "frames")
+    assert [path.name for path in paths] == [f"frame_{k:03d}.png" for k in range(len(frames))]
+    sizes = {Image.open(path).size for path in paths}
+    assert len(sizes) == 1  # one layout for every frame
+    gif = frames.save_gif(tmp_path / "pass.gif", duration=500)
+    with Image.open(gif) as image:
+        assert image.format == "GIF" and image.n_frames == len(frames) and image.size == sizes.pop()
+        assert image.info["duration"] == 500
+
+
+def test_save_gif_names_the_install_command_without_pillow(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    frames = step_through(forked()[2])
+    with pytest.raises(ImportError, match=r'pip install "backprop-lens\[plot\]"'):
+        frames.save_gif(tmp_path / "pass.gif")
+    assert not (tmp_path / "pass.gif").exists()
+
+
+def test_in_a_collapsed_drawing_the_steps_inside_a_box_make_one_frame():
+    loss = recurrent(4)
+    frames = step_through(loss, collapse="t=*", keep="t=4")
+    units = [moment.current for moment in frames.moments[1:]]
+    assert {unit.title for unit in units if isinstance(unit, Box)} == {"t=1", "t=2", "t=3"}
+    assert all(a is not b for a, b in zip(units, units[1:]))  # a box's consecutive steps make one frame
+    inside = [node for node in reversed(topological_order(loss)) if isinstance(frames.scene.unit_of(node), Box)]
+    assert len(frames) < len(topological_order(loss)) - len(inside) / 2
+    for moment in frames.moments:
+        if isinstance(moment.current, Box):
+            assert re.fullmatch(rf"step \d+/{len(frames) - 1}: the \d+ nodes inside {moment.current.title} send "
+                                "their gradients back", moment.caption)
+    assert not any(isinstance(moment.current, Proxy) for moment in frames.moments)
+
+
+def test_frames_are_built_from_one_scene_and_reused(monkeypatch):
+    calls = []
+    original = Scene.__init__
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        original(self, *args, **kwargs)
+    monkeypatch.setattr(Scene, "__init__", counting)
+    frames = step_through(recurrent(3))
+    sources = [frame.source for frame in frames]
+    assert calls == [1] and len(set(sources)) == len(frames)
+    assert isinstance(frames[1:3], list) and len(frames[1:3]) == 2
+    assert io.StringIO(repr(frames)).read().startswith("<Frames: ")
