@@ -206,7 +206,7 @@ class LSTM(_LSTMBase, Module):
         for k, gate in enumerate(GATES):
             with stage(gate.stage):
                 activation = getattr(z[k], gate.activation)()  # z[k]: the gate's slice, taken in its stage
-                activation.label = gate.letter
+                activation.label = self._name(gate.letter, t, layer)
             activations.append(activation)
         i, f, g, o = activations
         with stage("cell state"):
@@ -372,7 +372,7 @@ class ScalarLSTM(_LSTMBase):
                     for w, v in zip(weight_hh[row], h_prev[b]):
                         total = total + w * v
                     activations[b, j] = getattr(total, gate.activation)()
-                    activations[b, j].label = f"{gate.letter}[{b},{j}]"
+                    activations[b, j].label = f"{self._name(gate.letter, t, layer)}[{b},{j}]"
                 gates[gate.letter] = activations
         i, f, g, o = gates["i"], gates["f"], gates["g"], gates["o"]
         c = np.empty((batch, size), dtype=object)

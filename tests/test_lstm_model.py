@@ -298,6 +298,10 @@ def test_every_step_layer_and_stage_is_tagged(model):
     assert outside <= {("layer 0", "gate weights"), ("layer 1", "gate weights"), ("outputs",), ()}
 
 
+def gate_letter(node) -> str:
+    return next(gate.letter for gate in GATES if gate.stage == node.stage[-1])
+
+
 def test_tensor_lstm_labels_and_forks():
     model = LSTM(2, 3)
     out, _ = model(np.ones((4, 2, 2)), (np.ones((1, 2, 3)), np.ones((1, 2, 3))))
@@ -305,7 +309,7 @@ def test_tensor_lstm_labels_and_forks():
     by_label = {node.label: node for node in edges if node.label}
     assert {"h[t=2]", "c[t=2]", "[x, h, 1][t=2]", "z[t=2]", "W", "out"} <= set(by_label)
     gate_letters = {node.label for node in edges if node.stage[-1:] in {(gate.stage,) for gate in GATES}}
-    assert {"i", "f", "g", "o"} <= gate_letters
+    assert {"i[t=2]", "f[t=2]", "g[t=2]", "o[t=2]"} <= gate_letters
     # [x_t, h_{t-1}, 1] goes into one product with the four gates' weights, z_t, which forks into the four
     # gate stages: each takes its own slice there and applies its activation
     gate_input, z = by_label["[x, h, 1][t=2]"], by_label["z[t=2]"]
@@ -315,7 +319,7 @@ def test_tensor_lstm_labels_and_forks():
     for piece, _ in edges[z]:
         assert piece.op.name == "getitem"
         (activation, _), = edges[piece]
-        assert activation.stage == piece.stage and activation.label in {"i", "f", "g", "o"}
+        assert activation.stage == piece.stage and activation.label == f"{gate_letter(piece)}[t=2]"
     # h_{t-1} feeds the next step's four gates (through [x_t, h_{t-1}, 1] and z_t) and the output
     assert {consumer for consumer, _ in edges[by_label["h[t=1]"]] if consumer.stage[0] == "t=2"} == {gate_input}
     # c_t feeds tanh(c_t) and the next step's cell update; h_t feeds the next step and the output
@@ -345,8 +349,8 @@ def test_scalar_lstm_labels_and_forks():
     out, _ = model(np.ones((3, 1, 2)))
     edges = consumers(sum(out.flat, Value(0.0)))
     labels = {node.label for node in edges if node.label}
-    assert {"h[t=1, layer 0][0,2]", "c[t=1, layer 1][0,0]", "i[0,1]", "f[0,1]", "g[0,1]", "o[0,1]",
-            "W_ii_l0[0,1]"} <= labels
+    assert {"h[t=1, layer 0][0,2]", "c[t=1, layer 1][0,0]", "i[t=1, layer 0][0,1]", "f[t=2, layer 1][0,1]",
+            "g[t=0, layer 0][0,1]", "o[t=2, layer 1][0,1]", "W_ii_l0[0,1]"} <= labels
     h = next(node for node in edges if node.label == "h[t=1, layer 0][0,2]")
     # h_{t-1} fans out into all 4 H gate units of the next step, and into the layer above
     next_step = [consumer for consumer, _ in edges[h] if consumer.stage[:2] == ("t=2", "layer 0")]
