@@ -14,21 +14,23 @@ can be flipped through.
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 import graphviz
 
 from autograd.core import Node, topological_order
-from autograd.draw import DotWriter, Progress, brief, pipe, write_atomically
+from autograd.draw import DotWriter, GraphvizNotFoundError, Progress, brief, pipe, write_atomically
 from autograd.scene import Box, Branch, Scene, StageFilter, Unit
 
 PILLOW_MISSING = ('save_gif needs Pillow, which is not installed: pip install "backprop-lens[plot]" '
                   "(or pip install pillow). frames.save_pngs(directory) needs only Graphviz.")
+INLINE_MAX_FRAMES = 40  # Jupyter animates at most this many frames inline; more are better saved to a file
 MAX_NAMED = 4  # a caption names at most this many of the inputs a step sends gradients to
 
 
@@ -82,6 +84,12 @@ class Frames(Sequence[graphviz.Digraph]):
     def save_gif(self, path: str | os.PathLike, duration: int = 900, hold_last: int = 3) -> Path:
         """Write the frames as an animated GIF that loops; each shows for ``duration`` milliseconds, the last
         ``hold_last`` times as long (so the finished pass can be read before it starts again)."""
+        path = Path(path)
+        write_atomically(path, self.gif(duration, hold_last))
+        return path
+
+    def gif(self, duration: int = 900, hold_last: int = 3) -> bytes:
+        """The animated GIF that `save_gif` writes, as bytes."""
         try:
             from PIL import Image
         except ImportError:
@@ -100,9 +108,18 @@ class Frames(Sequence[graphviz.Digraph]):
         buffer = io.BytesIO()
         padded[0].save(buffer, format="GIF", save_all=True, append_images=padded[1:], duration=durations,
                        loop=0)
-        path = Path(path)
-        write_atomically(path, buffer.getvalue())
-        return path
+        return buffer.getvalue()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Jupyter plays the frames as an animation when they are few enough to render quickly."""
+        text = {"text/plain": repr(self)}
+        if len(self) > INLINE_MAX_FRAMES:
+            return text
+        try:
+            animation = base64.b64encode(self.gif()).decode()
+        except (ImportError, GraphvizNotFoundError, graphviz.CalledProcessError):
+            return text
+        return {"text/html": f'<img src="data:image/gif;base64,{animation}" style="max-width:100%"/>', **text}
 
 
 def step_through(root: Node, *, collapse: StageFilter = None, keep: StageFilter = None, roll_up: bool = False,

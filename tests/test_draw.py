@@ -8,6 +8,7 @@ checked against the engine's own reverse pass.
 from __future__ import annotations
 
 import ast
+import base64
 import html
 import io
 import math
@@ -588,6 +589,19 @@ def test_frames_render_to_pngs_of_one_size_and_to_an_animated_gif(tmp_path):
     with Image.open(gif) as image:
         assert image.format == "GIF" and image.n_frames == len(frames) and image.size == sizes.pop()
         assert image.info["duration"] == 500
+
+
+def test_jupyter_plays_few_frames_inline_and_lists_many(monkeypatch):
+    from PIL import Image
+
+    frames = step_through(forked()[2])
+    bundle = frames._repr_mimebundle_()
+    encoded = re.fullmatch(r'<img src="data:image/gif;base64,([A-Za-z0-9+/=]+)" style="max-width:100%"/>',
+                           bundle["text/html"])[1]
+    with Image.open(io.BytesIO(base64.b64decode(encoded))) as image:
+        assert image.format == "GIF" and image.n_frames == len(frames)
+    monkeypatch.setattr("autograd.frames.INLINE_MAX_FRAMES", len(frames) - 1)
+    assert frames._repr_mimebundle_() == {"text/plain": repr(frames)}
 
 
 def test_save_gif_names_the_install_command_without_pillow(monkeypatch, tmp_path):
