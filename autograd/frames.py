@@ -31,6 +31,8 @@ from autograd.scene import Box, Branch, Scene, StageFilter, Unit
 PILLOW_MISSING = ('save_gif needs Pillow, which is not installed: pip install "backprop-lens[plot]" '
                   "(or pip install pillow). frames.save_pngs(directory) needs only Graphviz.")
 INLINE_MAX_FRAMES = 40  # Jupyter animates at most this many frames inline; more are better saved to a file
+GIF_COLOURS = 64  # the drawings use a handful of colours; anti-aliased text needs a few dozen shades
+INLINE_WIDTH = 960  # pixels: a notebook column; the saved GIF keeps full size
 MAX_NAMED = 4  # a caption names at most this many of the inputs a step sends gradients to
 
 
@@ -88,8 +90,8 @@ class Frames(Sequence[graphviz.Digraph]):
         write_atomically(path, self.gif(duration, hold_last))
         return path
 
-    def gif(self, duration: int = 900, hold_last: int = 3) -> bytes:
-        """The animated GIF that `save_gif` writes, as bytes."""
+    def gif(self, duration: int = 900, hold_last: int = 3, max_width: int | None = None) -> bytes:
+        """The animated GIF that `save_gif` writes, as bytes; ``max_width`` scales wider frames down."""
         try:
             from PIL import Image
         except ImportError:
@@ -104,10 +106,21 @@ class Frames(Sequence[graphviz.Digraph]):
             canvas = Image.new("RGB", (width, height), "white")
             canvas.paste(image, (0, 0))
             padded.append(canvas)
+        if max_width is not None and width > max_width:
+            size = (max_width, max(1, round(height * max_width / width)))
+            padded = [image.resize(size, Image.LANCZOS) for image in padded]
+        # One palette for all frames, from the first (edges still pale) and the last (all red), without
+        # dithering: flat colours and sharp text, and frames that differ only where the pass moved compress well
+        first, last = padded[0], padded[-1]
+        sample = Image.new("RGB", (first.width, first.height * 2), "white")
+        sample.paste(first, (0, 0))
+        sample.paste(last, (0, first.height))
+        palette = sample.quantize(colors=GIF_COLOURS)
+        padded = [image.quantize(palette=palette, dither=Image.Dither.NONE) for image in padded]
         durations = [duration] * (len(padded) - 1) + [duration * hold_last]
         buffer = io.BytesIO()
         padded[0].save(buffer, format="GIF", save_all=True, append_images=padded[1:], duration=durations,
-                       loop=0)
+                       loop=0, optimize=True)
         return buffer.getvalue()
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
@@ -116,7 +129,7 @@ class Frames(Sequence[graphviz.Digraph]):
         if len(self) > INLINE_MAX_FRAMES:
             return text
         try:
-            animation = base64.b64encode(self.gif()).decode()
+            animation = base64.b64encode(self.gif(max_width=INLINE_WIDTH)).decode()
         except (ImportError, GraphvizNotFoundError, graphviz.CalledProcessError):
             return text
         return {"text/html": f'<img src="data:image/gif;base64,{animation}" style="max-width:100%"/>', **text}
