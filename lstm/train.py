@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,8 +42,11 @@ from lstm.data import (
 )
 from lstm.model import LSTM
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = ["CharModel", "ConfigError", "History", "TrainConfig", "TrainResult", "TrainingDiverged", "evaluate",
-           "plot_losses", "prepare_data", "sample", "train"]
+           "loss_figure", "plot_losses", "prepare_data", "sample", "train"]
 
 DTYPES = ("float32", "float64")
 EVAL_LANES = 64  # validation text is read as this many parallel lanes (sequential_batches' batch size)
@@ -196,7 +199,12 @@ class TrainResult:
         return self.history.val_loss[-1] if self.history.val_loss else math.nan
 
     def plot(self, path: str | Path) -> Path:
+        """Write the loss curve, with the unigram baseline, to a PNG."""
         return plot_losses(self.history, path, baseline=self.unigram_loss)
+
+    def figure(self) -> Figure:
+        """The loss curve as a matplotlib figure (what a notebook shows)."""
+        return loss_figure(self.history, baseline=self.unigram_loss)
 
 
 # --- the pieces of a run -----------------------------------------------------------------------------------
@@ -278,10 +286,15 @@ def sample(model: CharModel, vocab: CharVocab, prompt: str, length: int = 200, t
 
 
 def plot_losses(history: History, path: str | Path, baseline: float | None = None) -> Path:
-    """Draw the loss curve (training batches, their moving average, validation, the baseline) to a PNG.
+    """Draw the loss curve to a PNG, written atomically (see `write_atomically`); parent directories are
+    created."""
+    figure = loss_figure(history, baseline)
+    return write_atomically(path, lambda file: figure.savefig(file, format="png"))
 
-    The file is written atomically (see `write_atomically`); parent directories are created.
-    """
+
+def loss_figure(history: History, baseline: float | None = None) -> Figure:
+    """The loss curve: training batches, their moving average, validation, and the baseline (a notebook shows
+    the figure itself)."""
     from matplotlib.figure import Figure  # lazily: matplotlib is optional, and no pyplot, no global backend
 
     figure = Figure(figsize=(7.5, 4.2), dpi=120, layout="constrained")
@@ -304,7 +317,7 @@ def plot_losses(history: History, path: str | Path, baseline: float | None = Non
     axes.set_title("Character-level LSTM on the shipped text")
     axes.grid(alpha=0.3)
     axes.legend(frameon=False)
-    return write_atomically(path, lambda file: figure.savefig(file, format="png"))
+    return figure
 
 
 # --- the run -----------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from lstm.train import (
     TrainConfig,
     TrainingDiverged,
     evaluate,
+    loss_figure,
     plot_losses,
     sample,
     train,
@@ -144,6 +145,10 @@ def test_the_loss_curve_is_a_png(tmp_path):
                       val_loss=[4.3, 2.9, 2.1])
     path = plot_losses(history, tmp_path / "plots" / "loss.png", baseline=3.1)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    axes, = loss_figure(history, baseline=3.1).axes  # the same curve, as a figure for notebooks
+    labels = [line.get_label() for line in axes.get_lines()]
+    assert labels[0] == "training batch" and "validation" in labels and "unigram baseline (3.100)" in labels
+    np.testing.assert_array_equal(axes.get_lines()[0].get_ydata(), history.train_loss)
 
 
 def test_a_run_stopped_before_its_first_step_resumes_to_the_same_curve(tmp_path, monkeypatch):
