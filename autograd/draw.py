@@ -31,7 +31,15 @@ import graphviz
 import numpy as np
 
 from autograd.core import Node
-from autograd.explain import expression, format_number, format_sum, is_constant, local_derivative, local_formula
+from autograd.explain import (
+    expression,
+    format_number,
+    format_sum,
+    gives_whole_term,
+    is_constant,
+    local_derivative,
+    local_formula,
+)
 from autograd.scene import (
     Box,
     Branch,
@@ -410,10 +418,13 @@ class DotWriter:
         written out for the tooltip: ``dL/dy · ∂y/∂h = 0.5 · 0.42 = 0.21, where ∂y/∂h = 1 - tanh(h)^2``."""
         names = self.names
         out, x = names[consumer], names[consumer.parents[position]]
-        formula = local_formula(consumer, position, names)
+        adjoint = f"d{self.root_name}/d{out}"
+        formula = local_formula(consumer, position, names, upstream=adjoint)
         value = local_derivative(consumer, position)
         upstream, term = self.scene.gradient(consumer), self.scene.term((consumer, position))
-        step = f"d{self.root_name}/d{out} · ∂{out}/∂{x} = "
+        step = f"{adjoint} · ∂{out}/∂{x} = "
+        if gives_whole_term(consumer, position):  # the formula is the term itself: x^T @ dL/dz
+            return f"{_shorten(formula)}:", f"{formula} = {brief(term, 6)}"
         if value is None:
             label = f"∂ {_shorten(formula)}:"
             step += f"{brief(term, 6)}, where ∂{out}/∂{x} = {formula} (applied to {brief(upstream, 6)})"

@@ -293,9 +293,16 @@ def expression(node: Node, names: dict[Node, str]) -> str:
     return op.symbol.format(a=operands[0], b=operands[1])
 
 
-def local_formula(node: Node, position: int, names: dict[Node, str]) -> str:
-    """The local derivative d node / d input ``position`` from the primitive table, e.g. ``1 - tanh(z)^2``."""
-    return fill(_template(node, position), operand_names(node, position, names))
+def local_formula(node: Node, position: int, names: dict[Node, str], upstream: str = "g") -> str:
+    """The local derivative d node / d input ``position`` from the primitive table, e.g. ``1 - tanh(z)^2``;
+    for a formula that is the whole branch term (see `gives_whole_term`), ``upstream`` is written for ``g``."""
+    return fill(_template(node, position), {**operand_names(node, position, names), "g": upstream})
+
+
+def gives_whole_term(node: Node, position: int) -> bool:
+    """Whether the table's formula for this input is the whole branch term, in the upstream gradient ``g``
+    (matmul's ``a^T @ g``), rather than a local derivative that multiplies it."""
+    return _VARIABLE_G.search(_template(node, position)) is not None
 
 
 def _template(node: Node, position: int) -> str:
@@ -359,7 +366,7 @@ class Term:
     def whole(self) -> bool:
         """The formula names the upstream gradient ``g``: it is the whole branch term (matmul's ``a^T @ g``),
         not a factor that multiplies the upstream gradient."""
-        return _VARIABLE_G.search(self.template) is not None
+        return gives_whole_term(self.consumer, self.position)
 
     @property
     def summed(self) -> bool:

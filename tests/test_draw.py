@@ -260,6 +260,19 @@ def test_every_edge_carries_the_local_derivative_and_the_term_the_engine_sent_ba
     assert tooltip[0]["tooltip"].startswith("dL/dv") and "where ∂v" in tooltip[0]["tooltip"]
 
 
+def test_a_matrix_products_edges_write_the_term_in_order_with_the_upstream_gradient():
+    x = Tensor(np.ones((2, 3)), requires_grad=True, label="x")
+    w = Tensor(np.full((3, 4), 0.5), requires_grad=True, label="W")
+    z = x @ w
+    z.label = "z"
+    loss = z.sum()
+    dot = parse(draw(loss, "backward").source)
+    z_id, x_id, w_id = (dot.named(name)[0] for name in ("z", "x", "W"))
+    (to_x,), (to_w,) = dot.between(x_id, z_id), dot.between(w_id, z_id)
+    assert plain(to_x["label"]).startswith("dL/dz @ W^T:") and plain(to_w["label"]).startswith("x^T @ dL/dz:")
+    assert to_w["tooltip"] == "x^T @ dL/dz = all 2"  # each element of dL/dW sums a column of ones: 2
+
+
 def test_precision_is_the_number_of_significant_digits():
     x = Value(1 / 3, label="x")
     loss = (x * x).tanh()

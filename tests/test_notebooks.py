@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import runpy
 import sys
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import nbformat
@@ -36,3 +38,16 @@ def test_runs_top_to_bottom(path, tmp_path, monkeypatch):
     client.execute()  # raises CellExecutionError, with the cell and its traceback, if any cell fails
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not [output for output in outputs if output.output_type == "error"]
+
+
+def test_the_readme_pictures_render_from_the_readme_examples(tmp_path):
+    script = runpy.run_path(str(Path(__file__).parent.parent / "notebooks" / "figures" / "render.py"))
+    written = script["main"](tmp_path)
+    assert [path.name for path in written] == ["fork_forward.svg", "fork_backward.svg", "fork_step_through.gif",
+                                               "lstm_backward.svg", "gradient_flow.png"]
+    for path in written:
+        assert path.read_bytes()[:6] in (b"<?xml ", b"GIF89a", b"\x89PNG\r\n")
+    svg = ElementTree.parse(tmp_path / "fork_backward.svg")
+    texts = [text.text for text in svg.iter("{http://www.w3.org/2000/svg}text")]
+    start = texts.index("dL/da = ")  # the fork's row, in pieces: its two branch terms and their sum
+    assert "".join(texts[start:start + 4]) == "dL/da = 0.00134 + (-0.00402) = -0.00268"
