@@ -41,8 +41,7 @@ def lstm_example() -> Tensor:
 
 def main(directory: Path) -> list[Path]:
     L = fork_example()
-    written = [render(draw(L, view="forward"), directory / "fork_forward.svg"),
-               render(draw(L, view="backward"), directory / "fork_backward.svg"),
+    written = [render(draw(L, view="backward"), directory / "fork_backward.svg"),
                step_through(L).save_gif(directory / "fork_step_through.gif", duration=1200)]
     loss = lstm_example()
     written.append(render(draw(loss, view="backward", collapse="t=*", keep="t=5"), directory / "lstm_backward.svg"))
