@@ -22,7 +22,6 @@ from __future__ import annotations
 import html
 import math
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +36,11 @@ from autograd.explain import (
     format_sum,
     gives_whole_term,
     is_constant,
+    is_number,
     local_derivative,
     local_formula,
 )
+from autograd.files import write_atomically
 from autograd.scene import (
     Box,
     Branch,
@@ -431,7 +432,7 @@ class DotWriter:
         else:
             label = f"× {format_number(value, self.digits)} ="
             step += f"{brief(upstream, 6)} · {format_number(value, 6)} = {brief(term, 6)}"
-            if not _is_number(formula):
+            if not is_number(formula):
                 step += f", where ∂{out}/∂{x} = {formula}"
         return label, step
 
@@ -504,14 +505,6 @@ def _shape(data: np.ndarray) -> str:
     return shape if data.dtype == np.float64 else f"{shape} {data.dtype}"
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 # --- the public entry points ------------------------------------------------------------------------------------
 
 def draw(root: Node, view: View = "forward", *, collapse: StageFilter = None, keep: StageFilter = None,
@@ -550,21 +543,7 @@ def render(drawing: graphviz.Digraph, path: str | os.PathLike, format: str | Non
         raise ValueError(f"render: cannot tell the format of {str(path)!r}; use a .png, .svg, .pdf or .gv "
                          "suffix, or pass format='png' / 'svg' / 'pdf' / 'dot'")
     data = drawing.source.encode() if fmt == "dot" else pipe(drawing, fmt)
-    write_atomically(path, data)
-    return path
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` under a temporary name beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        with open(temporary, "xb") as file:  # a plain open: the file gets the usual permissions (umask)
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    return write_atomically(path, lambda file: file.write(data))
 
 
 def pipe(drawing: graphviz.Digraph, fmt: str) -> bytes:

@@ -768,7 +768,7 @@ def _product(term: Term, style: _TextStyle) -> str:
         product = style.whole(term, style.number(term.upstream))
         return style.summed(product, np.shape(term.value)) if term.summed else product
     local = style.formula(term)
-    if _is_number(term.formula.strip("()")):  # a constant, (-2) among them: written once, bracketed once
+    if is_number(term.formula.strip("()")):  # a constant, (-2) among them: written once, bracketed once
         local = local[1:-1] if local.startswith("(") and local.endswith(")") else local
     elif term.local is not None:
         local = f"{local} = {style.number(term.local)}"
@@ -808,7 +808,8 @@ def _wrap(parts: list[list[str]], indent: str, width: int) -> list[str]:
     return lines
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Whether a text reads as a plain number (a formula such as ``1`` or ``-2``)."""
     try:
         float(text)
     except ValueError:
@@ -878,7 +879,7 @@ def latex_name(name: str) -> str:
     """``h`` -> ``h``, ``h_2`` and ``v12`` -> subscripts, ``loss`` -> ``\\mathrm{loss}``, ``W_io[0,1]`` ->
     ``W_{\\mathrm{io}}[0,1]``, a number as is; anything else as text that is safe in math mode."""
     bare = name[1:-1] if name.startswith("(") and name.endswith(")") else name
-    if _is_number(bare):
+    if is_number(bare):
         number = _latex_number(bare)
         return f"({number})" if bare.startswith("-") else number
     if indexed := _INDEXED.fullmatch(name):  # W_io[0,1] -> W_{io}[0,1]: an index reads as it is in math

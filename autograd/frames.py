@@ -25,7 +25,8 @@ from typing import Any, overload
 import graphviz
 
 from autograd.core import Node, topological_order
-from autograd.draw import DotWriter, GraphvizNotFoundError, Progress, brief, pipe, write_atomically
+from autograd.draw import DotWriter, GraphvizNotFoundError, Progress, brief, pipe
+from autograd.files import write_atomically
 from autograd.scene import Box, Branch, Scene, StageFilter, Unit
 
 PILLOW_MISSING = ('save_gif needs Pillow, which is not installed: pip install "backprop-lens[plot]" '
@@ -80,15 +81,14 @@ class Frames(Sequence[graphviz.Digraph]):
         digits = max(3, len(str(len(self) - 1)))
         paths = [directory / f"frame_{k:0{digits}d}.png" for k in range(len(self))]
         for path, png in zip(paths, self.pngs()):
-            write_atomically(path, png)
+            write_atomically(path, lambda file, png=png: file.write(png))
         return paths
 
     def save_gif(self, path: str | os.PathLike, duration: int = 900, hold_last: int = 3) -> Path:
         """Write the frames as an animated GIF that loops; each shows for ``duration`` milliseconds, the last
         ``hold_last`` times as long (so the finished pass can be read before it starts again)."""
-        path = Path(path)
-        write_atomically(path, self.gif(duration, hold_last))
-        return path
+        animation = self.gif(duration, hold_last)
+        return write_atomically(path, lambda file: file.write(animation))
 
     def gif(self, duration: int = 900, hold_last: int = 3, max_width: int | None = None) -> bytes:
         """The animated GIF that `save_gif` writes, as bytes; ``max_width`` scales wider frames down."""

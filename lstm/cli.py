@@ -31,7 +31,8 @@ from autograd import Value, stage
 from autograd.core import Node, consumer_counts
 from autograd.draw import FORMATS, GraphTooLargeError, GraphvizNotFoundError, draw, render
 from autograd.explain import explain
-from lstm.checkpoint import CheckpointError, load_checkpoint, write_atomically
+from autograd.files import write_atomically
+from lstm.checkpoint import CheckpointError, load_checkpoint
 from lstm.compare import compare
 from lstm.data import DEFAULT_CORPUS, available_corpora
 from lstm.flow import gradient_flow

@@ -12,13 +12,13 @@ largest absolute and relative difference from it and a pass or fail at a stated 
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from autograd import Tensor, Value
+from autograd.check import central_differences
 from lstm import hand
 from lstm.model import LSTM, ScalarLSTM, data_of, grads_of
 
@@ -230,21 +230,7 @@ def _finite_differences(params: dict[str, np.ndarray], data: dict[str, np.ndarra
         out, (h, c), _ = hand.forward(weights, inputs["x"], (inputs["h0"], inputs["c0"]))
         return float(sum(np.sum(a * w) for a, w in zip((out, h, c), loss_weights)))
 
-    return {name: _central_differences(loss, array, eps) for name, array in inputs.items()}
-
-
-def _central_differences(loss: Callable[[], float], array: np.ndarray, eps: float) -> np.ndarray:
-    """dL/d array, perturbing ``array`` in place (and restoring it) element by element."""
-    gradient = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        original = array[index]
-        array[index] = original + eps
-        plus = loss()
-        array[index] = original - eps
-        minus = loss()
-        array[index] = original
-        gradient[index] = (plus - minus) / (2 * eps)
-    return gradient
+    return {name: central_differences(loss, array, eps) for name, array in inputs.items()}
 
 
 def _values(array: np.ndarray, name: str) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 
 from autograd import Tensor, Value, backpropagate
 from autograd.core import Node
-from lstm.checkpoint import write_atomically
+from autograd.files import write_atomically
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autograd import Tensor, cross_entropy, no_grad
+from autograd.files import write_atomically
 from autograd.nn import Embedding, Linear, Module
 from autograd.optim import Adam, clip_grad_norm
-from lstm.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint, write_atomically
+from lstm.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from lstm.data import (
     DEFAULT_CORPUS,
     CharVocab,

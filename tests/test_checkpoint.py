@@ -12,7 +12,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from lstm.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint, write_atomically
+from autograd.files import write_atomically
+from lstm.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from lstm.data import CharVocab
 
 

@@ -862,6 +862,15 @@ def test_gradcheck_needs_a_scalar():
         autograd.gradcheck(lambda x: x * 2, [x])
 
 
+def test_gradcheck_perturbs_a_transposed_view_in_place_and_restores_it():
+    base = np.arange(12.0).reshape(3, 4) / 10
+    x = Tensor(base.T, requires_grad=True)  # not contiguous: its data is a view of base
+    result = autograd.gradcheck(lambda x: (x * x).sum(), [x])
+    assert result.passed
+    np.testing.assert_allclose(result.inputs[0].numeric, 2 * base.T, atol=1e-8)
+    np.testing.assert_array_equal(x.data, np.arange(12.0).reshape(3, 4).T / 10)
+
+
 # --- anomaly detection --------------------------------------------------------------------------------------
 
 def test_detect_anomaly_on_tensors():
