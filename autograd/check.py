@@ -96,18 +96,31 @@ def _finite_differences(f: Callable[..., Node], inputs: list[Node], x: Node, eps
     return np.asarray((plus - minus) / (2 * eps))
 
 
-def central_differences(loss: Callable[[], float], array: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """d loss() / d array, element by element: (loss(x + eps) - loss(x - eps)) / 2 eps, perturbing ``array``
-    in place (and restoring it, also when ``loss`` raises)."""
+# central stencils: offsets (in steps of eps), their weights, and the divisor of eps
+STENCILS = {3: ((1, -1), (1, -1), 2), 5: ((2, 1, -1, -2), (-1, 8, -8, 1), 12)}
+
+
+def central_differences(loss: Callable[[], float], array: np.ndarray, eps: float = 1e-6, points: int = 3
+                        ) -> np.ndarray:
+    """d loss() / d array, element by element, perturbing ``array`` in place (and restoring it, also when
+    ``loss`` raises).
+
+    ``points=3``: (L(x + e) - L(x - e)) / 2e, error of order e^2 (with e = 1e-6 about 1e-10, set by rounding).
+    ``points=5``: (-L(x + 2e) + 8 L(x + e) - 8 L(x - e) + L(x - 2e)) / 12e, error of order e^4: with e = 1e-3,
+    about 1e-12 for smooth functions, at twice the cost.
+    """
+    if points not in STENCILS:
+        raise ValueError(f"central_differences: points must be 3 or 5, got {points!r}")
+    offsets, weights, divisor = STENCILS[points]
     gradient = np.zeros(array.shape)
     for index in np.ndindex(array.shape):
         original = array[index]
         try:
-            array[index] = original + eps
-            plus = loss()
-            array[index] = original - eps
-            minus = loss()
+            losses = []
+            for offset in offsets:
+                array[index] = original + offset * eps
+                losses.append(loss())
         finally:
             array[index] = original
-        gradient[index] = (plus - minus) / (2 * eps)
+        gradient[index] = sum(w * value for w, value in zip(weights, losses)) / (divisor * eps)
     return gradient

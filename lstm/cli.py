@@ -133,10 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lstm_sizes(check, input_size=3, hidden_size=4, steps=5, batch=2)
     check.add_argument("--tolerance", type=_positive_float, default=1e-9, metavar="X",
                        help=_default("tolerance for the engine's gradients"))
-    check.add_argument("--fd-tolerance", type=_positive_float, default=1e-6, metavar="X",
+    check.add_argument("--fd-tolerance", type=_positive_float, default=1e-9, metavar="X",
                        help=_default("tolerance for finite differences"))
-    check.add_argument("--eps", type=_positive_float, default=1e-6, metavar="X",
-                       help=_default("finite-difference step"))
+    check.add_argument("--eps", type=_positive_float, default=1e-3, metavar="X",
+                       help=_default("finite-difference step (of a five-point stencil)"))
     check.add_argument("--no-scalar", dest="scalar", action="store_false", help="leave out the ScalarLSTM")
     check.add_argument("--no-finite-differences", dest="finite", action="store_false",
                        help="leave out finite differences")
@@ -368,9 +368,9 @@ def run_compare(args: argparse.Namespace) -> int:
         numbers = sum(int(np.prod(shape)) for shape in parameter_shapes(args.input_size, args.hidden_size,
                                                                           args.layers).values())
         numbers += args.steps * args.batch * args.input_size + 2 * args.layers * args.batch * args.hidden_size
-        work = 2 * numbers * args.steps * args.layers  # two forward passes per number, one cell per step
+        work = 4 * numbers * args.steps * args.layers  # four forward passes per number, one cell per step
         if work > FINITE_DIFFERENCE_LIMIT:
-            raise UsageError(f"finite differences at these sizes would run {2 * numbers:,} forward passes of "
+            raise UsageError(f"finite differences at these sizes would run {4 * numbers:,} forward passes of "
                              f"{args.steps} steps (about {work // 25_000} s): use smaller sizes, or "
                              "--no-finite-differences")
     comparison = compare(args.input_size, args.hidden_size, args.layers, args.steps, args.batch, args.seed,

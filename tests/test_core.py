@@ -188,3 +188,20 @@ def test_anomaly_checks_gradients_with_and_without_create_graph():
 def test_mixing_values_and_tensors_is_refused():
     with pytest.raises(TypeError):
         Tensor(np.ones(2)) * Value(2.0)
+
+
+def test_central_difference_stencils_have_the_errors_their_orders_promise():
+    from autograd.check import central_differences
+
+    x = np.array([0.3, -1.2])
+
+    def quartic() -> float:
+        return float(np.sum(x**4))
+
+    exact, eps = 4 * x**3, 1e-2
+    # three points: error f'''(x) eps^2 / 6 = 4 x eps^2; five points: exact for polynomials of degree 4
+    np.testing.assert_allclose(central_differences(quartic, x, eps) - exact, 4 * x * eps**2, rtol=1e-6)
+    np.testing.assert_allclose(central_differences(quartic, x, eps, points=5), exact, rtol=1e-12)
+    np.testing.assert_array_equal(x, [0.3, -1.2])  # restored
+    with pytest.raises(ValueError, match="points must be 3 or 5"):
+        central_differences(quartic, x, eps, points=4)
