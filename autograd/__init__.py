@@ -2,7 +2,8 @@
 
 Layers, each on the one before: `core` (nodes, stages, the reverse pass) -> `primitives` (the rule table)
 -> `value` (scalars) and `tensor` (numpy arrays, with composites in `functions`) -> `check` (gradient
-checking) -> `explain` (the chain rule written out) and `draw` (pictures) -> `nn` and `optim` (training).
+checking) -> `notation`, then `explain` (the chain rule written out) and `scene`, `draw`, `frames` (pictures)
+-> `nn` and `optim` (training). `files` writes files all or nothing.
 """
 
 from autograd.check import GradcheckResult, gradcheck

@@ -30,7 +30,8 @@ import graphviz
 import numpy as np
 
 from autograd.core import Node
-from autograd.explain import (
+from autograd.files import write_atomically
+from autograd.notation import (
     expression,
     format_number,
     format_sum,
@@ -40,7 +41,6 @@ from autograd.explain import (
     local_derivative,
     local_formula,
 )
-from autograd.files import write_atomically
 from autograd.scene import (
     Box,
     Branch,

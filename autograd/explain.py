@@ -23,325 +23,49 @@ number comes from one reverse pass of the engine with its branch terms recorded,
 engine computed. Numbers have ``precision`` significant digits; the terms of a sum get more where fewer would
 make them not add up to the printed total (as 0.0003632 + 0.0003632 = 0.0007263 would not).
 
-This module is also the vocabulary that drawings share: node names, number formatting and local-derivative
-formulas with the operands' names substituted.
+How nodes, numbers and formulas are written is `autograd.notation`'s, shared with the drawings.
 """
 
 from __future__ import annotations
 
-import heapq
-import math
 import re
-import unicodedata
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from autograd.core import Node, backpropagate
+from autograd.notation import (
+    ROOT_NAME,
+    expression,
+    fill,
+    format_sum,
+    formula_template,
+    gives_whole_term,
+    is_number,
+    latex_expression,
+    latex_formula,
+    latex_name,
+    latex_number,
+    latex_template,
+    latex_text,
+    local_value,
+    names_in,
+    operand_names,
+    reading_order,
+    shape_text,
+    stage_order,
+    summarize,
+    written_as_number,
+)
 
 Format = Literal["text", "markdown", "latex"]
-TINY = 4  # arrays with at most this many elements are shown in full, larger ones summarised
 WIDTH = 110  # text lines longer than this are broken at their "=" signs, and long sums at their "+" signs
 LATEX_ROW = 240  # characters of LaTeX source on one row of an aligned equation before a sum is broken
 LATEX_BLOCK = 3000  # characters of LaTeX in one formula: MathJax refuses more than 5,120, macros expanded
 MAX_TERMS = 12  # a fork of more branches is written out as its first 9, "... n more ...", and its last 2
 MAX_STEPS = 200  # forward values and backward steps written out by default; `.steps` always has them all
-ROOT_NAME = "L"  # what a hand derivation calls the output, when the root has no label of its own
-
-
-# --- names --------------------------------------------------------------------------------------------------
-
-def is_constant(node: Node) -> bool:
-    """A leaf that needs no gradient and has no label: shown by its value, not by a name."""
-    return node.op is None and not node.requires_grad and not node.label
-
-
-def _scalar_of(node: Node) -> float | None:
-    data = node.data
-    if isinstance(data, np.ndarray):
-        return data.item() if data.size == 1 else None
-    return data
-
-
-def reading_order(root: Node) -> list[Node]:
-    """The nodes under ``root``, each after its inputs, explored first input first.
-
-    Any topological order would do for the chain rule; this one follows the order in which code usually
-    writes a computation, so listings read like the program and generated names count up along it.
-    """
-    order: list[Node] = []
-    expanded: set[Node] = set()
-    stack: list[Node | None] = [root]
-    while stack:
-        node = stack.pop()
-        if node is None:  # the marker under which a node waited for its inputs
-            order.append(stack.pop())
-        elif node not in expanded:
-            expanded.add(node)
-            stack += (node, None)
-            stack += [parent for parent in reversed(node.parents) if parent not in expanded]
-    return order
-
-
-def stage_order(order: Sequence[Node]) -> list[Node]:
-    """``order`` (a topological order) regrouped so that every stage is listed in one piece.
-
-    The reading order visits whatever the output needs first, so it hops between stages (an LSTM step's
-    output gate, then its forget gate, then a weight, then the cell state...). A hand derivation goes stage by
-    stage: the inputs and parameters (leaves outside any stage) first, then each stage after the stages it
-    uses (ties: the one met first in ``order``), each stage's nodes in ``order``. Where stages feed one another
-    both ways no such listing exists, and ``order`` is kept; a graph without stages keeps it too.
-    """
-    if not any(node.stage for node in order):
-        return list(order)
-    first: dict[tuple[str, ...], int] = {}  # every stage path and prefix, numbered in order of appearance
-    for node in order:
-        for depth in range(1, len(node.stage) + 1):
-            first.setdefault(node.stage[:depth], len(first))
-
-    def seniority(stage: tuple[str, ...]) -> tuple[int, ...]:  # keeps the stages under "t=1" together
-        return tuple(first[stage[:depth]] for depth in range(1, len(stage) + 1))
-
-    def is_given(node: Node) -> bool:
-        return node.op is None and not node.stage
-
-    uses: dict[tuple[str, ...], set[tuple[str, ...]]] = {}  # stage -> the stages it takes values from
-    for node in order:
-        if not is_given(node):
-            uses.setdefault(node.stage, set()).update(
-                parent.stage for parent in node.parents if not is_given(parent) and parent.stage != node.stage)
-    rank = _topological_rank(uses, seniority)
-    if rank is None:
-        return list(order)
-    position = {node: i for i, node in enumerate(order)}
-    return sorted(order, key=lambda node: (-1 if is_given(node) else rank[node.stage], position[node]))
-
-
-def _topological_rank(uses: dict[Any, set[Any]], priority: Callable[[Any], Any]) -> dict[Any, int] | None:
-    """Kahn's algorithm on a small graph, the ready item of lowest priority first; None if it has a cycle."""
-    waiting = {item: len(needs) for item, needs in uses.items()}
-    users: dict[Any, list[Any]] = {}
-    for item, needs in uses.items():
-        for need in needs:
-            users.setdefault(need, []).append(item)
-    ready = [(priority(item), item) for item, count in waiting.items() if count == 0]
-    heapq.heapify(ready)
-    rank: dict[Any, int] = {}
-    while ready:
-        _, item = heapq.heappop(ready)
-        rank[item] = len(rank)
-        for user in users.get(item, ()):
-            waiting[user] -= 1
-            if waiting[user] == 0:
-                heapq.heappush(ready, (priority(user), user))
-    return rank if len(rank) == len(uses) else None
-
-
-def node_names(root: Node) -> dict[Node, str]:
-    """Stable, unique names for every node under ``root``, as explanations show them (and drawings may).
-
-    A label used once is the name; a label shared by several nodes (``h`` at every timestep) is numbered
-    (``h_1``, ``h_2``, ...); an unlabelled node is ``v1``, ``v2``, ...; a scalar constant is written as its
-    value; the unlabelled root is ``L``. Numbers count up along the `stage_order` listing.
-    """
-    return names_in(stage_order(reading_order(root)), root_name=ROOT_NAME)
-
-
-def names_in(order: Sequence[Node], *, root_name: str | None = None) -> dict[Node, str]:
-    """Names for the nodes of a topological ``order`` already at hand (`reading_order` or `stage_order`),
-    numbered along it: see `node_names`.
-
-    ``root_name`` (e.g. ``"L"``) names the last node of ``order``, the root, when it has no label and no
-    other node is labelled so.
-    """
-    uses = Counter(node.label for node in order if node.label)
-    taken = set(uses)
-    numbered: Counter[str] = Counter()
-    names: dict[Node, str] = {}
-
-    def fresh(prefix: str) -> str:
-        while True:
-            numbered[prefix] += 1
-            candidate = f"{prefix}{numbered[prefix]}"
-            if candidate not in taken:
-                taken.add(candidate)
-                return candidate
-
-    root = order[-1] if order else None
-    for node in order:
-        label = node.label
-        if label:
-            names[node] = label if uses[label] == 1 else fresh(f"{label}_")
-        elif _written_as_number(node):
-            names[node] = format(_scalar_of(node), ".6g")
-        elif node is root and root_name and root_name not in taken:
-            names[node] = root_name
-        else:
-            names[node] = fresh("v")
-    return names
-
-
-def _operand(name: str) -> str:
-    # a negative constant is bracketed where it is substituted into an expression: x * (-2)
-    return f"({name})" if name.startswith("-") else name
-
-
-def _written_as_number(node: Node) -> bool:
-    return is_constant(node) and _scalar_of(node) is not None
-
-
-# --- numbers ------------------------------------------------------------------------------------------------
-
-def format_number(x: Any, precision: int = 4) -> str:
-    """``x`` to ``precision`` significant digits, in exponent form when very large or small: 0.0003632, 12.5,
-    1.5e-7, 2.5e6. Trailing zeros are dropped (2, not 2.000), and there is no "-0"."""
-    x = float(x)
-    if x == 0:
-        return "0"
-    if not math.isfinite(x):
-        return str(x)  # nan, inf, -inf
-    mantissa, e, exponent = f"{x:.{precision}g}".partition("e")
-    return f"{mantissa}e{int(exponent)}" if e else mantissa
-
-
-def format_sum(terms: Sequence[float], total: float, precision: int = 4) -> tuple[list[str], str]:
-    """The terms of a sum and its total as text, the terms with as many extra digits as it takes to add up.
-
-    Rounded one by one, terms can seem to contradict their total: 0.0003632 + 0.0003632 = 0.0007263 (the
-    exact terms are 0.00036317). Here the printed terms, added by hand and rounded like the total, give the
-    printed total: 0.00036317 + 0.00036317 = 0.0007263.
-    """
-    shown_total = format_number(total, precision)
-    if all(math.isfinite(term) for term in terms):
-        for digits in range(precision, 18):
-            shown = [format_number(term, digits) for term in terms]
-            if format_number(math.fsum(float(text) for text in shown), precision) == shown_total:
-                return shown, shown_total
-    return [format_number(term, precision) for term in terms], shown_total
-
-
-def shape_text(shape: tuple[int, ...]) -> str:
-    return "×".join(map(str, shape)) if shape else "scalar"
-
-
-def summarize(raw: Any, precision: int = 4) -> str:
-    """A number; a tiny array in full; a larger one as ``⟨3×4 min …, mean …, max …⟩``."""
-    return _summary(raw, precision, latex=False)
-
-
-def array_stats(raw: np.ndarray, precision: int = 4) -> str:
-    if raw.size == 0:
-        return "empty"
-    return (f"min {format_number(raw.min(), precision)}, mean {format_number(raw.mean(), precision)}, "
-            f"max {format_number(raw.max(), precision)}")
-
-
-def _summary(raw: Any, precision: int, latex: bool) -> str:
-    def number(x: Any) -> str:
-        text = format_number(x, precision)
-        return _latex_number(text) if latex else text
-
-    if not isinstance(raw, np.ndarray):
-        return number(raw)
-    if raw.ndim == 0:
-        return number(raw.item())
-    if raw.size <= TINY:
-        return " ".join(np.array2string(raw, separator=", ", formatter={"all": number}).split())
-    if not latex:
-        return f"⟨{shape_text(raw.shape)} {array_stats(raw, precision)}⟩"
-    if raw.size == 0:
-        return rf"\langle {_latex_shape(raw.shape)}\ \text{{empty}} \rangle"
-    return (rf"\langle {_latex_shape(raw.shape)} \mid \min {number(raw.min())},\ "
-            rf"\operatorname{{mean}} {number(raw.mean())},\ \max {number(raw.max())} \rangle")
-
-
-# --- the primitive table's symbols and formulas, with names filled in ---------------------------------------
-
-_VARIABLE = re.compile(r"\b(x|a|b|out|g)\b")
-_VARIABLE_G = re.compile(r"\bg\b")
-
-
-def operand_names(node: Node, position: int, names: dict[Node, str]) -> dict[str, str]:
-    """What ``x``, ``a``, ``b`` and ``out`` stand for in the formula of ``node``'s input ``position``."""
-    parents = node.parents
-    named = {"out": names[node]}
-    if node.op.variadic or len(parents) == 1:
-        named["x"] = _operand(names[parents[position]])
-    if len(parents) == 2:
-        named["a"], named["b"] = _operand(names[parents[0]]), _operand(names[parents[1]])
-    return named
-
-
-def fill(template: str, operands: dict[str, str]) -> str:
-    """Substitute operand names for the variables of a formula text (whole words only, all at once)."""
-    return _VARIABLE.sub(lambda m: operands.get(m.group(1), m.group(1)), template)
-
-
-def expression(node: Node, names: dict[Node, str]) -> str:
-    """How ``node`` was computed, in its inputs' names: ``tanh(z)``, ``a * b``; a leaf is its own name."""
-    op = node.op
-    if op is None:
-        return names[node]
-    operands = [_operand(names[parent]) for parent in node.parents]
-    if op.variadic:
-        return op.symbol.format(x=", ".join(operands))
-    if len(operands) == 1:
-        return op.symbol.format(x=operands[0])
-    return op.symbol.format(a=operands[0], b=operands[1])
-
-
-def local_formula(node: Node, position: int, names: dict[Node, str], upstream: str = "g") -> str:
-    """The local derivative d node / d input ``position`` from the primitive table, e.g. ``1 - tanh(z)^2``;
-    for a formula that is the whole branch term (see `gives_whole_term`), ``upstream`` is written for ``g``."""
-    return fill(_template(node, position), {**operand_names(node, position, names), "g": upstream})
-
-
-def gives_whole_term(node: Node, position: int) -> bool:
-    """Whether the table's formula for this input is the whole branch term, in the upstream gradient ``g``
-    (matmul's ``a^T @ g``), rather than a local derivative that multiplies it."""
-    return _VARIABLE_G.search(_template(node, position)) is not None
-
-
-def _template(node: Node, position: int) -> str:
-    op = node.op
-    return op.formulas[0 if op.variadic else position]
-
-
-def local_derivative(node: Node, position: int) -> float | None:
-    """The local derivative's value for a scalar node (None for arrays, where it is a Jacobian).
-
-    Every rule is linear in the upstream gradient, so running it with an upstream gradient of 1 gives
-    d node / d input.
-    """
-    if isinstance(node.data, np.ndarray):
-        return None
-    op = node.op
-    inputs = [parent.data for parent in node.parents]
-    try:
-        if op.variadic:
-            return float(op.rules[0](1.0, node.data, *inputs, position=position, **node.params))
-        return float(op.rules[position](1.0, node.data, *inputs, **node.params))
-    except (ArithmeticError, ValueError):
-        return None
-
-
-def _local_value(node: Node, position: int) -> Any:
-    """`local_derivative`, and for an elementwise array op its elementwise values (the Jacobian's diagonal).
-
-    The ops with a scalar forward are the elementwise ones; on arrays their rule, given an upstream gradient
-    of ones, returns d out / d input element by element, in the output's shape (before any unbroadcasting).
-    Other array ops (matmul, sum, indexing) have no such short form: None.
-    """
-    if not isinstance(node.data, np.ndarray):
-        return local_derivative(node, position)
-    if node.op.scalar is None:
-        return None
-    inputs = [parent.data for parent in node.parents]
-    with np.errstate(all="ignore"):
-        return np.asarray(node.op.rules[position](np.ones_like(node.data), node.data, *inputs))
 
 
 # --- the derivation -----------------------------------------------------------------------------------------
@@ -483,14 +207,14 @@ class Explanation:
                                rf"{style.adjoint('u')} \cdot {style.partial('u', 'n')}"
                                rf"\text{{ over the uses }} u \text{{ of }} n{self._only('latex')}")
             elif kind == "stage":
-                heading.append(rf"&\textit{{stage}}\ {_latex_text(item)}")
+                heading.append(rf"&\textit{{stage}}\ {latex_text(item)}")
             else:
                 if kind == "step":
                     rows = _latex_rows(item)
                 elif kind == "value":
                     rows = [item.replace(" = ", " &= ", 1)]
                 else:  # a note
-                    rows = [f"&{_latex_text(item)}"]
+                    rows = [f"&{latex_text(item)}"]
                 units.append(heading + rows)
                 heading = []
         if heading:
@@ -594,9 +318,9 @@ def explain(root: Node, wrt: Node | Iterable[Node] | None = None, *, precision: 
             continue
         terms = tuple(
             Term(branch.consumer, branch.position, adjoints[branch.consumer],
-                 _template(branch.consumer, branch.position),
+                 formula_template(branch.consumer, branch.position),
                  operand_names(branch.consumer, branch.position, names),
-                 _local_value(branch.consumer, branch.position), branch.term)
+                 local_value(branch.consumer, branch.position), branch.term)
             for branch in backprop.terms(node))
         steps.append(Step(node, names[node], adjoints[node], terms))
 
@@ -604,7 +328,7 @@ def explain(root: Node, wrt: Node | Iterable[Node] | None = None, *, precision: 
     for node in on_path:
         mentioned.update(node.parents)
     forward = [ForwardLine(node, names[node], expression(node, names) if node.op else None, node.stage)
-               for node in listing if node in mentioned and not _written_as_number(node)]
+               for node in listing if node in mentioned and not written_as_number(node)]
     return Explanation(root, names, forward, steps, precision, format, max_steps=max_steps, sources=sources)
 
 
@@ -695,10 +419,10 @@ class _LatexStyle(_TextStyle):
         return latex_name(name)
 
     def number(self, x: Any) -> str:
-        return _summary(x, self.precision, latex=True)
+        return summarize(x, self.precision, latex=True)
 
     def scalar(self, text: str) -> str:
-        return _latex_number(text)
+        return latex_number(text)
 
     def adjoint(self, name: str) -> str:
         return rf"\frac{{d {latex_name(self.root)}}}{{d {latex_name(name)}}}"
@@ -711,7 +435,7 @@ class _LatexStyle(_TextStyle):
 
     def whole(self, term: Term, upstream: str) -> str:
         named = {variable: latex_name(name) for variable, name in term.operands.items()}
-        return _latex(term.template, {**named, "g": upstream})
+        return latex_template(term.template, {**named, "g": upstream})
 
     def expression(self, node: Node) -> str:
         return latex_expression(node, self.names)
@@ -808,136 +532,8 @@ def _wrap(parts: list[list[str]], indent: str, width: int) -> list[str]:
     return lines
 
 
-def is_number(text: str) -> bool:
-    """Whether a text reads as a plain number (a formula such as ``1`` or ``-2``)."""
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _markdown_escape(text: str) -> str:
     return re.sub(r"([\\`*_\[\]<>#|~$])", r"\\\1", text)
-
-
-# --- LaTeX --------------------------------------------------------------------------------------------------
-
-_LATEX_FUNCTIONS = {"tanh": r"\tanh", "exp": r"\exp", "log": r"\log", "sigmoid": r"\sigma"}
-# characters that are not themselves in math mode, as math-mode commands
-_LATEX_SPECIALS = {"_": r"\_", "#": r"\#", "$": r"\$", "%": r"\%", "&": r"\&", "{": r"\{", "}": r"\}",
-                   "\\": r"\backslash ", "^": r"\hat{}", "~": r"\sim ", "|": r"\vert ", "<": "<", ">": ">",
-                   "·": r"\cdot ", "×": r"\times ", "…": r"\ldots ", "⟨": r"\langle ", "⟩": r"\rangle ",
-                   "∂": r"\partial ", "Σ": r"\Sigma ", "→": r"\to ", "−": "-"}
-_GREEK_CAPITALS = {"Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"}
-_TEXT_RUN = re.compile(r"[A-Za-z0-9 .,;:!?()\[\]/'\"=+*@-]+|.", re.DOTALL)  # what \text{} shows as it is
-_INDEXED = re.compile(r"(.+?)((?:\[[A-Za-z0-9,=+\-. :]*\])+)")  # a name with indices: x[0,1], c[t=2][0]
-_PROSE = re.compile(r"[A-Za-z]{2,}(?:[ ,]+[A-Za-z]{2,})*(?![A-Za-z(])")  # words, not function names
-
-
-def _latex_text(text: str) -> str:
-    """Any text, safe in math mode: plain runs in ``\\text{}``, other characters as math commands."""
-    return "".join(rf"\text{{{run}}}" if len(run) > 1 or run.isascii() and run not in _LATEX_SPECIALS
-                   else _latex_char(run) for run in _TEXT_RUN.findall(text))
-
-
-def _latex_char(char: str) -> str:
-    if char in _LATEX_SPECIALS:
-        return _LATEX_SPECIALS[char]
-    name = unicodedata.name(char, "")
-    if name.startswith("GREEK SMALL LETTER ") and name.count(" ") == 3:
-        letter = name.rsplit(" ", 1)[1].lower()
-        return rf"\{letter} " if letter != "omicron" else "o"
-    if name.startswith("GREEK CAPITAL LETTER ") and name.rsplit(" ", 1)[1].title() in _GREEK_CAPITALS:
-        return rf"\{name.rsplit(' ', 1)[1].title()} "
-    return rf"\text{{{char}}}"  # left to the renderer: MathJax shows it, a unicode LaTeX engine too
-
-
-def _latex_number(text: str) -> str:
-    """A number written by `format_number`, as LaTeX: ``1.5e-7`` -> ``1.5 \\times 10^{-7}``."""
-    if text in ("inf", "-inf"):
-        return text.replace("inf", r"\infty")
-    if text == "nan":
-        return r"\mathrm{NaN}"
-    mantissa, e, exponent = text.partition("e")
-    return rf"{mantissa} \times 10^{{{int(exponent)}}}" if e else text
-
-
-def _latex_shape(shape: tuple[int, ...]) -> str:
-    return r" \times ".join(map(str, shape))
-
-
-def _latex_word(word: str) -> str:
-    if len(word) == 1 and word.isascii() and word.isalnum() or word.isdigit():
-        return word
-    if word.isalpha() and word.isascii():
-        return rf"\mathrm{{{word}}}"
-    return _latex_text(word)
-
-
-def latex_name(name: str) -> str:
-    """``h`` -> ``h``, ``h_2`` and ``v12`` -> subscripts, ``loss`` -> ``\\mathrm{loss}``, ``W_io[0,1]`` ->
-    ``W_{\\mathrm{io}}[0,1]``, a number as is; anything else as text that is safe in math mode."""
-    bare = name[1:-1] if name.startswith("(") and name.endswith(")") else name
-    if is_number(bare):
-        number = _latex_number(bare)
-        return f"({number})" if bare.startswith("-") else number
-    if indexed := _INDEXED.fullmatch(name):  # W_io[0,1] -> W_{io}[0,1]: an index reads as it is in math
-        return latex_name(indexed[1]) + indexed[2]
-    if " " in name.strip():  # several words, each a name: "W_ih x + b"
-        return r"\ ".join(latex_name(word) for word in name.split())
-    base, _, sub = name.partition("_")
-    if not sub and (match := re.fullmatch(r"([A-Za-z]+?)(\d+)", name)):
-        base, sub = match.groups()
-    if not base or name.endswith("_"):
-        return _latex_text(name)
-    return _latex_word(base) + (f"_{{{latex_name(sub)}}}" if sub else "")
-
-
-def latex_formula(template: str, operands: dict[str, str]) -> str:
-    """A local-derivative formula as LaTeX: ``1 - tanh(x)^2`` -> ``1 - \\tanh(h)^2``."""
-    return _latex(template, {variable: latex_name(name) for variable, name in operands.items()})
-
-
-def latex_expression(node: Node, names: dict[Node, str]) -> str:
-    """How a node was computed, as LaTeX: ``tanh({x})`` -> ``\\tanh(z)``, ``{a} @ {b}`` -> ``x W``."""
-    operands = [latex_name(names[parent]) for parent in node.parents]
-    op = node.op
-    if op.variadic:
-        named = {"x": ", ".join(operands)}
-    elif len(operands) == 1:
-        named = {"x": operands[0]}
-    else:
-        named = {"a": operands[0], "b": operands[1]}
-    return _latex(re.sub(r"\{(x|a|b)\}", r"\1", op.symbol), named)
-
-
-def _latex_function(match: re.Match) -> str:
-    return _LATEX_FUNCTIONS.get(match[1], rf"\operatorname{{{match[1]}}}")
-
-
-def _latex_prose(match: re.Match) -> str:
-    # words such as "if", "else", "at the maximum" are text, spaced from the symbols around them
-    text, before, after = match[0], match.string[match.start() - 1:match.start()], match.string[match.end():][:1]
-    return r"\text{" + (" " if before not in "([" else "") + text + (" " if after not in ")]" else "") + "}"
-
-
-def _latex(template: str, operands: dict[str, str]) -> str:
-    # operands go in last, through numbered slots, so that no rewriting below touches their LaTeX
-    slots: list[str] = []
-
-    def hold(match: re.Match) -> str:
-        slots.append(operands.get(match.group(1), match.group(1)))
-        return f"\0{len(slots) - 1}\0"
-
-    text = _VARIABLE.sub(hold, template)
-    text = re.sub(r"sqrt\(([^()]*)\)", r"\\sqrt{\1}", text)
-    text = re.sub(r"\^\(([^()]*)\)", r"^{\1}", text)
-    text = re.sub(r"\^(\0\d+\0)", r"^{\1}", text)
-    text = re.sub(r"(?<![\\A-Za-z])" + _PROSE.pattern, _latex_prose, text)
-    text = re.sub(r"\b([A-Za-z]{2,})(?=\()", _latex_function, text)
-    text = re.sub(r" *\* *", r" \\cdot ", text).replace(" @ ", r" \, ")
-    return re.sub("\0(\\d+)\0", lambda m: slots[int(m[1])], text)
 
 
 def _markdown_math(parts: list[list[str]]) -> str:

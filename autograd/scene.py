@@ -32,7 +32,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Literal, NamedTuple
 
 from autograd.core import Backprop, Node, backpropagate
-from autograd.explain import is_constant, node_names, reading_order
+from autograd.notation import is_constant, node_names, reading_order
 
 View = Literal["forward", "backward"]
 StagePath = tuple[str, ...]

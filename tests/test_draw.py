@@ -27,7 +27,7 @@ import autograd
 from autograd import GraphTooLargeError, GraphvizNotFoundError, Tensor, Value, draw, render, stage, step_through
 from autograd.core import backpropagate, grad, topological_order
 from autograd.draw import BACKWARD_FILL, FORK_BORDER, GRADIENT, PENDING, DotWriter, mimebundle
-from autograd.explain import format_number, local_derivative
+from autograd.notation import format_number, local_derivative
 from autograd.scene import Box, Proxy, Scene
 
 # --- reading DOT back ---------------------------------------------------------------------------------------

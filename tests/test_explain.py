@@ -17,13 +17,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import autograd
-from autograd import Constant, Tensor, Value, explain
+from autograd import Constant, Tensor, Value, explain, notation
 from autograd.core import topological_order
-from autograd.explain import (
-    LATEX_BLOCK,
-    MAX_STEPS,
-    MAX_TERMS,
-    WIDTH,
+from autograd.explain import LATEX_BLOCK, MAX_STEPS, MAX_TERMS, WIDTH
+from autograd.notation import (
     format_number,
     format_sum,
     latex_name,
@@ -34,7 +31,6 @@ from autograd.explain import (
     summarize,
 )
 
-explain_module = importlib.import_module("autograd.explain")  # autograd.explain is the function
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -272,16 +268,16 @@ def test_the_vocabulary_drawings_import_still_works():
     order = reading_order(b)
     names = names_in(order)
     assert names[b] == "v1" and names[order[1]] == "-2"
-    assert explain_module.expression(b, names) == "a * (-2)"
-    assert explain_module.local_formula(b, 0, names) == "(-2)"
-    assert explain_module.local_derivative(b, 0) == -2.0
-    assert explain_module.is_constant(order[1]) and not explain_module.is_constant(a)
-    assert explain_module.shape_text((2, 3)) == "2×3" and explain_module.shape_text(()) == "scalar"
-    assert explain_module.array_stats(np.array([1.0, 3.0])) == "min 1, mean 2, max 3"
+    assert notation.expression(b, names) == "a * (-2)"
+    assert notation.local_formula(b, 0, names) == "(-2)"
+    assert notation.local_derivative(b, 0) == -2.0
+    assert notation.is_constant(order[1]) and not notation.is_constant(a)
+    assert notation.shape_text((2, 3)) == "2×3" and notation.shape_text(()) == "scalar"
+    assert notation.array_stats(np.array([1.0, 3.0])) == "min 1, mean 2, max 3"
 
 
 def test_the_module_example_is_what_it_prints():
-    result = doctest.testmod(explain_module)
+    result = doctest.testmod(importlib.import_module("autograd.explain"))  # autograd.explain is the function
     assert result.attempted > 0 and result.failed == 0
 
 
