@@ -22,7 +22,8 @@ class Node:
 
     Attributes: ``data`` (float or ndarray), ``grad``, ``op`` (a Primitive, or None for a leaf), ``parents``
     (tuple of nodes), ``params`` (the op's non-tensor arguments), ``label``, ``stage`` (tuple of stage names),
-    ``requires_grad``. Class hooks: ``unbroadcast`` (None where shapes cannot broadcast), ``constant(raw)``.
+    ``requires_grad``. Class hooks: ``unbroadcast`` (None where shapes cannot broadcast), ``constant(raw)``,
+    ``seed(grad)``, ``gradient(adjoint)`` and ``zero_grad_value()``.
     """
 
     __slots__ = ()
@@ -32,9 +33,13 @@ class Node:
     def constant(cls, raw: Any) -> Node:
         raise NotImplementedError
 
-    @staticmethod
-    def ones_like(raw: Any) -> Any:
-        return np.ones_like(raw) if isinstance(raw, np.ndarray) else 1.0
+    def seed(self, grad: Any) -> Any:
+        """dL/d self to start a reverse pass from: ones when ``grad`` is None, else ``grad`` checked."""
+        raise NotImplementedError
+
+    def gradient(self, adjoint: Any) -> Any:
+        """An adjoint as a gradient handed to the user: of this node's shape and type, and theirs to keep."""
+        raise NotImplementedError
 
     def zero_grad_value(self) -> Any:
         raise NotImplementedError
@@ -85,15 +90,15 @@ class stage:  # lower case: it is used like a function, ``with stage("t=2"):``
         if not isinstance(name, str) or not name:
             raise TypeError(f"stage name must be a non-empty string, got {name!r}")
         self.name = name
-        self.outer: tuple[str, ...] = ()
+        self.outer: list[tuple[str, ...]] = []  # a stack: one stage object may be entered again inside itself
 
     def __enter__(self) -> tuple[str, ...]:
-        self.outer = mode.stage
-        mode.stage = (*self.outer, self.name)
+        self.outer.append(mode.stage)
+        mode.stage = (*mode.stage, self.name)
         return mode.stage
 
     def __exit__(self, *exception: object) -> None:
-        mode.stage = self.outer
+        mode.stage = self.outer.pop()
 
 
 @contextmanager
@@ -124,11 +129,12 @@ def is_finite(raw: Any) -> bool:
     return bool(np.isfinite(raw).all()) if isinstance(raw, np.ndarray) else math.isfinite(raw)
 
 
-def check_value(node: Node) -> None:
-    """Under detect_anomaly: complain about a freshly computed non-finite value."""
+def check_value(node: Node, op: Any, inputs: Sequence[Node]) -> None:
+    """Under detect_anomaly: complain about a value ``op`` has just computed, if it is not finite (recorded in
+    the graph or not: under no_grad too)."""
     if not is_finite(node.data):
-        inputs = ", ".join(_brief(p.data) for p in node.parents)
-        raise AnomalyError(f"{node.op.name}({inputs}) produced {_brief(node.data)} at {node.where()}")
+        shown = ", ".join(_brief(x.data) for x in inputs)
+        raise AnomalyError(f"{op.name}({shown}) produced {_brief(node.data)} at {node.where()}")
 
 
 def _brief(raw: Any) -> str:
@@ -223,7 +229,7 @@ def backpropagate(root: Node, grad: Any = None, *, create_graph: bool = False,
     ``keep_inner=False`` only the leaves' adjoints are kept: an inner node's is dropped once its rules have
     used it, so the pass holds one step's gradients at a time rather than the whole graph's.
     """
-    seed = root.ones_like(root.data) if grad is None else grad
+    seed = grad if isinstance(grad, Node) else root.seed(grad)
     if create_graph and not isinstance(seed, Node):
         seed = root.constant(seed)
     return _backpropagate(root, seed, create_graph, record_branches, keep_inner)
@@ -268,6 +274,7 @@ def _backpropagate(root: Node, seed: Any, create_graph: bool, record_branches: b
                     adjoints[parent] = add_into(total, g, out, *inputs, **params)
                     owned.add(parent)
                     continue
+            # Primitive.term, written out here: this loop is the hot path of every backward pass
             if op.variadic:
                 term = rules[0](g, out, *inputs, position=position, **params)
             elif params:
@@ -288,12 +295,13 @@ def _inspect(term: Any, node: Node, position: int, parent: Node, anomaly: bool,
     """The per-edge work that only some passes ask for: anomaly checks and branch records."""
     if anomaly and not is_finite(term):
         raise AnomalyError(f"the gradient of {node.op.name} for its input {position} is not finite "
-                           f"({_brief(_raw(term))}) at {node.where()}")
+                           f"({_brief(raw(term))}) at {node.where()}")
     if branches is not None:
         branches.setdefault(parent, []).append(Branch(node, position, term))
 
 
-def _raw(x: Any) -> Any:
+def raw(x: Any) -> Any:
+    """The number or array a node holds; anything else as it is."""
     return x.data if isinstance(x, Node) else x
 
 
@@ -309,16 +317,23 @@ def grad(output: Node, inputs: Node | Sequence[Node], grad_output: Any = None, *
     for x in wanted:
         if not isinstance(x, Node):
             raise TypeError(f"grad() takes graph nodes as inputs, got {type(x).__name__}")
+    needs_gradient(output, "grad()")
     if create_graph:
         with stage("backward"):
             adjoints = backpropagate(output, grad_output, create_graph=True).adjoints
-            result = [adjoints.get(x, None) for x in wanted]
-            result = [type(x).constant(x.ones_like(x.data) * 0.0) if g is None else g
-                      for x, g in zip(wanted, result)]
+            result = [adjoints[x] if x in adjoints else type(x).constant(x.gradient(0.0)) for x in wanted]
     else:
         adjoints = backpropagate(output, grad_output).adjoints
-        result = [adjoints.get(x, x.ones_like(x.data) * 0.0) for x in wanted]
+        result = [x.gradient(adjoints.get(x, 0.0)) for x in wanted]
     return result[0] if single else result
+
+
+def needs_gradient(root: Node, caller: str) -> None:
+    """Refuse a reverse pass from a node that needs no gradient: it depends on nothing that does, so every
+    gradient would be zero, which is more likely a mistake (a missing requires_grad=True) than a question."""
+    if not root.requires_grad:
+        raise ValueError(f"{caller}: {root.where()} needs no gradient and depends on nothing that does; "
+                         "make the inputs to differentiate with requires_grad=True (a Tensor) or as Values")
 
 
 def zero_grad(roots: Node | Iterable[Node]) -> None:

@@ -43,9 +43,9 @@ from autograd.notation import (
 )
 from autograd.scene import (
     Box,
-    Branch,
     Edge,
     GraphTooLargeError,
+    Link,
     Proxy,
     Scene,
     StageFilter,
@@ -106,14 +106,14 @@ class Progress:
     step it is (None before the first)."""
 
     step: int
-    sent_at: dict[Branch, int]  # the step at which each edge sends its gradient term back
+    sent_at: dict[Link, int]  # the step at which each edge sends its gradient term back
     current: Unit | None
     caption: str
 
-    def sent(self, branch: Branch) -> bool:
+    def sent(self, branch: Link) -> bool:
         return self.sent_at.get(branch, self.step + 1) <= self.step
 
-    def fresh(self, branch: Branch) -> bool:
+    def fresh(self, branch: Link) -> bool:
         return self.sent_at.get(branch) == self.step
 
 

@@ -27,7 +27,7 @@ import graphviz
 from autograd.core import Node, topological_order
 from autograd.draw import DotWriter, GraphvizNotFoundError, Progress, brief, pipe
 from autograd.files import write_atomically
-from autograd.scene import Box, Branch, Scene, StageFilter, Unit
+from autograd.scene import Box, Link, Scene, StageFilter, Unit
 
 PILLOW_MISSING = ('save_gif needs Pillow, which is not installed: pip install "backprop-lens[plot]" '
                   "(or pip install pillow). frames.save_pngs(directory) needs only Graphviz.")
@@ -152,7 +152,7 @@ def step_through(root: Node, *, collapse: StageFilter = None, keep: StageFilter 
 def _moments(scene: Scene, names: dict[Node, str], digits: int) -> list[Progress]:
     """The moments the frames show: the seed, then each step of the engine's reverse pass (the steps inside
     one box taken together)."""
-    sends: dict[Node, list[Branch]] = {}
+    sends: dict[Node, list[Link]] = {}
     for branches in scene.backprop.branches.values():
         for branch in branches:
             sends.setdefault(branch.consumer, []).append((branch.consumer, branch.position))
@@ -164,7 +164,7 @@ def _moments(scene: Scene, names: dict[Node, str], digits: int) -> list[Progress
                 steps[-1][1].append(node)
             else:
                 steps.append((unit, [node]))
-    sent_at: dict[Branch, int] = {}
+    sent_at: dict[Link, int] = {}
     for k, (_, nodes) in enumerate(steps, 1):
         for node in nodes:
             sent_at.update(dict.fromkeys(sends[node], k))
@@ -179,7 +179,7 @@ def _moments(scene: Scene, names: dict[Node, str], digits: int) -> list[Progress
     return moments
 
 
-def _caption(scene: Scene, unit: Unit, nodes: list[Node], sends: list[Branch], names: dict[Node, str],
+def _caption(scene: Scene, unit: Unit, nodes: list[Node], sends: list[Link], names: dict[Node, str],
              digits: int) -> str:
     """What one step does: ``dL/dh = 0.43 goes back to o (0.31) and c (0.12)``."""
     if isinstance(unit, Box):

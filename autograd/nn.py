@@ -53,24 +53,30 @@ class Module:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Copy arrays into the parameters; every name must match and every shape must agree."""
         parameters = dict(self.named_parameters())
-        missing = sorted(set(parameters) - set(state))
-        unexpected = sorted(set(state) - set(parameters))
-        if missing or unexpected:
-            raise KeyError(f"{type(self).__name__}.load_state_dict: missing {missing}, unexpected {unexpected}")
-        arrays = {name: np.asarray(state[name]) for name in parameters}
-        for name, array in arrays.items():  # check everything before changing anything
-            if array.shape != parameters[name].shape:
-                raise ValueError(f"{type(self).__name__}.load_state_dict: {name} has shape {array.shape}, "
-                                 f"expected {parameters[name].shape}")
-            if array.dtype.kind not in "fiu":
-                raise TypeError(f"{type(self).__name__}.load_state_dict: {name} has dtype {array.dtype}, "
-                                "expected real numbers")
-        for name, array in arrays.items():
+        shapes = {name: parameter.shape for name, parameter in parameters.items()}
+        for name, array in checked_state(self, shapes, state).items():
             parameters[name].data = array.astype(parameters[name].dtype, copy=True)
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{name}{tuple(p.shape)}" for name, p in self.named_parameters())
         return f"{type(self).__name__}({shapes})"
+
+
+def checked_state(owner: object, shapes: Mapping[str, tuple[int, ...]], state: Mapping[str, Any]
+                  ) -> dict[str, np.ndarray]:
+    """The arrays of ``state`` by name, once all names, shapes and number types are found right: a state dict
+    is loaded whole or not at all."""
+    where = f"{type(owner).__name__}.load_state_dict"
+    missing, unexpected = sorted(set(shapes) - set(state)), sorted(set(state) - set(shapes))
+    if missing or unexpected:
+        raise KeyError(f"{where}: missing {missing}, unexpected {unexpected}")
+    arrays = {name: np.asarray(state[name]) for name in shapes}
+    for name, array in arrays.items():
+        if array.shape != tuple(shapes[name]):
+            raise ValueError(f"{where}: {name} has shape {array.shape}, expected {tuple(shapes[name])}")
+        if array.dtype.kind not in "fiu":
+            raise TypeError(f"{where}: {name} has dtype {array.dtype}, expected real numbers")
+    return arrays
 
 
 def uniform(rng: np.random.Generator, bound: float, shape: tuple[int, ...], dtype: Any, label: str) -> Tensor:

@@ -287,12 +287,9 @@ def local_derivative(node: Node, position: int) -> float | None:
     """
     if isinstance(node.data, np.ndarray):
         return None
-    op = node.op
     inputs = [parent.data for parent in node.parents]
     try:
-        if op.variadic:
-            return float(op.rules[0](1.0, node.data, *inputs, position=position, **node.params))
-        return float(op.rules[position](1.0, node.data, *inputs, **node.params))
+        return float(node.op.term(position, 1.0, node.data, inputs, node.params))
     except (ArithmeticError, ValueError):
         return None
 
@@ -310,7 +307,7 @@ def local_value(node: Node, position: int) -> Any:
         return None
     inputs = [parent.data for parent in node.parents]
     with np.errstate(all="ignore"):
-        return np.asarray(node.op.rules[position](np.ones_like(node.data), node.data, *inputs))
+        return np.asarray(node.op.term(position, np.ones_like(node.data), node.data, inputs, node.params))
 
 
 def is_number(text: str) -> bool:

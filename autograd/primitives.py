@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from autograd.core import Node
+from autograd.core import Node, raw
 
 Rule = Callable[..., Any]
 
@@ -44,14 +44,17 @@ class Primitive:
     # reverse pass owns (or None: start one), and returns it. The plain pass uses it; recorded ones use ``rules``.
     add_into: Rule | None = None
 
+    def term(self, position: int, g: Any, out: Any, inputs: Sequence[Any], params: Mapping[str, Any]) -> Any:
+        """Input ``position``'s gradient contribution: its rule applied to the upstream gradient ``g``."""
+        if self.variadic:
+            return self.rules[0](g, out, *inputs, position=position, **params)
+        return self.rules[position](g, out, *inputs, **params)
+
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
 
 
 # --- helpers that rules call, each working on floats, arrays and graph nodes alike --------------------------
-
-def _raw(x: Any) -> Any:
-    return x.data if isinstance(x, Node) else x
 
 
 def log(x: Any) -> Any:
@@ -80,14 +83,14 @@ def power(x: Any, exponent: Any) -> Any:
 def _log_base(a: Any) -> Any:
     """log(a) for the exponent's derivative a^b*log(a), with log(0) read as 0: where the base is 0 the output
     is 0 too, and d(0^b)/db is 0 (for b > 0), not 0 * -inf = nan."""
-    zero = _raw(a) == 0
-    zero = zero.astype(_raw(a).dtype) if isinstance(zero, np.ndarray) else float(zero)
+    zero = raw(a) == 0
+    zero = zero.astype(raw(a).dtype) if isinstance(zero, np.ndarray) else float(zero)
     return log(a + zero)
 
 
 def sign(x: Any) -> Any:
     """-1, 0 or +1: a constant even when recording, since its own derivative is zero almost everywhere."""
-    x = _raw(x)
+    x = raw(x)
     if isinstance(x, np.ndarray):
         return np.sign(x)
     return float((x > 0) - (x < 0))
@@ -95,7 +98,7 @@ def sign(x: Any) -> Any:
 
 def positive(x: Any) -> Any:
     """1 where x > 0, else 0, as a constant (relu's local derivative)."""
-    x = _raw(x)
+    x = raw(x)
     return (x > 0).astype(x.dtype) if isinstance(x, np.ndarray) else float(x > 0)
 
 
@@ -241,9 +244,9 @@ def _kept(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
 
 def _extremum_grad(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     # the gradient goes to the arg-extrema, shared equally where several elements tie
-    hit = _raw(x) == _raw(_kept(out, x, axis, keepdims))
+    hit = raw(x) == raw(_kept(out, x, axis, keepdims))
     share = hit / hit.sum(axis=axis, keepdims=True)
-    return broadcast_to(_kept(g, x, axis, keepdims), x.shape) * share.astype(_raw(x).dtype)
+    return broadcast_to(_kept(g, x, axis, keepdims), x.shape) * share.astype(raw(x).dtype)
 
 
 def _swap_last(x: Any) -> Any:
@@ -281,7 +284,7 @@ def _concatenate_grad(g: Any, out: Any, *xs: Any, position: int, axis: int) -> A
 
 
 def _mask(x: Any, condition: np.ndarray) -> Any:
-    return x * condition.astype(_raw(x).dtype)
+    return x * condition.astype(raw(x).dtype)
 
 
 MATMUL = _binary("matmul", "{a} @ {b}", None, np.matmul, _matmul_grad_a, _matmul_grad_b, "g @ b^T",
@@ -314,7 +317,7 @@ WHERE = Primitive("where", "where(c, {a}, {b})", None, lambda a, b, condition: n
                    lambda g, out, a, b, condition: _mask(g, ~condition)),
                   ("1 where c", "1 where not c"), params=("condition",))
 CLIP = Primitive("clip", "clip({x})", None, lambda x, low, high: x.clip(low, high),
-                 (lambda g, out, x, low, high: _mask(g, (_raw(x) >= low) & (_raw(x) <= high)),),
+                 (lambda g, out, x, low, high: _mask(g, (raw(x) >= low) & (raw(x) <= high)),),
                  ("1 inside [low, high], else 0",), params=("low", "high"))
 
 

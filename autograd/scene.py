@@ -37,7 +37,7 @@ from autograd.notation import is_constant, node_names, reading_order
 View = Literal["forward", "backward"]
 StagePath = tuple[str, ...]
 StageFilter = str | Iterable[str] | Callable[[StagePath], bool] | None
-Branch = tuple[Node, int]  # a graph edge, named by its consumer and the input position it enters
+Link = tuple[Node, int]  # a graph edge, named by its consumer and the input position it enters
 
 
 class GraphTooLargeError(ValueError):
@@ -74,7 +74,7 @@ class Proxy:
 
     original: Node
     stage: StagePath  # where it is drawn: the innermost stage holding all of those uses
-    branches: list[Branch] = field(default_factory=list)
+    branches: list[Link] = field(default_factory=list)
 
 
 Unit = Node | Box | Proxy  # one shape in the picture
@@ -86,7 +86,7 @@ class Edge:
 
     tail: Unit
     head: Unit
-    branches: list[Branch] = field(default_factory=list)
+    branches: list[Link] = field(default_factory=list)
 
 
 def place(unit: Unit) -> StagePath:
@@ -142,7 +142,7 @@ class Scene:
         self.backprop: Backprop | None = None
         if view == "backward":
             self.backprop = backpropagate(root, record_branches=True)
-        self._terms: dict[Node, dict[Branch, Any]] = {}
+        self._terms: dict[Node, dict[Link, Any]] = {}
         self._families: dict[StagePath, Counter[str]] = {}
 
     def _copy_shared_inputs(self, census: Census) -> dict[Node, dict[StagePath, Proxy]]:
@@ -297,13 +297,13 @@ class Scene:
         """dL/d node from the scene's reverse pass (None where no gradient reaches it)."""
         return self.backprop.adjoints.get(node) if self.backprop else None
 
-    def terms(self, node: Node) -> list[tuple[Branch, Any]]:
+    def terms(self, node: Node) -> list[tuple[Link, Any]]:
         """The gradient terms that came back along each edge out of ``node``, in the order they arrived."""
         if self.backprop is None:
             return []
         return [((b.consumer, b.position), b.term) for b in self.backprop.terms(node)]
 
-    def term(self, branch: Branch) -> Any:
+    def term(self, branch: Link) -> Any:
         """The gradient term sent back along one edge (None if none was: its input needs no gradient)."""
         consumer, position = branch
         parent = consumer.parents[position]

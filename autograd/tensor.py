@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from autograd import core
-from autograd.core import Node, mode
+from autograd.core import Node, mode, raw
 from autograd.primitives import (
     ABS,
     ADD,
@@ -74,7 +74,10 @@ class Tensor(Node):
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, label: str | None = None
                  ) -> None:
-        self.data = as_array(data, dtype)
+        array = as_array(data, dtype)
+        if requires_grad and isinstance(raw(data), np.ndarray) and np.may_share_memory(array, raw(data)):
+            array = array.copy()  # a parameter is its own: optimizers change .data in place, not the caller's array
+        self.data = array
         self.grad: np.ndarray | None = None
         self.op: Primitive | None = None
         self.parents: tuple[Tensor, ...] = ()
@@ -87,6 +90,18 @@ class Tensor(Node):
     @classmethod
     def constant(cls, raw: Any) -> Tensor:
         return cls(raw)
+
+    def seed(self, grad: Any) -> np.ndarray:
+        if grad is None:
+            return np.ones_like(self.data)
+        grad = as_array(grad, self.dtype)
+        if grad.shape != self.shape:
+            raise ValueError(f"the gradient given for a tensor of shape {self.shape} has shape {grad.shape}")
+        return grad
+
+    def gradient(self, adjoint: Any) -> np.ndarray:
+        # a copy: an adjoint may be the seed, a broadcast view, or shared with another input
+        return np.array(np.broadcast_to(adjoint, self.shape), dtype=self.dtype)
 
     def zero_grad_value(self) -> None:
         return None
@@ -124,17 +139,16 @@ class Tensor(Node):
     # --- gradients ---
     def backward(self, grad: Any = None) -> None:
         """Add dself/dleaf to ``.grad`` of every leaf that requires a gradient; calls accumulate."""
-        if grad is None:
-            if self.size != 1:
-                raise ValueError(f"backward() on a tensor of shape {self.shape} needs grad= of that shape "
-                                 "(dL/d this tensor); reduce it to a scalar first, e.g. with .sum()")
-        else:
-            grad = as_array(grad, self.dtype)
-            if grad.shape != self.shape:
-                raise ValueError(f"backward(): grad has shape {grad.shape}, but the tensor has {self.shape}")
+        core.needs_gradient(self, "backward()")
+        if grad is None and self.size != 1:
+            raise ValueError(f"backward() on a tensor of shape {self.shape} needs grad= of that shape "
+                             "(dL/d this tensor); reduce it to a scalar first, e.g. with .sum()")
         for node, g in core.backpropagate(self, grad, keep_inner=False).adjoints.items():
             if node.op is None and node.requires_grad:
-                node.grad = np.array(g, dtype=node.dtype) if node.grad is None else node.grad + g
+                if node.grad is None:
+                    node.grad = node.gradient(g)
+                else:
+                    node.grad += g  # in place: .grad is the leaf's own array, and keeps its dtype
 
     def zero_grad(self) -> None:
         """Forget the gradients of this tensor and of every tensor it depends on."""
@@ -185,16 +199,16 @@ class Tensor(Node):
 
     # comparisons give plain boolean arrays (masks, not graph nodes); == keeps identity semantics
     def __lt__(self, other: Any) -> np.ndarray:
-        return self.data < _raw(other)
+        return self.data < raw(other)
 
     def __le__(self, other: Any) -> np.ndarray:
-        return self.data <= _raw(other)
+        return self.data <= raw(other)
 
     def __gt__(self, other: Any) -> np.ndarray:
-        return self.data > _raw(other)
+        return self.data > raw(other)
 
     def __ge__(self, other: Any) -> np.ndarray:
-        return self.data >= _raw(other)
+        return self.data >= raw(other)
 
     # --- elementwise functions ---
     def exp(self) -> Tensor:
@@ -285,9 +299,6 @@ class Tensor(Node):
         return f"Tensor({body}{extras})"
 
 
-def _raw(x: Any) -> Any:
-    return x.data if isinstance(x, Tensor) else x
-
 
 def _lift(x: Any, like: Tensor | None = None) -> Tensor:
     if isinstance(x, Tensor):
@@ -368,10 +379,10 @@ def _record(op: Primitive, data: Any, inputs: tuple[Tensor, ...], params: dict[s
     node.params = params or _NO_PARAMS
     if needs_grad and mode.grad_enabled:
         node.op, node.parents, node.requires_grad = op, inputs, True
-        if mode.anomaly:
-            core.check_value(node)
     else:
         node.op, node.parents, node.requires_grad = None, (), False
+    if mode.anomaly:
+        core.check_value(node, op, inputs)
     return node
 
 
@@ -394,6 +405,6 @@ def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
     """Elementwise choice: ``a`` where ``condition`` holds, else ``b`` (the condition is a constant mask)."""
-    condition = np.asarray(_raw(condition), dtype=bool)
+    condition = np.asarray(raw(condition), dtype=bool)
     like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None  # a number takes its dtype
     return _apply(WHERE, _lift(a, like), _lift(b, like), condition=condition)

@@ -64,13 +64,20 @@ class Value(Node):
     def constant(cls, raw: Any) -> Value:
         return Constant(raw)
 
+    def seed(self, grad: Any) -> float:
+        return 1.0 if grad is None else _as_float(grad)
+
+    def gradient(self, adjoint: Any) -> float:
+        return float(adjoint)
+
     def zero_grad_value(self) -> float:
         return 0.0
 
     # --- gradients ---
     def backward(self, grad: float = 1.0) -> None:
         """Add dself/dnode to ``.grad`` of every node this one depends on; calls accumulate, as in PyTorch."""
-        for node, g in core.backpropagate(self, _as_float(grad)).adjoints.items():
+        core.needs_gradient(self, "backward()")
+        for node, g in core.backpropagate(self, grad).adjoints.items():
             node.grad += g
 
     def zero_grad(self) -> None:
@@ -196,7 +203,7 @@ def _apply(op: Primitive, a: Value, b: Value | None = None) -> Value:
     else:
         node.op = node._a = node._b = None
     if mode.anomaly:
-        core.check_value(node)
+        core.check_value(node, op, (a,) if b is None else (a, b))
     return node
 
 

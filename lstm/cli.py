@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--keep", metavar="PATTERN", help="stages to draw in full although --collapse matches")
     graph.add_argument("--roll-up", action="store_true",
                        help="draw a run of repeated stages (t=0, t=1, ...) as one box marked with its count")
-    graph.add_argument("--precision", type=_positive_int, default=4, metavar="N",
+    graph.add_argument("--precision", type=_positive_int, default=3, metavar="N",
                        help=_default("significant digits shown"))
     graph.add_argument("--max-nodes", type=_positive_int, default=2000, metavar="N",
                        help=_default("refuse drawings larger than this"))

@@ -151,7 +151,7 @@ def compare(input_size: int = 3, hidden_size: int = 4, num_layers: int = 1, seq_
 
     Weights come from ``seed`` (the same draw in every implementation); x, a non-zero initial state and the
     loss weights from a generator seeded with ``seed + 1``. The scalar LSTM builds one node per number and
-    finite differences run two forward passes per number: keep the sizes small, or switch them off.
+    finite differences (five-point) run four forward passes per number: keep the sizes small, or switch them off.
     """
     settings = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, seq_len=seq_len,
                     batch=batch, seed=seed, eps=eps)

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from autograd import Tensor, Value, concatenate, stack, stage
-from autograd.nn import Module
+from autograd.nn import Module, checked_state
 from autograd.value import Constant
 from lstm import hand
 
@@ -116,23 +116,6 @@ class _LSTMBase:
                 raise ValueError(f"{name}: {label} has shape {shape}, expected (num_layers, batch, "
                                  f"hidden_size) = {expected}")
         return state[0], state[1]
-
-    def _expected_state(self, state: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """The incoming arrays by name, after checking names, shapes and number types (changing nothing)."""
-        name = type(self).__name__
-        shapes = parameter_shapes(self.input_size, self.hidden_size, self.num_layers)
-        missing, unexpected = sorted(set(shapes) - set(state)), sorted(set(state) - set(shapes))
-        if missing or unexpected:
-            raise KeyError(f"{name}.load_state_dict: missing {missing}, unexpected {unexpected}")
-        arrays = {key: np.asarray(state[key]) for key in shapes}
-        for key, array in arrays.items():
-            if array.shape != shapes[key]:
-                raise ValueError(f"{name}.load_state_dict: {key} has shape {array.shape}, "
-                                 f"expected {shapes[key]}")
-            if array.dtype.kind not in "fiu":
-                raise TypeError(f"{name}.load_state_dict: {key} has dtype {array.dtype}, "
-                                "expected real numbers")
-        return arrays
 
     def _name(self, kind: str, t: int, layer: int) -> str:
         """``h[t=2]``, or ``h[t=2, layer 1]`` when there are several layers."""
@@ -253,11 +236,6 @@ class LSTM(_LSTMBase, Module):
             raise TypeError(f"LSTM: {name} must be a numpy array or a Tensor, got {type(data).__name__} "
                             f"({error})") from None
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Copy ``nn.LSTM``-named arrays into the parameters; names, shapes and types are checked first."""
-        for name, array in self._expected_state(state).items():
-            getattr(self, name).data = array.astype(self.dtype, copy=True)
-
     def __repr__(self) -> str:
         return (f"LSTM(input_size={self.input_size}, hidden_size={self.hidden_size}, "
                 f"num_layers={self.num_layers}, dtype={self.dtype})")
@@ -318,7 +296,8 @@ class ScalarLSTM(_LSTMBase):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Copy ``nn.LSTM``-named arrays into the Values; names, shapes and types are checked first."""
-        for name, array in self._expected_state(state).items():
+        shapes = parameter_shapes(self.input_size, self.hidden_size, self.num_layers)
+        for name, array in checked_state(self, shapes, state).items():
             for value, number in zip(self._parameters[name].flat, array.astype(np.float64).flat):
                 value.data = float(number)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import autograd
-from autograd import AnomalyError, Tensor, Value
+from autograd import AnomalyError, Constant, Tensor, Value
 from autograd.core import consumer_counts, mode, topological_order
 
 
@@ -205,3 +205,60 @@ def test_central_difference_stencils_have_the_errors_their_orders_promise():
     np.testing.assert_array_equal(x, [0.3, -1.2])  # restored
     with pytest.raises(ValueError, match="points must be 3 or 5"):
         central_differences(quartic, x, eps, points=4)
+
+
+def test_float32_gradients_stay_float32_however_often_backward_runs():
+    w = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    x = np.array([1.0, 2.0, 3.0])  # float64 data meets a float32 weight
+    for _ in range(2):
+        (w * x).sum().backward()
+        assert w.grad.dtype == np.float32
+    np.testing.assert_array_equal(w.grad, 2 * x)
+
+
+def test_grad_hands_out_fresh_writable_arrays_of_each_inputs_shape():
+    a = Tensor(np.ones((2, 2)), requires_grad=True)
+    b = Tensor(np.ones((2, 2)), requires_grad=True)
+    seed = np.full((2, 2), 3.0)
+    ga, gb = autograd.grad(a + b, [a, b], seed)
+    assert ga is not gb and not np.shares_memory(ga, seed) and not np.shares_memory(ga, gb)
+    (gs,) = autograd.grad(a.sum(), [a])  # sum's rule gives a broadcast (read-only) view: handed out as a copy
+    gs += 1
+    np.testing.assert_array_equal(gs, np.full((2, 2), 2.0))
+    scalar = Tensor(2.0, requires_grad=True)
+    assert isinstance(autograd.grad(scalar * scalar, scalar), np.ndarray)
+    unused = Tensor(np.ones(3), requires_grad=True)
+    np.testing.assert_array_equal(autograd.grad(a.sum(), unused), np.zeros(3))
+
+
+def test_a_seed_is_checked_in_the_core_for_every_entry_point():
+    x = Tensor(np.ones(3), requires_grad=True)
+    np.testing.assert_array_equal(autograd.grad(x.sum(), x, 2.0), np.full(3, 2.0))
+    with pytest.raises(ValueError, match=r"the gradient given for a tensor of shape \(3,\) has shape \(2,\)"):
+        autograd.grad(x * 2, x, np.ones(2))
+
+
+def test_a_pass_from_a_node_that_needs_no_gradient_is_refused():
+    with pytest.raises(ValueError, match="needs no gradient and depends on nothing that does"):
+        Tensor(3.0).backward()
+    with pytest.raises(ValueError, match="needs no gradient"):
+        Constant(2.0).backward()
+    with pytest.raises(ValueError, match=r"grad\(\): .*needs no gradient"):
+        autograd.grad(Tensor([1.0]).sum(), Tensor([1.0], requires_grad=True))
+
+
+def test_one_stage_object_entered_inside_itself_restores_each_level():
+    outer = autograd.stage("t")
+    with outer:
+        with outer:
+            assert Value(1.0).stage == ("t", "t")
+        assert Value(1.0).stage == ("t",)
+    assert Value(1.0).stage == ()
+
+
+def test_detect_anomaly_checks_values_computed_under_no_grad_too():
+    with autograd.detect_anomaly(), autograd.no_grad(), np.errstate(divide="ignore"):
+        with pytest.raises(autograd.AnomalyError, match=r"log\(array\(1,\)\) produced array\(1,\) containing -inf"):
+            Tensor([0.0]).log()
+        with pytest.raises(autograd.AnomalyError, match=r"exp\(1000.0\) produced inf"):
+            Value(1000.0).exp()

@@ -864,7 +864,8 @@ def test_gradcheck_needs_a_scalar():
 
 def test_gradcheck_perturbs_a_transposed_view_in_place_and_restores_it():
     base = np.arange(12.0).reshape(3, 4) / 10
-    x = Tensor(base.T, requires_grad=True)  # not contiguous: its data is a view of base
+    x = Tensor(np.zeros((4, 3)), requires_grad=True)
+    x.data = base.T  # not contiguous: its data is a view of base
     result = autograd.gradcheck(lambda x: (x * x).sum(), [x])
     assert result.passed
     np.testing.assert_allclose(result.inputs[0].numeric, 2 * base.T, atol=1e-8)
@@ -974,3 +975,11 @@ def test_backward_keeps_only_the_leaves_adjoints_and_the_same_numbers():
     assert set(leaves) == {node for node in every if node.op is None}
     for node, g in leaves.items():
         assert_close(g, every[node])
+
+
+def test_a_parameter_owns_its_numbers_and_a_constant_shares_them():
+    numbers = np.ones(3)
+    weight = Tensor(numbers, requires_grad=True)
+    weight.data -= 0.5  # what an optimizer step does
+    np.testing.assert_array_equal(numbers, np.ones(3))  # the caller's array is untouched
+    assert np.shares_memory(Tensor(numbers).data, numbers)  # a constant input is read, never written: no copy
