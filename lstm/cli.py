@@ -303,10 +303,7 @@ def lstm_loss(scalar: bool, input_size: int, hidden_size: int, layers: int, step
     """L = the sum of the last output of a freshly made LSTM on random inputs: a root to draw or explain."""
     x = np.random.default_rng(seed + 1).standard_normal((steps, batch, input_size))
     if scalar:
-        nodes = _scalar_nodes(input_size, hidden_size, layers, steps, batch)
-        if nodes > SCALAR_NODE_LIMIT:
-            raise UsageError(f"a ScalarLSTM of these sizes has about {nodes:,} nodes (the limit is "
-                             f"{SCALAR_NODE_LIMIT:,}): use smaller sizes, or --tensor")
+        check_scalar_size(input_size, hidden_size, layers, steps, batch, instead="--tensor")
         out, _ = ScalarLSTM(input_size, hidden_size, layers, seed=seed)(x)
         with stage("loss"):
             loss = functools.reduce(operator.add, out[-1].flat)
@@ -316,6 +313,15 @@ def lstm_loss(scalar: bool, input_size: int, hidden_size: int, layers: int, step
             loss = out[-1].sum()
     loss.label = "L"
     return loss
+
+
+def check_scalar_size(input_size: int, hidden_size: int, layers: int, steps: int, batch: int, instead: str
+                      ) -> None:
+    """Refuse a ScalarLSTM too large to build quickly, naming the option that avoids it."""
+    nodes = _scalar_nodes(input_size, hidden_size, layers, steps, batch)
+    if nodes > SCALAR_NODE_LIMIT:
+        raise UsageError(f"a ScalarLSTM of these sizes has about {nodes:,} nodes (the limit is "
+                         f"{SCALAR_NODE_LIMIT:,}): use smaller sizes, or {instead}")
 
 
 def _scalar_nodes(input_size: int, hidden_size: int, layers: int, steps: int, batch: int) -> int:
@@ -360,10 +366,8 @@ def save_drawing(drawing: Any, stem: Path, formats: Sequence[str]) -> list[Path]
 
 def run_compare(args: argparse.Namespace) -> int:
     if args.scalar:
-        nodes = _scalar_nodes(args.input_size, args.hidden_size, args.layers, args.steps, args.batch)
-        if nodes > SCALAR_NODE_LIMIT:
-            raise UsageError(f"the ScalarLSTM of these sizes has about {nodes:,} nodes (the limit is "
-                             f"{SCALAR_NODE_LIMIT:,}): use smaller sizes, or --no-scalar")
+        check_scalar_size(args.input_size, args.hidden_size, args.layers, args.steps, args.batch,
+                          instead="--no-scalar")
     if args.finite:
         numbers = sum(int(np.prod(shape)) for shape in parameter_shapes(args.input_size, args.hidden_size,
                                                                           args.layers).values())

@@ -20,7 +20,7 @@ import numpy as np
 from autograd import Tensor, Value
 from autograd.check import central_differences
 from lstm import hand
-from lstm.model import LSTM, ScalarLSTM, data_of, grads_of
+from lstm.model import LSTM, ScalarLSTM, data_of, grads_of, labelled_values
 
 __all__ = ["Comparison", "Difference", "compare"]
 
@@ -209,7 +209,7 @@ def _scalar(input_size: int, hidden_size: int, num_layers: int, params: dict[str
             data: dict[str, np.ndarray], loss_weights: Weights) -> dict[str, np.ndarray]:
     model = ScalarLSTM(input_size, hidden_size, num_layers)
     model.load_state_dict(params)
-    leaves = {name: _values(array, name) for name, array in data.items()}
+    leaves = {name: labelled_values(array, name) for name, array in data.items()}
     out, (h, c) = model(leaves["x"], (leaves["h0"], leaves["c0"]))
     loss = Value(0.0)
     for nodes, weights in zip((out, h, c), loss_weights):
@@ -234,9 +234,3 @@ def _finite_differences(params: dict[str, np.ndarray], data: dict[str, np.ndarra
     return {name: central_differences(loss, array, eps, points=5) for name, array in inputs.items()}
 
 
-def _values(array: np.ndarray, name: str) -> np.ndarray:
-    """Value leaves holding the numbers of ``array``, labelled like ``x[0,1,2]``."""
-    nodes = np.empty(array.shape, dtype=object)
-    for index in np.ndindex(array.shape):
-        nodes[index] = Value(float(array[index]), label=f"{name}[{','.join(map(str, index))}]")
-    return nodes

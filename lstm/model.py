@@ -380,11 +380,7 @@ class ScalarLSTM(_LSTMBase):
             return array
         if array.dtype.kind not in "fiu":
             raise TypeError(f"ScalarLSTM: {name} must hold real numbers, got dtype {array.dtype}")
-        nodes = np.empty(array.shape, dtype=object)
-        for index in np.ndindex(array.shape):
-            nodes[index] = Constant(float(array[index]))
-            nodes[index].label = f"{name}[{','.join(map(str, index))}]"
-        return nodes
+        return labelled_values(array, name, kind=Constant)
 
     def __repr__(self) -> str:
         return (f"ScalarLSTM(input_size={self.input_size}, hidden_size={self.hidden_size}, "
@@ -392,6 +388,14 @@ class ScalarLSTM(_LSTMBase):
 
 
 # --- object arrays of Values -------------------------------------------------------------------------------
+
+def labelled_values(array: np.ndarray, name: str, kind: type[Value] = Value) -> np.ndarray:
+    """An object array of Values (or Constants) holding ``array``'s numbers, labelled ``x[0,1,2]``."""
+    nodes = np.empty(array.shape, dtype=object)
+    for index in np.ndindex(array.shape):
+        nodes[index] = kind(float(array[index]), label=f"{name}[{','.join(map(str, index))}]")
+    return nodes
+
 
 def data_of(nodes: np.ndarray) -> np.ndarray:
     """The numbers in an object array of Values, as a float64 array of the same shape."""
