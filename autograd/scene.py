@@ -32,7 +32,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Literal, NamedTuple
 
 from autograd.core import Backprop, Node, backpropagate
-from autograd.notation import is_constant, node_names, reading_order
+from autograd.notation import ROOT_NAME, is_constant, names_in, reading_order, stage_order
 
 View = Literal["forward", "backward"]
 StagePath = tuple[str, ...]
@@ -127,7 +127,9 @@ class Scene:
         if shapes > max_nodes:
             options = {"collapse": collapse, "keep": keep, "roll_up": roll_up}
             raise GraphTooLargeError(*advice(census, shapes, max_nodes, view, options))
-        self.names = node_names(root)  # as `autograd.explain` names them, so the two can be read side by side
+        # as `autograd.explain` names them (`node_names`), so the two can be read side by side; from the order
+        # already at hand rather than a second walk of the graph
+        self.names = names_in(stage_order(order), root_name=ROOT_NAME)
         self.consumers = census.consumers  # edges out of each node: more than one is a fork
         self.substages = census.plans.children  # the tree of stages (the root is ())
         self.boxes = list(dict.fromkeys(box for box in self.box_of.values() if box is not None))
