@@ -2,8 +2,8 @@
 
 Layers, each on the one before: `core` (nodes, stages, the reverse pass) -> `primitives` (the rule table)
 -> `value` (scalars) and `tensor` (numpy arrays, with composites in `functions`) -> `check` (gradient
-checking) -> `notation`, then `explain` (the chain rule written out) and `scene`, `draw`, `frames` (pictures)
--> `nn` and `optim` (training). `files` writes files all or nothing.
+checking) -> `view/` (drawings, step-through frames and the chain rule written out) -> `nn/` (modules and
+optimizers for training). `files` writes files all or nothing.
 """
 
 from autograd.check import GradcheckResult, gradcheck
@@ -19,12 +19,19 @@ from autograd.core import (
     stage,
     zero_grad,
 )
-from autograd.draw import GraphTooLargeError, GraphvizNotFoundError, draw, render
-from autograd.explain import Explanation, explain
-from autograd.frames import Frames, step_through
 from autograd.functions import cross_entropy, log_softmax, mse, softmax, split, stack
 from autograd.tensor import Tensor, concatenate, where
 from autograd.value import Constant, Value
+from autograd.view import (
+    Explanation,
+    Frames,
+    GraphTooLargeError,
+    GraphvizNotFoundError,
+    draw,
+    explain,
+    render,
+    step_through,
+)
 
 __all__ = [
     "AnomalyError",

@@ -46,7 +46,7 @@ class Node:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """Jupyter shows a node as the drawing of its graph (drawing sits above the core: imported late)."""
-        from autograd.draw import mimebundle
+        from autograd.view.draw import mimebundle
 
         return mimebundle(self, include, exclude)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from autograd import GraphTooLargeError, Value, stage
 from autograd.core import consumer_counts
-from autograd.draw import draw, render
+from autograd.view.draw import draw, render
 
 GATES = ("forget", "input", "candidate", "output")
 REPEATS = 3

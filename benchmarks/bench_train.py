@@ -26,7 +26,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from autograd.optim import Adam
+from autograd.nn.optim import Adam
 from lstm import LSTM, hand
 from lstm.train import CharModel, TrainConfig, batch_at, prepare_data, train, train_step
 

@@ -29,9 +29,9 @@ import numpy as np
 
 from autograd import Value, stage
 from autograd.core import Node, consumer_counts
-from autograd.draw import FORMATS, GraphTooLargeError, GraphvizNotFoundError, draw, render
-from autograd.explain import explain
 from autograd.files import write_atomically
+from autograd.view.draw import FORMATS, GraphTooLargeError, GraphvizNotFoundError, draw, render
+from autograd.view.explain import explain
 from lstm.checkpoint import CheckpointError, load_checkpoint
 from lstm.compare import compare
 from lstm.data import DEFAULT_CORPUS, available_corpora
@@ -333,7 +333,7 @@ def _scalar_nodes(input_size: int, hidden_size: int, layers: int, steps: int, ba
 
 def draw_lstm(root: Node, view: str, steps: int, collapse: str | None = "auto", keep: str | None = None,
               max_nodes: int = 2000, roll_up: bool = False, precision: int = 4) -> Any:
-    """`autograd.draw`; ``collapse="auto"`` boxes all time steps but the last when the graph is large."""
+    """`autograd.view.draw`; ``collapse="auto"`` boxes all time steps but the last when the graph is large."""
     if collapse == "auto":
         large = steps > 1 and len(consumer_counts(root)) > AUTO_COLLAPSE_NODES
         collapse, keep = ("t=*", keep or f"t={steps - 1}") if large else (None, keep)
@@ -344,7 +344,7 @@ def draw_lstm(root: Node, view: str, steps: int, collapse: str | None = "auto", 
 
 
 def render_to(drawing: Any, path: Path, fmt: str) -> Path:
-    """`autograd.draw.render`, with an OSError that names ``path`` rather than its temporary file."""
+    """`autograd.view.draw.render`, with an OSError that names ``path`` rather than its temporary file."""
     try:
         return render(drawing, path, fmt)
     except OSError as error:

@@ -29,7 +29,7 @@ import numpy as np
 from autograd import Tensor, cross_entropy, no_grad
 from autograd.files import write_atomically
 from autograd.nn import Embedding, Linear, Module
-from autograd.optim import Adam, clip_grad_norm
+from autograd.nn.optim import Adam, clip_grad_norm
 from lstm.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from lstm.data import (
     DEFAULT_CORPUS,

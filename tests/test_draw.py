@@ -26,9 +26,9 @@ import pytest
 import autograd
 from autograd import GraphTooLargeError, GraphvizNotFoundError, Tensor, Value, draw, render, stage, step_through
 from autograd.core import backpropagate, grad, topological_order
-from autograd.draw import BACKWARD_FILL, FORK_BORDER, GRADIENT, PENDING, DotWriter, mimebundle
-from autograd.notation import format_number, local_derivative
-from autograd.scene import Box, Proxy, Scene
+from autograd.view.draw import BACKWARD_FILL, FORK_BORDER, GRADIENT, PENDING, DotWriter, mimebundle
+from autograd.view.notation import format_number, local_derivative
+from autograd.view.scene import Box, Proxy, Scene
 
 # --- reading DOT back ---------------------------------------------------------------------------------------
 
@@ -457,13 +457,13 @@ def test_the_advice_says_when_there_is_nothing_to_collapse():
 def test_the_guard_refuses_before_the_reverse_pass():
     loss = recurrent(300)
     calls = []
-    original = autograd.scene.backpropagate
-    autograd.scene.backpropagate = lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs)
+    original = autograd.view.scene.backpropagate
+    autograd.view.scene.backpropagate = lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs)
     try:
         with pytest.raises(GraphTooLargeError):
             draw(loss, "backward")
     finally:
-        autograd.scene.backpropagate = original
+        autograd.view.scene.backpropagate = original
     assert calls == []
 
 
@@ -613,7 +613,7 @@ def test_jupyter_plays_few_frames_inline_and_lists_many(monkeypatch):
                            bundle["text/html"])[1]
     with Image.open(io.BytesIO(base64.b64decode(encoded))) as image:
         assert image.format == "GIF" and image.n_frames == len(frames)
-    monkeypatch.setattr("autograd.frames.INLINE_MAX_FRAMES", len(frames) - 1)
+    monkeypatch.setattr("autograd.view.frames.INLINE_MAX_FRAMES", len(frames) - 1)
     assert frames._repr_mimebundle_() == {"text/plain": repr(frames)}
 
 

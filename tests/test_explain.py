@@ -1,4 +1,4 @@
-"""`autograd.explain`: the chain rule written out. Its terms add up to the engine's gradients, each term is the
+"""`autograd.view.explain`: the chain rule written out. Its terms add up to the engine's gradients, each term is the
 upstream adjoint times the local derivative, the printed arithmetic checks out by hand, and the Markdown/LaTeX
 is valid math for Jupyter."""
 
@@ -17,10 +17,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import autograd
-from autograd import Constant, Tensor, Value, explain, notation
+from autograd import Constant, Tensor, Value, explain
 from autograd.core import topological_order
-from autograd.explain import LATEX_BLOCK, MAX_STEPS, MAX_TERMS, WIDTH
-from autograd.notation import (
+from autograd.view import notation
+from autograd.view.explain import LATEX_BLOCK, MAX_STEPS, MAX_TERMS, WIDTH
+from autograd.view.notation import (
     format_number,
     format_sum,
     latex_name,
@@ -277,7 +278,7 @@ def test_the_vocabulary_drawings_import_still_works():
 
 
 def test_the_module_example_is_what_it_prints():
-    result = doctest.testmod(importlib.import_module("autograd.explain"))  # autograd.explain is the function
+    result = doctest.testmod(importlib.import_module("autograd.view.explain"))  # autograd.view.explain is the function
     assert result.attempted > 0 and result.failed == 0
 
 

@@ -23,7 +23,7 @@ number comes from one reverse pass of the engine with its branch terms recorded,
 engine computed. Numbers have ``precision`` significant digits; the terms of a sum get more where fewer would
 make them not add up to the printed total (as 0.0003632 + 0.0003632 = 0.0007263 would not).
 
-How nodes, numbers and formulas are written is `autograd.notation`'s, shared with the drawings.
+How nodes, numbers and formulas are written is `autograd.view.notation`'s, shared with the drawings.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 
 from autograd.core import Node, backpropagate
-from autograd.notation import (
+from autograd.view.notation import (
     ROOT_NAME,
     expression,
     fill,

@@ -25,9 +25,9 @@ from typing import Any, overload
 import graphviz
 
 from autograd.core import Node, topological_order
-from autograd.draw import DotWriter, GraphvizNotFoundError, Progress, brief, pipe
 from autograd.files import write_atomically
-from autograd.scene import Box, Link, Scene, StageFilter, Unit
+from autograd.view.draw import DotWriter, GraphvizNotFoundError, Progress, brief, pipe
+from autograd.view.scene import Box, Link, Scene, StageFilter, Unit
 
 PILLOW_MISSING = ('save_gif needs Pillow, which is not installed: pip install "backprop-lens[plot]" '
                   "(or pip install pillow). frames.save_pngs(directory) needs only Graphviz.")
@@ -140,7 +140,7 @@ def step_through(root: Node, *, collapse: StageFilter = None, keep: StageFilter 
                  show_constants: bool = True, precision: int = 3) -> Frames:
     """The backward drawing of ``root`` as frames, one per step of the reverse pass (see the module notes).
 
-    Takes `autograd.draw`'s options (``view`` is always "backward"). The drawing is worked out once; each
+    Takes `autograd.view.draw`'s options (``view`` is always "backward"). The drawing is worked out once; each
     frame is built when asked for, and rendered only when saved or shown.
     """
     scene = Scene(root, "backward", collapse=collapse, keep=keep, roll_up=roll_up, repeat_shared=repeat_shared,

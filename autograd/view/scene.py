@@ -1,5 +1,5 @@
 """What a drawing shows, worked out once: the nodes drawn, the stages drawn as boxes, the lines between them,
-and for the backward view the numbers of one reverse pass. `autograd.draw` turns a scene into DOT; a
+and for the backward view the numbers of one reverse pass. `autograd.view.draw` turns a scene into DOT; a
 step-through draws the same scene once per step of the pass.
 
 Stages (``with stage("t=2"):``) are drawn as nested clusters. Large graphs are tamed by drawing stages as
@@ -32,7 +32,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Literal, NamedTuple
 
 from autograd.core import Backprop, Node, backpropagate
-from autograd.notation import ROOT_NAME, is_constant, names_in, reading_order, stage_order
+from autograd.view.notation import ROOT_NAME, is_constant, names_in, reading_order, stage_order
 
 View = Literal["forward", "backward"]
 StagePath = tuple[str, ...]
@@ -108,7 +108,7 @@ def common_stage(stages: Iterable[StagePath]) -> StagePath:
 # --- the scene ------------------------------------------------------------------------------------------------
 
 class Scene:
-    """Everything a drawing shows, worked out once; `autograd.draw` writes it as DOT for any step of the pass."""
+    """Everything a drawing shows, worked out once; `autograd.view.draw` writes it as DOT for any step of the pass."""
 
     def __init__(self, root: Node, view: View = "forward", *, collapse: StageFilter = None,
                  keep: StageFilter = None, roll_up: bool = False, repeat_shared: bool = True,
@@ -127,7 +127,7 @@ class Scene:
         if shapes > max_nodes:
             options = {"collapse": collapse, "keep": keep, "roll_up": roll_up}
             raise GraphTooLargeError(*advice(census, shapes, max_nodes, view, options))
-        # as `autograd.explain` names them (`node_names`), so the two can be read side by side; from the order
+        # as `autograd.view.explain` names them (`node_names`), so the two can be read side by side; from the order
         # already at hand rather than a second walk of the graph
         self.names = names_in(stage_order(order), root_name=ROOT_NAME)
         self.consumers = census.consumers  # edges out of each node: more than one is a fork

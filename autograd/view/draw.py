@@ -13,7 +13,7 @@ DOT text as ``.source`` and saves it with ``.save(path)``; only turning it into 
   edge shows the whole chain-rule step with symbols.
 
 Stages become clusters; ``collapse``, ``keep`` and ``roll_up`` draw them as boxes, and ``max_nodes`` refuses
-drawings that would still be too large (see `autograd.scene`). `autograd.frames.step_through` draws the
+drawings that would still be too large (see `autograd.view.scene`). `autograd.view.frames.step_through` draws the
 reverse pass one step at a time from the same scene.
 """
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from autograd.core import Node
 from autograd.files import write_atomically
-from autograd.notation import (
+from autograd.view.notation import (
     expression,
     format_number,
     format_sum,
@@ -41,7 +41,7 @@ from autograd.notation import (
     local_derivative,
     local_formula,
 )
-from autograd.scene import (
+from autograd.view.scene import (
     Box,
     Edge,
     GraphTooLargeError,
@@ -123,7 +123,7 @@ def brief(raw: Any, digits: int = 3, mean: bool = True) -> str:
     """A number; a tiny array in full; a larger one as its range and mean: ``-0.04 … 0.88, mean 0.4``
     (``all 0`` when its elements print alike).
 
-    Numbers have ``digits`` significant digits, written as `autograd.explain` writes them.
+    Numbers have ``digits`` significant digits, written as `autograd.view.explain` writes them.
     """
     if not isinstance(raw, np.ndarray):
         return format_number(raw, digits)
@@ -142,7 +142,7 @@ def brief(raw: Any, digits: int = 3, mean: bool = True) -> str:
 
 def _sum_texts(terms: list[Any], total: Any, digits: int) -> list[str]:
     """The terms of a fork's sum as written: with the digits they need to add up, by hand, to the total as
-    written (`autograd.explain.format_sum`), a negative one after the first in brackets."""
+    written (`autograd.view.explain.format_sum`), a negative one after the first in brackets."""
     texts, _ = format_sum([float(term) for term in terms], float(total), digits)
     return [text if i == 0 or not text.startswith("-") else f"({text})" for i, text in enumerate(texts)]
 
@@ -512,7 +512,7 @@ def draw(root: Node, view: View = "forward", *, collapse: StageFilter = None, ke
          show_constants: bool = True, precision: int = 3, title: str | None = None) -> graphviz.Digraph:
     """Draw the graph under ``root``: the forward values, or (``view="backward"``) the gradients on every edge.
 
-    - ``collapse`` / ``keep`` / ``roll_up`` draw stages as boxes (see `autograd.scene`); ``repeat_shared``
+    - ``collapse`` / ``keep`` / ``roll_up`` draw stages as boxes (see `autograd.view.scene`); ``repeat_shared``
       draws an input used by three or more top-level stages again in each of them.
     - ``max_nodes`` refuses larger drawings, with advice on collapsing them (`GraphTooLargeError`).
     - ``rankdir`` is Graphviz's direction: "LR" puts the inputs on the left, "TB" on top; "auto" draws left
