@@ -1,6 +1,6 @@
 """Gradient flow through time: how large dL/dh_t and dL/dc_t are at each step, read off one reverse pass.
 
-With the loss on the last output only, the gradient enters at t = T-1 and every earlier step receives only
+With the loss on the last output only, the gradient enters at t = T and every earlier step receives only
 what survives the way back through the forget gates and the recurrent weights: the norms show whether it
 fades (vanishing) or grows (exploding) with distance. They are the adjoints of the per-step nodes h_t and
 c_t that the models expose through ``unroll``, so they work for `LSTM` and `ScalarLSTM` alike.
@@ -31,8 +31,9 @@ Loss = Callable[[Any, tuple[Any, Any]], Node]
 class GradientFlow:
     """Norms of the loss gradient with respect to each step's states.
 
-    ``dh[l, t]`` is the Euclidean norm of dL/dh_t over the whole batch for layer l, ``dc[l, t]`` that of
-    dL/dc_t; both are total derivatives: every path from the node to the loss counts.
+    ``dh[l, t - 1]`` is the Euclidean norm of dL/dh_t over the whole batch for layer l (steps count from t = 1,
+    as in the models' stage names), ``dc[l, t - 1]`` that of dL/dc_t; both are total derivatives: every path
+    from the node to the loss counts.
     """
 
     dh: np.ndarray  # (num_layers, T)
@@ -46,9 +47,9 @@ class GradientFlow:
         width = max(12, *map(len, columns))
         lines = [f"gradient flow through time (loss: {self.loss})",
                  f"{'t':>4}" + "".join(f"  {column:>{width}}" for column in columns)]
-        for t in range(self.dh.shape[1]):
-            numbers = [*self.dh[:, t], *self.dc[:, t]]
-            lines.append(f"{t:>4}" + "".join(f"  {number:>{width}.3e}" for number in numbers))
+        for k in range(self.dh.shape[1]):
+            numbers = [*self.dh[:, k], *self.dc[:, k]]
+            lines.append(f"{k + 1:>4}" + "".join(f"  {number:>{width}.3e}" for number in numbers))
         return "\n".join(lines)
 
     def plot(self, path: str | os.PathLike | None = None) -> Figure:
@@ -57,7 +58,7 @@ class GradientFlow:
 
         figure = Figure(figsize=(7, 4), layout="constrained")
         axes = figure.subplots()
-        steps = np.arange(self.dh.shape[1])
+        steps = np.arange(1, self.dh.shape[1] + 1)  # t = 1 ... T, as in the models' stage names
         layers = self.dh.shape[0]
         for layer in range(layers):
             suffix = f", layer {layer}" if layers > 1 else ""

@@ -65,8 +65,9 @@ class Unrolled:
     """One forward pass with its per-step nodes, for looking inside (gradient flow, drawings).
 
     ``out`` (T, B, H), ``h`` and ``c`` (num_layers, B, H) are what ``model(x, state)`` returns.
-    ``hidden[l][t]`` and ``cell[l][t]`` are the nodes h_t and c_t of layer l, each (B, H): a Tensor for
-    `LSTM`, an object array of Values for `ScalarLSTM`. Their adjoints are dL/dh_t and dL/dc_t.
+    ``hidden[l][t - 1]`` and ``cell[l][t - 1]`` are the nodes h_t and c_t of layer l at step t = 1 ... T (steps
+    count from 1, as in the equations), each (B, H): a Tensor for `LSTM`, an object array of Values for
+    `ScalarLSTM`. Their adjoints are dL/dh_t and dL/dc_t.
     """
 
     out: Any
@@ -154,9 +155,9 @@ class LSTM(_LSTMBase, Module):
         weights = [self._gate_weights(layer) for layer in range(self.num_layers)]
         hidden: list[list[Tensor]] = [[] for _ in range(self.num_layers)]
         cell: list[list[Tensor]] = [[] for _ in range(self.num_layers)]
-        for t in range(steps):
+        for t in range(1, steps + 1):  # t counts from 1, as in the equations: step 1 reads h0 as h_{t-1}
             with stage(f"t={t}"):
-                below: Any = x[t]  # its gradient, if x needs one, is added into place step by step
+                below: Any = x[t - 1]  # its gradient, if x needs one, is added into place step by step
                 for layer in range(self.num_layers):
                     with stage(f"layer {layer}"):
                         h[layer], c[layer] = self._cell(weights[layer], below, h[layer], c[layer], ones,
@@ -321,9 +322,9 @@ class ScalarLSTM(_LSTMBase):
         h, c = list(h0), list(c0)
         hidden: list[list[np.ndarray]] = [[] for _ in range(self.num_layers)]
         cell: list[list[np.ndarray]] = [[] for _ in range(self.num_layers)]
-        for t in range(steps):
+        for t in range(1, steps + 1):
             with stage(f"t={t}"):
-                below = x[t]
+                below = x[t - 1]
                 for layer in range(self.num_layers):
                     with stage(f"layer {layer}"):
                         h[layer], c[layer] = self._cell(below, h[layer], c[layer], t, layer)

@@ -288,14 +288,30 @@ def test_every_step_layer_and_stage_is_tagged(model):
     root = out.sum() if isinstance(out, Tensor) else sum(out.flat, Value(0.0))
     nodes = topological_order(root)
     stages = {node.stage for node in nodes}
-    for t in range(3):
+    for t in (1, 2, 3):  # time steps count from 1, as in the equations; layers from 0, as in PyTorch's names
         for layer in range(2):
             for name in STAGES:
                 assert (f"t={t}", f"layer {layer}", name) in stages
+    assert not any(stage[:1] in {("t=0",), ("t=4",)} for stage in stages)
     # outside the steps: only making the gate weights, assembling the outputs, and this test's sum
     outside = {node.stage for node in nodes
                if node.op is not None and not (node.stage and node.stage[0].startswith("t="))}
     assert outside <= {("layer 0", "gate weights"), ("layer 1", "gate weights"), ("outputs",), ()}
+
+
+def test_steps_count_from_one_so_the_cell_state_path_reads_c0_then_c_t1_then_c_t2():
+    model = LSTM(2, 3)
+    c0 = Tensor(np.ones((1, 2, 3)), requires_grad=True, label="c0")
+    out, _ = model(np.ones((2, 2, 2)), (np.zeros((1, 2, 3)), c0))
+    edges = consumers(out.sum())
+    by_label = {node.label: node for node in edges if node.label}
+    assert {"h[t=1]", "h[t=2]", "c[t=1]", "c[t=2]"} <= set(by_label) and "h[t=0]" not in by_label
+    first_step_cell = by_label["c[t=1]"]
+    # c0 -> (its layer's slice) -> f[t=1] * c_{t-1} in step 1's cell state -> c[t=1] -> f[t=2] * c[t=1] -> c[t=2]
+    (piece, _), = edges[c0]
+    (product, _), = edges[piece]
+    assert product.stage == ("t=1", "layer 0", "cell state")
+    assert {consumer.stage for consumer, _ in edges[first_step_cell]} >= {("t=2", "layer 0", "cell state")}
 
 
 def gate_letter(node) -> str:
@@ -336,7 +352,7 @@ def test_tensor_lstm_gates_get_their_own_rows_of_the_pytorch_weights():
     x = np.random.default_rng(2).standard_normal((1, 4, 2))
     run = model.unroll(x)
     edges = consumers(run.out.sum())
-    z = next(node for node in edges if node.label == "z[t=0]")
+    z = next(node for node in edges if node.label == "z[t=1]")
     p = model.state_dict()
     expected = x[0] @ p["weight_ih_l0"].T + p["bias_ih_l0"] + p["bias_hh_l0"]  # h0 = 0
     for k, gate in enumerate(GATES):  # PyTorch's row blocks, in the order i, f, g, o
@@ -350,7 +366,7 @@ def test_scalar_lstm_labels_and_forks():
     edges = consumers(sum(out.flat, Value(0.0)))
     labels = {node.label for node in edges if node.label}
     assert {"h[t=1, layer 0][0,2]", "c[t=1, layer 1][0,0]", "i[t=1, layer 0][0,1]", "f[t=2, layer 1][0,1]",
-            "g[t=0, layer 0][0,1]", "o[t=2, layer 1][0,1]", "W_ii_l0[0,1]"} <= labels
+            "g[t=3, layer 0][0,1]", "o[t=2, layer 1][0,1]", "W_ii_l0[0,1]"} <= labels
     h = next(node for node in edges if node.label == "h[t=1, layer 0][0,2]")
     # h_{t-1} fans out into all 4 H gate units of the next step, and into the layer above
     next_step = [consumer for consumer, _ in edges[h] if consumer.stage[:2] == ("t=2", "layer 0")]

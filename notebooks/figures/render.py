@@ -44,7 +44,7 @@ def main(directory: Path) -> list[Path]:
     written = [render(draw(L, view="backward"), directory / "fork_backward.svg"),
                step_through(L).save_gif(directory / "fork_step_through.gif", duration=1200)]
     loss = lstm_example()
-    written.append(render(draw(loss, view="backward", collapse="t=*", keep="t=5"), directory / "lstm_backward.svg"))
+    written.append(render(draw(loss, view="backward", collapse="t=*", keep="t=6"), directory / "lstm_backward.svg"))
     x = np.random.default_rng(0).standard_normal((30, 4, 3))
     flow = gradient_flow(LSTM(3, 16, seed=0), x, loss="last")
     written.append(directory / "gradient_flow.png")
