@@ -21,6 +21,7 @@ from autograd import Tensor, Value
 from autograd.check import central_differences
 from lstm import hand
 from lstm.model import LSTM, ScalarLSTM, data_of, grads_of, labelled_values
+from lstm.params import init_params
 
 __all__ = ["Comparison", "Difference", "compare"]
 
@@ -155,7 +156,7 @@ def compare(input_size: int = 3, hidden_size: int = 4, num_layers: int = 1, seq_
     """
     settings = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, seq_len=seq_len,
                     batch=batch, seed=seed, eps=eps)
-    params = hand.init_params(input_size, hidden_size, num_layers, seed)
+    params = init_params(input_size, hidden_size, num_layers, seed)
     rng = np.random.default_rng(seed + 1)
     state_shape = (num_layers, batch, hidden_size)
     data = {"x": rng.standard_normal((seq_len, batch, input_size)),
@@ -165,9 +166,9 @@ def compare(input_size: int = 3, hidden_size: int = 4, num_layers: int = 1, seq_
 
     results = {REFERENCE: _hand(params, data, loss_weights)}
     tolerances = {TENSOR: tolerance}
-    results[TENSOR] = _tensor(input_size, hidden_size, num_layers, params, data, loss_weights)
+    results[TENSOR] = _tensor(params, data, loss_weights)
     if include_scalar:
-        results[SCALAR] = _scalar(input_size, hidden_size, num_layers, params, data, loss_weights)
+        results[SCALAR] = _scalar(params, data, loss_weights)
         tolerances[SCALAR] = tolerance
     if include_finite_differences:
         results[FINITE] = _finite_differences(params, data, loss_weights, eps)
@@ -193,10 +194,9 @@ def _hand(params: dict[str, np.ndarray], data: dict[str, np.ndarray], loss_weigh
     return {"out": out, "h_n": h, "c_n": c, **hand.backward(cache, *loss_weights)}
 
 
-def _tensor(input_size: int, hidden_size: int, num_layers: int, params: dict[str, np.ndarray],
-            data: dict[str, np.ndarray], loss_weights: Weights) -> dict[str, np.ndarray]:
-    model = LSTM(input_size, hidden_size, num_layers)
-    model.load_state_dict(params)
+def _tensor(params: dict[str, np.ndarray], data: dict[str, np.ndarray], loss_weights: Weights
+            ) -> dict[str, np.ndarray]:
+    model = LSTM.from_state_dict(params)
     x, h0, c0 = (Tensor(data[name], requires_grad=True, label=name) for name in ("x", "h0", "c0"))
     out, (h, c) = model(x, (h0, c0))
     w_out, w_h, w_c = loss_weights
@@ -205,11 +205,10 @@ def _tensor(input_size: int, hidden_size: int, num_layers: int, params: dict[str
             "x": x.grad, "h0": h0.grad, "c0": c0.grad}
 
 
-def _scalar(input_size: int, hidden_size: int, num_layers: int, params: dict[str, np.ndarray],
-            data: dict[str, np.ndarray], loss_weights: Weights) -> dict[str, np.ndarray]:
-    model = ScalarLSTM(input_size, hidden_size, num_layers)
-    model.load_state_dict(params)
-    leaves = {name: labelled_values(array, name) for name, array in data.items()}
+def _scalar(params: dict[str, np.ndarray], data: dict[str, np.ndarray], loss_weights: Weights
+            ) -> dict[str, np.ndarray]:
+    model = ScalarLSTM.from_state_dict(params)
+    leaves = {name: labelled_values(array, name, time_first=name == "x") for name, array in data.items()}
     out, (h, c) = model(leaves["x"], (leaves["h0"], leaves["c0"]))
     loss = Value(0.0)
     for nodes, weights in zip((out, h, c), loss_weights):
