@@ -7,6 +7,9 @@ the node where it is made, on the scalar LSTM and on the Tensor LSTM, with the r
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -125,11 +128,15 @@ def test_a_missing_branch_of_the_fork_on_h_is_found_and_the_branches_named(model
     assert set(first.matches) == {loss_branch, "forget gate"}
     assert set(first.missing) == {"input gate", "cell candidate", "output gate"}
     verdict = first.verdict()
-    assert verdict.startswith("yours equals the ") and "forget gate's" in verdict.split("only")[0]
-    assert verdict.endswith("are missing") and "input gate's" in verdict and "output gate's" in verdict
     if model_name == "LSTM":  # one product for the four gates: the branches are found behind it
         assert {group.via for group in first.groups if group.name in gates} == {("[x, h, 1][t=3]", "z[t=3]")}
-        assert loss_branch == "outputs"
+        assert loss_branch == "outputs"  # a stage: the verdict says whose branches
+        assert verdict == ("yours equals the forget gate's and outputs' branches only; the output gate's, "
+                           "input gate's and cell candidate's are missing")
+    else:  # the loss of this test is outside any stage: its use is named by how it was computed
+        assert loss_branch == f"{first.name} * ({-1.28954})"
+        assert verdict == (f"yours equals only the branches through the forget gate and {loss_branch}; those "
+                           "through the output gate, the input gate and the cell candidate are missing")
 
 
 @pytest.mark.parametrize("model_name", ["LSTM", "ScalarLSTM"])
@@ -200,11 +207,11 @@ def test_a_fork_missing_a_branch_on_values():
     d_c = c.grad
     report = check_derivation(L, {c: d_c, "a": d_c * b.data})  # only the branch through c = a * b
     first = report.first_mismatch
-    assert first.name == "a" and first.matches == ("c",) and first.missing == ("v1",)
-    assert first.verdict() == "yours equals the c's branch only; the v1's is missing"
+    assert first.name == "a" and first.matches == ("c",) and first.missing == ("c + a",)
+    assert first.verdict() == "yours equals only the branch through c; the branch through c + a is missing"
     text = str(report)
-    assert text.startswith("Checked 2 of your gradients of L against the engine's")
-    assert "First difference: dL/da  (stage outside any stage)" in text
+    assert text.startswith("Your 2 gradients of L against the engine's (rtol 1e-06, atol 1e-09): 1 agree, 1 differs.")
+    assert "First difference, going back from L: dL/da  (stage outside any stage)" in text
     assert "use c = a * b (stage outside any stage):" in text and "∂c/∂a = b = -3" in text
 
 
@@ -271,10 +278,20 @@ def test_text_markdown_and_html():
     report = check_step(lambda *args: right_step(*args, mistake=MISTAKES[1]))
     assert isinstance(report, DerivationCheck)
     text = str(report)
-    assert "First difference: dL/dh0" in text and "its branches, by the stage each leads into:" in text
+    assert "First difference, going back from L: dL/dh0" in text
+    assert "its branches, by the stage each leads into:" in text
     assert "Yours equals the forget gate's branch only;" in text
     markdown = report._repr_markdown_()
-    assert markdown.startswith("**Checked 14 of your gradients") and "> Yours equals the forget gate" in markdown
+    assert markdown.startswith("**Your 14 gradients of L") and "> Yours equals the forget gate" in markdown
     page = report._repr_html_()
     assert "color:#b91c1c" in page and "Yours equals the forget gate&#x27;s branch only" in page
     assert "color:#15803d" in check_step(right_step)._repr_html_()
+
+
+def test_the_readme_shows_what_check_step_prints_for_its_example():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    source = re.search(r"^def my_step_backward.*?(?=\n\n)", readme, re.S | re.M)[0]
+    namespace: dict = {}
+    exec(compile(source, "README", "exec"), namespace)
+    shown = next(block for block in re.findall(r"```text\n(.*?)```", readme, re.S) if block.startswith("Your "))
+    assert str(check_step(namespace["my_step_backward"])) == shown.rstrip("\n")

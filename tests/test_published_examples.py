@@ -123,8 +123,9 @@ def test_a_learner_who_forgets_a_branch_of_out_h1_is_told_which():
     E, _ = mazur_network()
     report = check_derivation(E, {"out_o1": 0.74136507, "out_h1": 0.055399425}, atol=1e-9)
     first = report.first_mismatch
-    assert first.name == "out_h1" and len(first.groups) == 2 and len(first.matches) == 1
-    assert first.verdict().startswith("yours equals the ") and "branch only" in first.verdict()
+    assert first.name == "out_h1" and first.matches == ("w5 * out_h1",)
+    assert first.verdict() == ("yours equals only the branch through w5 * out_h1; the branch through "
+                               "w7 * out_h1 is missing")
 
 
 # --- CS231n ---------------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import difflib
 import html
 import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,12 +100,14 @@ class Branch:
 
 @dataclass(frozen=True)
 class Group:
-    """The branches of a fork named by the stage they lead into, with what they send back in total; ``via``
-    lists the nodes passed on the way to a further fork, when a use was followed to one."""
+    """The branches of a fork that lead into one stage (``name`` is the stage's, ``staged`` is true) or, for a use
+    outside any stage, that one use (``name`` is its label or how it was computed), with what they send back in
+    total; ``via`` lists the nodes passed on the way to a further fork, when a use was followed to one."""
 
     name: str
     term: Any
     via: tuple[str, ...] = ()
+    staged: bool = True
 
 
 @dataclass(frozen=True)
@@ -156,11 +158,19 @@ class Mismatch:
             return None
         if not self.matches:
             return "yours is zero: every branch is missing"
-        found = _possessives(self.matches)
-        missing = _possessives(self.missing)
-        plural = "branch" if len(self.matches) == 1 else "branches"
-        return (f"yours equals {found} {plural} only; {missing} "
-                f"{'is' if len(self.missing) == 1 else 'are'} missing")
+        one, missing_one = len(self.matches) == 1, len(self.missing) == 1
+        if all(group.staged for group in self.groups):  # "the forget gate's branch only"
+            return (f"yours equals the {_listing(_possessive(name) for name in self.matches)} "
+                    f"{'branch' if one else 'branches'} only; the "
+                    f"{_listing(_possessive(name) for name in self.missing)} {'is' if missing_one else 'are'} missing")
+        staged = {group.name: group.staged for group in self.groups}
+
+        def through(names: Sequence[str]) -> str:
+            return _listing(f"the {name}" if staged[name] else name for name in names)
+
+        return (f"yours equals only the {'branch' if one else 'branches'} through {through(self.matches)}; "
+                f"{'the branch' if missing_one else 'those'} through {through(self.missing)} "
+                f"{'is' if missing_one else 'are'} missing")
 
 
 class DerivationCheck:
@@ -196,9 +206,9 @@ class DerivationCheck:
     # --- writing it out ---
     def summary(self) -> str:
         count, wrong = len(self.checks), len(self.mismatches)
-        head = (f"Checked {count} of your gradients of {self.root_name} against the engine's "
-                f"(rtol {self.rtol:g}, atol {self.atol:g}), from {self.root_name} back to the inputs: ")
-        return head + ("all agree." if not wrong else f"{count - wrong} agree, {wrong} differ.")
+        head = (f"Your {count} gradient{'s' if count != 1 else ''} of {self.root_name} against the engine's "
+                f"(rtol {self.rtol:g}, atol {self.atol:g}): ")
+        return head + ("all agree." if not wrong else f"{count - wrong} agree, {wrong} differ{'s' * (wrong == 1)}.")
 
     def _lines(self) -> list[tuple[str, str]]:
         """The report as (kind, text) lines: "title", "head", "line", "math" (a formula), "note"."""
@@ -207,7 +217,8 @@ class DerivationCheck:
         if first is None:
             return lines
         d = self._adjoint
-        lines.append(("head", f"First difference: {d(first.name)}  (stage {first.stage})"))
+        lines.append(("head", f"First difference, going back from {self.root_name}: {d(first.name)}  "
+                              f"(stage {first.stage})"))
         lines.append(("line", f"yours:  {summarize(first.yours)}"))
         lines.append(("line", f"engine: {summarize(first.engine)}"))
         lines.append(("line", f"largest difference: {summarize(first.check.max_difference)}"))
@@ -488,15 +499,19 @@ def _groups(node: Node, branches: Sequence[Branch], backprop: Backprop, listing:
     keys: list[tuple[str, ...]] = []
     totals: dict[tuple[str, ...], Any] = {}
     vias: dict[tuple[str, ...], tuple[str, ...]] = {}
+    unstaged: dict[tuple[str, ...], str] = {}  # a use outside any stage: by its label, or how it was computed
     for user, term, via in pieces:
-        key = user.stage or (names[user],)
+        key = user.stage
+        if not key:
+            key = (f"\0{names[user]}",)  # apart from any stage's name
+            unstaged[key] = user.label or expression(user, names)
         if key not in totals:
             keys.append(key)
             totals[key] = np.zeros(np.shape(node.data))
             vias[key] = via
         totals[key] = totals[key] + np.asarray(term, dtype=float)
-    labels = _distinct_tails(keys)
-    return tuple(Group(labels[key], totals[key], vias[key]) for key in keys)
+    labels = {**_distinct_tails([key for key in keys if key not in unstaged]), **unstaged}
+    return tuple(Group(labels[key], totals[key], vias[key], key not in unstaged) for key in keys)
 
 
 def _carry_back(term: Any, path: Sequence[tuple[Node, int]], node: Node) -> Any:
@@ -516,6 +531,8 @@ def _carry_back(term: Any, path: Sequence[tuple[Node, int]], node: Node) -> Any:
 
 def _distinct_tails(keys: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], str]:
     """Each stage path by its shortest tail that tells the paths apart: "forget gate", "layer 1 / input gate"."""
+    if len(keys) == 1:
+        return {keys[0]: keys[0][-1]}
     longest = max((len(key) for key in keys), default=0)
     for size in range(1, longest + 1):
         tails = {key: " / ".join(key[-size:]) for key in keys}
@@ -561,11 +578,14 @@ def _candidates(branch: Branch, node: Node, names: dict[Node, str]) -> list[tupl
 
 # --- words and text ----------------------------------------------------------------------------------------
 
-def _possessives(names: Sequence[str]) -> str:
-    """"the forget gate's", "the input gate's, cell candidate's and output gate's"."""
-    words = [f"{name}'" if name.endswith("s") else f"{name}'s" for name in names]
-    listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-    return f"the {listed}"
+def _possessive(name: str) -> str:
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
+
+
+def _listing(words: Iterable[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    words = list(words)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _stage_text(node: Node) -> str:
