@@ -1,6 +1,7 @@
-"""The LSTM built from autograd primitives, twice: on Tensors (`LSTM`) and on scalar Values (`ScalarLSTM`).
+"""The LSTM built from autograd primitives, twice: on Tensors (`LSTM`) and on scalar Values (`ScalarLSTM`); and a
+plain tanh `RNN` on Tensors, built the same way, to set beside them.
 
-Both compute, for every layer and time step, the functional stages of the LSTM cell::
+Both LSTMs compute, for every layer and time step t = 1 ... T, the functional stages of the LSTM cell::
 
     input gate      i = sigmoid(W_i [x_t, h_{t-1}, 1])
     forget gate     f = sigmoid(W_f [x_t, h_{t-1}, 1])
@@ -10,7 +11,10 @@ Both compute, for every layer and time step, the functional stages of the LSTM c
     hidden state    h_t = o * tanh(c_t)
 
 where W_k = [W_ik | W_hk | b_ik + b_hk] is gate k's block of rows of the PyTorch parameters, the bias riding
-along as the weight of a constant 1. Every node is tagged with its stage (``t=2 / layer 0 / forget gate``), so
+along as the weight of a constant 1. Every stage's value is labelled with its stable name (``z_f[t=2]``,
+``f[t=2]``, ``c[t=2]``, ``tanh_c[t=2]``, ``h[t=2]``; ``h[t=2, layer 1]`` with several layers, ``h[t=2][0,1]``
+for an element of the ScalarLSTM), the names `lstm.hand` gives its gradients, and every node is tagged with its
+stage (``t=2 / layer 0 / forget gate``), so
 a drawing shows the stages and the forks: [x_t, h_{t-1}, 1] feeds all four gates, c_t feeds tanh(c_t) and step
 t+1. `LSTM` makes the four gates' pre-activations with one product, z = [x_t, h_{t-1}, 1] @ W of shape
 (4, B, H), gate by gate, and each gate's stage takes its slice z[k]; so in its graph the fork into the four

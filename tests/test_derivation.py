@@ -295,3 +295,15 @@ def test_the_readme_shows_what_check_step_prints_for_its_example():
     exec(compile(source, "README", "exec"), namespace)
     shown = next(block for block in re.findall(r"```text\n(.*?)```", readme, re.S) if block.startswith("Your "))
     assert str(check_step(namespace["my_step_backward"])) == shown.rstrip("\n")
+
+
+def test_the_walk_goes_from_the_loss_back_so_the_latest_stage_is_reported_first():
+    loss, cache, weights = lstm_graph("LSTM")
+    claims = stages_of(learners_backward(cache, weights))
+    claims["z_f[t=1]"] = claims["z_f[t=1]"] + 1.0  # two independent slips: one early in time, one late
+    claims["tanh_c[t=3]"] = claims["tanh_c[t=3]"] * 2.0
+    report = check_derivation(loss, claims)
+    assert report.first_mismatch.name == "tanh_c[t=3]"
+    assert {check.name for check in report.mismatches} >= {"tanh_c[t=3]", "z_f[t=1]"}
+    names = [check.name for check in report.checks]
+    assert names.index("h[t=3]") < names.index("c[t=3]") < names.index("h[t=2]") < names.index("z_i[t=1]")
