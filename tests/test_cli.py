@@ -166,7 +166,7 @@ def test_explain_without_an_expression_explains_a_tiny_lstm(tmp_path):
     result = cli("explain", "--format", "markdown", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for stage in ("input gate", "forget gate", "cell candidate", "output gate"):  # the cell, stage by stage
-        assert f"t=0 / layer 0 / {stage}" in result.stdout
+        assert f"t=1 / layer 0 / {stage}" in result.stdout
 
 
 def test_demo_draws_compares_measures_and_says_where_the_files_are(tmp_path):
