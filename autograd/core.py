@@ -1,4 +1,5 @@
-"""The graph core shared by Value and Tensor: nodes, stages, the reverse pass and its forks.
+"""The graph core shared by Value and Tensor: nodes, recording modes (per thread and asyncio task), the reverse
+pass and its forks.
 
 A node records the primitive that made it (``op``) and its inputs (``parents``, in order and with repeats: in
 ``a * a`` the node ``a`` forks into two branches). The reverse pass visits nodes so that every consumer comes
@@ -23,9 +24,11 @@ class Node:
 
     Attributes: ``data`` (float or ndarray), ``grad``, ``op`` (a Primitive, or None for a leaf), ``parents``
     (tuple of nodes), ``params`` (the op's non-tensor arguments), ``label``, ``stage`` (tuple of stage names),
-    ``requires_grad``. Class hooks: ``unbroadcast`` (None where shapes cannot broadcast), ``constant(raw)``,
-    ``seed(grad)``, ``gradient(adjoint)`` and ``zero_grad_value()``. A subclass keeps the label in a ``_label``
-    slot; ``label`` checks what is stored there.
+    ``requires_grad``. A subclass keeps the label in a ``_label`` slot; ``label`` checks what is stored there.
+
+    Class hooks: ``unbroadcast(term, shape)`` sums a gradient term back to an input's shape that broadcasting
+    stretched, raising ValueError when no broadcast of that shape has the term's (None where shapes never
+    broadcast); ``constant(raw)``, ``seed(grad)``, ``gradient(adjoint)`` and ``zero_grad_value()``.
     """
 
     __slots__ = ()
@@ -361,20 +364,20 @@ def _backpropagate(root: Node, seed: Any, create_graph: bool, record_branches: b
 def _unbroadcast(fit: Any, term: Any, node: Node, position: int) -> Any:
     """Sum a gradient term back to its input's shape, which broadcasting stretched; a term of a shape that no
     broadcast of the input could have made is a wrong rule, refused rather than reshaped into place."""
-    shape, made = node.parents[position].data.shape, term.shape
-    leading = len(made) - len(shape)
-    if leading < 0 or any(n != 1 and n != m for n, m in zip(shape, made[leading:])):
-        raise ValueError(f"{node.op.name}: the gradient for input {position} has shape {made}, which is neither "
-                         f"the input's shape {shape} nor a broadcast of it (at {node.where()})")
-    return fit(term, shape)
+    shape = node.parents[position].data.shape
+    try:
+        return fit(term, shape)
+    except ValueError:
+        raise ValueError(f"{node.op.name}: the gradient for input {position} has shape {term.shape}, which is "
+                         f"neither the input's shape {shape} nor a broadcast of it (at {node.where()})") from None
 
 
 def _inspect(term: Any, node: Node, position: int, parent: Node, anomaly: bool,
              branches: dict[Node, list[Branch]] | None) -> None:
     """The per-edge work that only some passes ask for: anomaly checks and branch records."""
     if anomaly and not is_finite(term):
-        raise AnomalyError(f"the gradient of {node.op.name} for its input {position} is not finite "
-                           f"({_brief(raw(term))}) at {node.where()}")
+        raise AnomalyError(f"{node.op.name} at {node.where()}: the gradient for its input {position} "
+                           f"({parent.where()}) is not finite: {_brief(raw(term))}")
     if branches is not None:
         branches.setdefault(parent, []).append(Branch(node, position, term))
 

@@ -362,10 +362,17 @@ CLIP = Primitive("clip", "clip({x})", None, lambda x, low, high: x.clip(low, hig
 
 
 def sum_to_shape(g: Any, shape: tuple[int, ...]) -> Any:
-    """Undo broadcasting: sum ``g`` over the axes along which an input of ``shape`` was stretched."""
+    """Undo broadcasting: sum ``g`` over the axes along which an input of ``shape`` was stretched. A ``g`` of a
+    shape that no broadcast of ``shape`` could have made is refused (ValueError), never reshaped into place."""
     if g.shape == shape:
         return g
     leading = g.ndim - len(shape)
-    stretched = tuple(range(leading)) + tuple(
-        leading + i for i, n in enumerate(shape) if n == 1 and g.shape[leading + i] != 1)
-    return g.sum(axis=stretched, keepdims=True).reshape(shape)
+    if leading < 0:
+        raise ValueError(f"{g.shape} has fewer axes than {shape}")
+    stretched = list(range(leading))
+    for i, n in enumerate(shape):
+        if n != g.shape[leading + i]:
+            if n != 1:
+                raise ValueError(f"axis {i} of {shape} has length {n}, not 1, yet became {g.shape[leading + i]}")
+            stretched.append(leading + i)
+    return g.sum(axis=tuple(stretched), keepdims=True).reshape(shape)

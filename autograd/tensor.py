@@ -54,17 +54,19 @@ def as_array(data: Any, dtype: Any = None) -> np.ndarray:
         raise TypeError(f"Tensor needs real numbers, got {type(data).__name__}: {data!r:.60}")
     try:
         array = np.asarray(data) if dtype is None else np.asarray(data, dtype=dtype)
-        if array.dtype.kind == "O" and all(type(x) is int for x in array.flat):  # integers beyond int64
-            array = array.astype(np.float64)
+        kind = array.dtype.kind
+        if kind == "O" and all(type(x) is int for x in array.flat):  # integers beyond int64
+            array, kind = array.astype(np.float64), "f"
     except OverflowError:
         raise OverflowError("Tensor: an integer in the input is too large for a float (at most about "
                             "1.8e308)") from None
-    if array.dtype.kind not in "fiub":
+    if kind not in "fiub":
         raise TypeError(f"Tensor needs real numbers, got an array of dtype {array.dtype} "
                         f"(from {type(data).__name__})")
-    if dtype is None and array.dtype.type not in _FLOATS and array.dtype.kind != "b":
-        array = array.astype(np.float64)
-    elif dtype is not None and np.dtype(dtype).kind != "f":
+    if dtype is None:
+        if kind in "iu" or kind == "f" and array.dtype.type not in _FLOATS:
+            array = array.astype(np.float64)
+    elif kind != "f":
         raise TypeError(f"Tensor dtype must be a float type, got {np.dtype(dtype)}")
     return array
 
@@ -73,7 +75,8 @@ class Tensor(Node):
     """An n-dimensional array that remembers how it was computed.
 
     ``requires_grad=True`` marks a leaf whose gradient you want; results of ops on such tensors record their
-    inputs. After ``loss.backward()`` the leaves hold ``.grad`` (an ndarray of their shape).
+    inputs. After ``loss.backward()`` the leaves hold ``.grad`` (an ndarray of their shape). Integers become
+    float64; booleans stay booleans, a mask to index or multiply with (float32 * mask stays float32).
     """
 
     __slots__ = ("data", "grad", "op", "parents", "params", "_label", "stage", "requires_grad")
@@ -94,7 +97,7 @@ class Tensor(Node):
         self.op: Primitive | None = None
         self.parents: tuple[Tensor, ...] = ()
         self.params = _NO_PARAMS
-        self.label = label
+        self._label = None if label is None else core.check_label(label)
         self.stage = current_mode().stage
         self.requires_grad = bool(requires_grad)
 
@@ -119,8 +122,8 @@ class Tensor(Node):
 
     def gradient(self, adjoint: Any) -> np.ndarray:
         # a copy: an adjoint may be the seed, a broadcast view, or shared with another input
-        dtype = self.dtype if self.dtype.kind == "f" else np.float64
-        return np.array(np.broadcast_to(adjoint, self.shape), dtype=dtype)
+        dtype = self.data.dtype
+        return np.array(np.broadcast_to(adjoint, self.data.shape), dtype=dtype if dtype.kind == "f" else np.float64)
 
     def zero_grad_value(self) -> None:
         return None
@@ -329,8 +332,8 @@ def _lift(x: Any, like: Tensor | None, op: Primitive) -> Tensor:
         return x
     if isinstance(x, Node):
         raise mixing_error(op.name, like, x)
-    if like is not None and isinstance(x, (int, float)) and like.dtype.kind == "f":
-        return Tensor(x, dtype=like.dtype)
+    if like is not None and isinstance(x, (int, float)) and like.data.dtype.kind == "f":
+        return Tensor(x, dtype=like.data.dtype)
     return Tensor(x)
 
 
@@ -343,20 +346,20 @@ def _is_integer(axis: Any) -> bool:
 def normal_axis(axis: Any, ndim: int, op: str, x: Any) -> int:
     """``axis`` as an index in [0, ndim), refused unless it is an integer in [-ndim, ndim) (``x`` says what the
     axes belong to, for the message: a tensor or a text)."""
+    if _is_integer(axis) and -ndim <= axis < ndim:
+        return int(axis) % ndim
     what = f"a tensor of shape {x.shape}" if isinstance(x, Tensor) else x
     if not _is_integer(axis):
         raise TypeError(f"{op}: an axis is an integer, got {type(axis).__name__} {axis!r:.40} (for {what})")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"{op}: axis {axis} is out of range for {what}")
-    return int(axis) % ndim
+    raise ValueError(f"{op}: axis {axis} is out of range for {what}")
 
 
 def reduction_axes(axis: Any, x: Tensor, op: str) -> int | tuple[int, ...] | None:
     """A reduction's axes: None (all), one integer, or a tuple of distinct integers, each in [0, ndim). A 0-d
     tensor may name its one pseudo-axis, 0 or -1, which reduces nothing (PyTorch's convention, numpy's for sum
     and max)."""
-    if type(axis) is int and 0 <= axis < x.ndim:  # the common case, checked first
-        return axis
+    if type(axis) is int and -x.ndim <= axis < x.ndim:  # the common case, checked first
+        return axis % x.ndim
     if axis is None:
         return None
     if not (_is_integer(axis) or isinstance(axis, (tuple, list))):
@@ -407,10 +410,10 @@ def _array_index(index: Any) -> Any:
                 raise IndexError(f"a tensor used as an index must hold whole numbers or booleans, got "
                                  f"{index!r:.60}")
             index = index.astype(np.intp)
-    if isinstance(index, (list, np.ndarray)):
-        index = np.asarray(index)
-        if index.dtype.kind == "f":
-            raise IndexError(f"tensor indices must be integers or booleans, got dtype {index.dtype}")
+    if isinstance(index, list):
+        index = np.asarray(index) if index else np.array([], dtype=np.intp)  # x[[]] picks nothing, as in numpy
+    if isinstance(index, np.ndarray) and index.dtype.kind == "f":
+        raise IndexError(f"tensor indices must be integers or booleans, got dtype {index.dtype}")
     return index
 
 
