@@ -423,8 +423,9 @@ def check_root(root: Node, grad: Any, caller: str, argument: str) -> None:
     (as PyTorch asks). A given upstream gradient must fit the root (type and shape).
     """
     if not root.requires_grad:
-        raise ValueError(f"{caller}: {root.where()} needs no gradient and depends on nothing that does; "
-                         "make the inputs to differentiate with requires_grad=True (a Tensor) or as Values")
+        raise ValueError(f"{caller}: {root.where()} needs no gradient and depends on nothing that does (was it "
+                         "computed under no_grad?); make the inputs to differentiate with requires_grad=True (a "
+                         "Tensor) or as Values")
     if grad is None:
         if np.size(root.data) != 1:
             raise ValueError(f"{caller} from a tensor of shape {np.shape(root.data)} needs {argument}= (dL/d it, "

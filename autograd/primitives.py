@@ -45,10 +45,12 @@ class Primitive:
     add_into: Rule | None = None
 
     def term(self, position: int, g: Any, out: Any, inputs: Sequence[Any], params: Mapping[str, Any]) -> Any:
-        """Input ``position``'s gradient contribution: its rule applied to the upstream gradient ``g``."""
-        if self.variadic:
-            return self.rules[0](g, out, *inputs, position=position, **params)
-        return self.rules[position](g, out, *inputs, **params)
+        """Input ``position``'s gradient contribution: its rule applied to the upstream gradient ``g``, with NaN
+        and inf as values and no numpy warnings, as in the backward pass."""
+        with np.errstate(all="ignore"):
+            if self.variadic:
+                return self.rules[0](g, out, *inputs, position=position, **params)
+            return self.rules[position](g, out, *inputs, **params)
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
@@ -84,12 +86,12 @@ def divide(a: Any, b: Any) -> Any:
 
 
 def log(x: Any) -> Any:
-    """Natural log; on raw numbers a non-positive input gives -inf or nan (a gradient, not a forward error)."""
+    """Natural log of a float, an array or a node: -inf at 0 and nan below, as IEEE arithmetic gives them (rules
+    run where numpy's warnings are silenced: in the backward pass, or through Primitive.term)."""
     if isinstance(x, Node):
         return x.log()
     if isinstance(x, np.ndarray):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.log(x)
+        return np.log(x)
     return _scalar_log(x)
 
 
