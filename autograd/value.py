@@ -39,10 +39,11 @@ def _as_float(data: Any) -> float:
         except OverflowError:
             raise OverflowError(f"Value: the integer {'-' if data < 0 else ''}1e{math.log10(abs(data)):.0f} is too "
                                 "large for a float (at most about 1.8e308)") from None
+    if isinstance(data, np.ndarray) and data.ndim:
+        raise TypeError(f"a Value holds one number, got an array of shape {data.shape}; use a Tensor for arrays "
+                        "of numbers (and combine the Values of an object array one by one)")
     if isinstance(data, (np.ndarray, np.bool_)) and data.dtype.kind in "fiub":
-        if data.ndim == 0:
-            return float(data)
-        raise TypeError(f"a Value holds one number, got an array of shape {data.shape}; use a Tensor for arrays")
+        return float(data)
     if isinstance(data, Node) and not isinstance(data, Value):
         raise mixing_error("Value", data, Value)
     raise TypeError(f"Value needs a real number, got {type(data).__name__}: {data!r:.60}")
