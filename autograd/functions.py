@@ -14,7 +14,7 @@ from autograd.tensor import Tensor, _lift, concatenate, normal_axis, reduction_a
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)), shifted by the (constant) maximum so that exp never overflows."""
     axis = reduction_axes(axis, x, "softmax")
-    shifted = x - x.data.max(axis=axis, keepdims=True)
+    shifted = x - _shift(x, axis)
     exps = shifted.exp()
     return exps / exps.sum(axis=axis, keepdims=True)
 
@@ -22,8 +22,14 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """x - log(sum(exp(x))), computed stably."""
     axis = reduction_axes(axis, x, "log_softmax")
-    shifted = x - x.data.max(axis=axis, keepdims=True)
+    shifted = x - _shift(x, axis)
     return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
+
+
+def _shift(x: Tensor, axis: Any) -> np.ndarray:
+    """The maximum along ``axis`` (a constant), which softmax subtracts so that exp never overflows; -inf over an
+    empty axis, where there is nothing to shift."""
+    return x.data.max(axis=axis, keepdims=True, initial=-np.inf)
 
 
 def mse(prediction: Tensor, target: Any) -> Tensor:

@@ -270,7 +270,7 @@ def test_a_task_awaiting_inside_no_grad_leaves_other_tasks_recording():
 
 def test_stages_and_anomaly_checks_of_concurrent_tasks_stay_apart():
     async def main() -> dict[str, object]:
-        turns = [asyncio.Event() for _ in range(3)]
+        turns = [asyncio.Event() for _ in range(4)]  # each task computes while the other waits inside its blocks
         results: dict[str, object] = {}
 
         async def first() -> None:
@@ -281,6 +281,7 @@ def test_stages_and_anomaly_checks_of_concurrent_tasks_stay_apart():
                 with pytest.raises(AnomalyError):
                     Value(0.0).log()
                 turns[2].set()
+                await turns[3].wait()
 
         async def second() -> None:
             await turns[0].wait()
@@ -289,6 +290,7 @@ def test_stages_and_anomaly_checks_of_concurrent_tasks_stay_apart():
                 await turns[2].wait()
                 results["second"] = Value(1.0) * 2.0
                 results["log"] = Value(0.0).log().data  # no anomaly check in this task
+                turns[3].set()
 
         await asyncio.wait_for(asyncio.gather(first(), second()), TIMEOUT)
         return results

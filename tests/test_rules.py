@@ -351,6 +351,30 @@ def test_empty_arrays(name, shapes, f, np_f, rng):
         np.testing.assert_array_equal(out.data, np.zeros((2, 3)))
 
 
+ELEMENTWISE = [
+    ("neg", lambda a: -a, np.negative), ("exp", lambda a: a.exp(), np.exp), ("log", lambda a: a.log(), np.log),
+    ("sqrt", lambda a: a.sqrt(), np.sqrt), ("tanh", lambda a: a.tanh(), np.tanh),
+    ("sigmoid", lambda a: a.sigmoid(), _sigmoid), ("relu", lambda a: a.relu(), lambda a: np.maximum(a, 0)),
+    ("abs", lambda a: abs(a), np.abs), ("clip", lambda a: a.clip(0.6, 1.2), lambda a: np.clip(a, 0.6, 1.2)),
+    ("add", lambda a: a + a * 2.0, lambda a: a + a * 2.0), ("sub", lambda a: 1.0 - a, lambda a: 1.0 - a),
+    ("div", lambda a: a / (a + 1.0), lambda a: a / (a + 1.0)), ("pow", lambda a: a**a, lambda a: a**a),
+    ("sum", lambda a: a.sum(axis=-1, keepdims=True) * a, lambda a: a.sum(axis=-1, keepdims=True) * a),
+    ("max", lambda a: a.max(axis=0) if a.ndim == 0 else a, lambda a: a),
+    ("softmax", lambda a: a.softmax(axis=-1), lambda a: np.exp(a) / np.exp(a).sum(axis=-1, keepdims=True)),
+]
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (2, 0)], ids=["0-d", "empty", "2x0"])
+@pytest.mark.parametrize("name, f, np_f", ELEMENTWISE, ids=[c[0] for c in ELEMENTWISE])
+def test_elementwise_ops_on_zero_dimensional_and_empty_tensors(name, f, np_f, shape, rng):
+    x0 = np.abs(rng.standard_normal(shape)) + 0.5
+    out = f(tensor_leaf(x0))
+    expected = np.asarray(np_f(x0))
+    assert out.shape == expected.shape and out.dtype == np.float64
+    np.testing.assert_allclose(out.data, expected, rtol=1e-12)
+    check_vjp(f, [x0], tensor_leaf, rng)
+
+
 def test_an_empty_reduction_without_identity_is_refused_naming_the_op():
     with pytest.raises(ValueError, match=r"max of a tensor of shape \(0, 3\)"):
         Tensor(np.ones((0, 3))).max(axis=0)
