@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 import graphviz
 import numpy as np
 
-from autograd import Value, stage
+from autograd import Value, detect_anomaly, stage
 from autograd.core import Node, consumer_counts
 from autograd.files import write_atomically
 from autograd.view.draw import FORMATS, GraphTooLargeError, GraphvizNotFoundError, draw, render
@@ -454,8 +454,9 @@ def expression_value(text: str, values: dict[str, float]) -> Value:
     if unused:
         raise UsageError(f"{', '.join(unused)} not in the expression {text!r}")
     try:
-        root = evaluate(tree)
-    except (ValueError, ZeroDivisionError, OverflowError) as error:
+        with detect_anomaly():  # the engine computes log(-1) as nan: here it is a mistake to report
+            root = evaluate(tree)
+    except (ValueError, ArithmeticError) as error:
         raise UsageError(f"cannot evaluate {text!r}: {error}") from None
     if not isinstance(root, Value) or not leaves:
         raise UsageError(f"the expression {text!r} has no variables to differentiate by, e.g. 'a*b' a=2 b=3")
