@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from autograd.core import Backprop, Node, backpropagate, needs_gradient
+from autograd.core import Backprop, Node, backpropagate, check_root
 from autograd.view.notation import (
     ROOT_NAME,
     expression,
@@ -310,7 +310,7 @@ def check_derivation(root: Node, claimed: Mapping[Node | str, Any], *, rtol: flo
                      ) -> DerivationCheck:
     """Check your dL/d(node) numbers against the engine's and explain the first that differs (see the module).
 
-    ``root`` is L (a non-scalar root is seeded with ones, as ``backward`` does); ``claimed`` maps nodes or
+    ``root`` is the scalar loss L; ``claimed`` maps nodes or
     labels to your gradients. A number agrees when ``|yours - engine| <= atol + rtol * |engine|`` everywhere.
     """
     if not isinstance(root, Node):
@@ -321,7 +321,10 @@ def check_derivation(root: Node, claimed: Mapping[Node | str, Any], *, rtol: flo
     for name, tolerance in (("rtol", rtol), ("atol", atol)):
         if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
             raise ValueError(f"check_derivation: {name} must be a non-negative number, got {tolerance!r}")
-    needs_gradient(root, "check_derivation")
+    if np.size(root.data) != 1:
+        raise ValueError(f"check_derivation: the root must be a scalar loss L, got shape {np.shape(root.data)}; "
+                         "reduce it first, e.g. with .sum()")
+    check_root(root, None, "check_derivation", "grad")
     listing = stage_order(reading_order(root))
     names = names_in(listing, root_name=ROOT_NAME)
     claims = _resolve(claimed, listing, names)
