@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from autograd.core import Node, raw
+from autograd.core import Node, passes_on, raw
 
 Rule = Callable[..., Any]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)  # slots: the reverse pass reads rules at every node
 class Primitive:
     """One operation: how to compute it, and how each input's gradient follows from the upstream one."""
 
@@ -43,6 +43,11 @@ class Primitive:
     # ``add_into(total, g, out, x, **params)`` adds the contribution into ``total``, an adjoint array the
     # reverse pass owns (or None: start one), and returns it. The plain pass uses it; recorded ones use ``rules``.
     add_into: Rule | None = None
+    # What the reverse pass takes the general path for: keyword arguments (a position), or an in-place rule.
+    special: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "special", self.variadic or self.add_into is not None)
 
     def term(self, position: int, g: Any, out: Any, inputs: Sequence[Any], params: Mapping[str, Any]) -> Any:
         """Input ``position``'s gradient contribution: its rule applied to the upstream gradient ``g``, with NaN
@@ -68,13 +73,9 @@ def as_numpy_computes(ufunc: np.ufunc, *numbers: float) -> float:
 
 def quietly(ufunc: np.ufunc) -> Callable[..., np.ndarray]:
     """An array forward that computes NaN and inf as values, without numpy's RuntimeWarnings (for the ops
-    whose inputs may leave their domain: log(-1), 1/0, ...)."""
-    def forward(*arrays: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            return ufunc(*arrays)
-
-    forward.__name__ = f"quiet_{ufunc.__name__}"
-    return forward
+    whose inputs may leave their domain: log(-1), 1/0, ...). errstate as a decorator costs half of what a
+    ``with`` block costs at every call."""
+    return np.errstate(all="ignore")(ufunc)
 
 
 def divide(a: Any, b: Any) -> Any:
@@ -187,10 +188,8 @@ def _unary(name, symbol, scalar, array, rule, formula, domain=""):
     return Primitive(name, symbol, scalar, array, (rule,), (formula,), domain)
 
 
-ADD = _binary("add", "{a} + {b}", operator.add, np.add,
-              lambda g, out, a, b: g, lambda g, out, a, b: g, "1", "1")
-SUB = _binary("sub", "{a} - {b}", operator.sub, np.subtract,
-              lambda g, out, a, b: g, lambda g, out, a, b: -g, "1", "-1")
+ADD = _binary("add", "{a} + {b}", operator.add, np.add, passes_on, passes_on, "1", "1")
+SUB = _binary("sub", "{a} - {b}", operator.sub, np.subtract, passes_on, lambda g, out, a, b: -g, "1", "-1")
 MUL = _binary("mul", "{a} * {b}", operator.mul, np.multiply,
               lambda g, out, a, b: g * b, lambda g, out, a, b: g * a, "b", "a")
 DIV = _binary("div", "{a} / {b}", divide, quietly(np.divide),

@@ -17,8 +17,9 @@ for an element of the ScalarLSTM), the names `lstm.hand` gives its gradients, an
 stage (``t=2 / layer 0 / forget gate``), so
 a drawing shows the stages and the forks: [x_t, h_{t-1}, 1] feeds all four gates, c_t feeds tanh(c_t) and step
 t+1. `LSTM` makes the four gates' pre-activations with one product, z = [x_t, h_{t-1}, 1] @ W of shape
-(4, B, H), gate by gate, and each gate's stage takes its slice z[k]; so in its graph the fork into the four
-gates sits on z, and the product adds their four gradients up on the way back. `ScalarLSTM` builds every sum
+(B, 4H), the gates' blocks of columns side by side as in PyTorch's layout, and each gate's stage takes its
+block; so in its graph the fork into the four gates sits on z, and the product adds their four gradients up on
+the way back. `ScalarLSTM` builds every sum
 itself. Gate order, parameter shapes and initialisation come from `lstm.params`, the one place that states
 them: one seed gives the same weights to the Tensor LSTM, the scalar LSTM and the hand derivation, state dicts
 (PyTorch ``nn.LSTM`` names and layout) move between them, and ``from_state_dict`` builds a model straight from
@@ -27,6 +28,7 @@ one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +38,7 @@ import numpy as np
 from autograd import Tensor, Value, concatenate, stack, stage
 from autograd.nn import Module, checked_state
 from autograd.value import Constant
-from lstm.params import GATES, Gate, init_params, parameter_shapes, sizes_of, step_name
+from lstm.params import GATES, STEP_NODES, Gate, init_params, parameter_shapes, sizes_of, step_name
 
 __all__ = ["GATES", "LSTM", "RNN", "Gate", "ScalarLSTM", "Unrolled", "parameter_shapes"]
 
@@ -139,16 +141,14 @@ class _TensorModel(_Recurrent, Module):
             setattr(self, name, Tensor(array, requires_grad=True, dtype=self.dtype, label=name))
 
     def _stacked_weights(self, layer: int) -> Tensor:
-        """Each block's (I + H + 1, H) matrix [W_ik | W_hk | b_ik + b_hk]^T: for the LSTM's gates stacked,
-        (4, I + H + 1, H); for the RNN's single block, (I + H + 1, H)."""
+        """All blocks' weights as one (I + H + 1, blocks * H) matrix, [W_ih | W_hh | b_ih + b_hh]^T: the blocks
+        side by side in PyTorch's row order (i, f, g, o for the LSTM), so that one product gives every block's
+        pre-activation."""
         with stage(f"layer {layer}"), stage("gate weights" if self.blocks > 1 else "weights"):
             bias = getattr(self, f"bias_ih_l{layer}") + getattr(self, f"bias_hh_l{layer}")
             stacked = concatenate([getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}"),
                                    bias.reshape(-1, 1)], axis=1)
-            if self.blocks == 1:
-                weight = stacked.swapaxes(0, 1)
-            else:
-                weight = stacked.reshape(self.blocks, self.hidden_size, -1).swapaxes(1, 2)
+            weight = stacked.swapaxes(0, 1)
             weight.label = "W" if self.num_layers == 1 else f"W_l{layer}"
         return weight
 
@@ -220,9 +220,9 @@ class LSTM(_TensorModel):
             with stage(f"t={t}"):
                 below: Any = x[t - 1]  # its gradient, if x needs one, is added into place step by step
                 for layer in range(self.num_layers):
-                    with stage(f"layer {layer}"):
+                    with _layer_stage(layer):
                         h[layer], c[layer] = self._cell(weights[layer], below, h[layer], c[layer], ones,
-                                                        t, layer)
+                                                        _step_names(t, layer, self.num_layers))
                     hidden[layer].append(h[layer])
                     cell[layer].append(c[layer])
                     below = h[layer]
@@ -242,41 +242,60 @@ class LSTM(_TensorModel):
         ones = Tensor(np.ones((x_t.shape[0], 1), dtype=self.dtype), label="1")
         weight = self._stacked_weights(layer)
         with stage(f"t={t}"), stage(f"layer {layer}"):
-            return self._cell(weight, x_t, h_prev, c_prev, ones, t, layer)
+            return self._cell(weight, x_t, h_prev, c_prev, ones, _step_names(t, layer, self.num_layers))
 
-    def _cell(self, weight: Tensor, x_t: Any, h_prev: Any, c_prev: Any, ones: Tensor, t: int, layer: int
+    def _cell(self, weight: Tensor, x_t: Any, h_prev: Any, c_prev: Any, ones: Tensor, names: dict[str, str]
               ) -> tuple[Tensor, Tensor]:
-        """One step of one layer.
+        """One step of one layer (``names``: its nodes' names, `_step_names`).
 
-        One batched product for the four gates rather than four: the (4, K, H) weight gives z gate by gate,
-        (4, B, H), so each gate's slice z[k] (``z_f[t=1]``) is a contiguous block. On the way back the product
-        itself adds the four gates' gradients for [x, h, 1] (no additions at a fork) and the weight gathers one
-        term per step, not four: on small arrays each numpy call costs more than its arithmetic, so fewer calls
-        is what counts. `autograd.check_derivation` still names the four branches of h_{t-1}'s fork: it
-        follows the path from h_{t-1} through [x, h, 1] and z to the four gate stages.
+        One product for the four gates rather than four: z = [x, h, 1] @ W is (B, 4H), the gates' blocks of
+        columns side by side, and each gate's stage takes its block (``z_f[t=1]``). On the way back the
+        product itself adds the four gates' gradients for [x, h, 1] (no additions at a fork) and the weight
+        gathers one term per step, not four: on small arrays each numpy call costs more than its arithmetic,
+        so fewer calls is what counts. `autograd.check_derivation` still names the four branches of h_{t-1}'s
+        fork: it follows the path from h_{t-1} through [x, h, 1] and z to the four gate stages.
         """
         gate_input = concatenate([x_t, h_prev, ones], axis=1)
-        gate_input.label = self._name("[x, h, 1]", t, layer)
-        z = gate_input @ weight  # (B, K) @ (4, K, H) -> (4, B, H)
-        z.label = self._name("z", t, layer)
+        gate_input.label = names["[x, h, 1]"]
+        z = gate_input @ weight  # (B, K) @ (K, 4H) -> (B, 4H)
+        z.label = names["z"]
+        size = self.hidden_size
         activations = []
-        for k, gate in enumerate(GATES):  # i, f, g, o
-            with stage(gate.stage):
-                pre_activation = z[k]  # the gate's slice, taken in its stage
-                pre_activation.label = self._name(gate.pre_activation, t, layer)
+        for k, (gate, gate_stage) in enumerate(zip(GATES, _GATE_STAGES)):  # i, f, g, o
+            with gate_stage:
+                pre_activation = z[:, k * size:(k + 1) * size]  # the gate's block, taken in its stage
+                pre_activation.label = names[gate.pre_activation]
                 activation = getattr(pre_activation, gate.activation)()
-                activation.label = self._name(gate.letter, t, layer)
+                activation.label = names[gate.letter]
             activations.append(activation)
         i, f, g, o = activations
-        with stage("cell state"):
+        with _CELL_STATE:
             c = f * c_prev + i * g
-            c.label = self._name("c", t, layer)
-        with stage("hidden state"):
+            c.label = names["c"]
+        with _HIDDEN_STATE:
             tanh_c = c.tanh()
-            tanh_c.label = self._name("tanh_c", t, layer)
+            tanh_c.label = names["tanh_c"]
             h = o * tanh_c
-            h.label = self._name("h", t, layer)
+            h.label = names["h"]
         return h, c
+
+
+# The stages every step enters, made once (a stage can be entered any number of times, nested, and in any
+# thread): a step enters eight, and making them anew each time costs a tenth of a small step.
+_GATE_STAGES = tuple(stage(gate.stage) for gate in GATES)
+_CELL_STATE, _HIDDEN_STATE = stage("cell state"), stage("hidden state")
+
+
+@functools.lru_cache(maxsize=64)
+def _layer_stage(layer: int) -> stage:
+    """The stage ``layer k``, made once."""
+    return stage(f"layer {layer}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _step_names(t: int, layer: int, num_layers: int) -> dict[str, str]:
+    """The names of step t's nodes (`lstm.params.step_name`), by kind: ``{"h": "h[t=2]", ...}``, made once."""
+    return {kind: step_name(kind, t, layer, num_layers) for kind in ("[x, h, 1]", "z", *STEP_NODES)}
 
 
 # --- the plain RNN -----------------------------------------------------------------------------------------
