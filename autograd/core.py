@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+_new = object.__new__
+
 
 class Node:
     """What the core needs of a graph node; `Value` and `Tensor` provide it.
@@ -103,6 +105,14 @@ class Mode:
         name = block.name
         self.stage = outer.stage if name is None else (*outer.stage, name)
 
+    def in_stage(self, block: stage) -> Mode:
+        """``Mode(self, block)`` for a stage, made without a constructor call: a model enters several stages
+        at every step."""
+        mode = _new(Mode)
+        mode.outer, mode.block = self, block
+        mode.grad_enabled, mode.anomaly, mode.stage = self.grad_enabled, self.anomaly, (*self.stage, block.name)
+        return mode
+
     def without(self, block: _Block) -> Mode:
         """This Mode with the innermost opening of ``block`` closed, the blocks opened inside it kept."""
         inside = []
@@ -158,7 +168,7 @@ class stage(_Block):  # lower case: it is used like a function, ``with stage("t=
         self.name = name
 
     def __enter__(self) -> tuple[str, ...]:
-        mode = Mode(_MODE.get(), self)
+        mode = _MODE.get().in_stage(self)
         _MODE.set(mode)
         return mode.stage
 
@@ -338,17 +348,19 @@ def _reverse_pass(root: Node, seed: Any, create_graph: bool, record_branches: bo
                   grads_of_inner_nodes: bool = False
                   ) -> tuple[dict[Node, Any], dict[Node, list[Branch]] | None, set[Node]]:
     """The reverse pass itself: the adjoints, the branches (if recorded) and the nodes whose adjoint the pass
-    allocated itself and shares with no one.
+    allocated itself and shares with no one (``grads_of_inner_nodes``, for a plain pass over Values only: add
+    each inner node's adjoint into its ``.grad`` when it is complete).
 
-    Primitive.term, written out: this loop is the hot path of every backward pass. A plain pass (neither
-    recorded nor inspected) takes most nodes by a short path: one or two inputs, rules called with
-    (g, out, *inputs) alone. The others (an op's parameters or a variadic op's position as keyword arguments,
-    a rule that adds into the adjoint in place, a recorded or inspected pass) take the general one.
+    Primitive.term, written out: this loop is the hot path of every backward pass. In a plain pass (neither
+    recorded nor inspected) a node of an op without parameters, which has one or two inputs, takes a short path
+    with its rules called directly; the others (keyword arguments: an op's parameters, a variadic op's
+    position; rules that add into the adjoint in place; recorded or inspected passes) take the general one.
+    Numbers have a pass of their own, `_scalar_pass`.
     """
-    fit = root.unbroadcast  # None for numbers: then there is no broadcast to undo, nor an array to add into
     anomaly = current_mode().anomaly
     inspect = anomaly or record_branches  # per-edge extras
     general = create_graph or inspect
+    fit = root.unbroadcast  # how an array term is summed back to its input's shape; None for numbers
     if fit is None and not general:
         return _scalar_pass(root, seed, keep_inner, grads_of_inner_nodes), None, set()
     adjoints: dict[Node, Any] = {root: seed}
@@ -360,7 +372,7 @@ def _reverse_pass(root: Node, seed: Any, create_graph: bool, record_branches: bo
     # array per term at a node used many times (a weight, at every step). Not in recorded passes, whose terms
     # are kept (branches) or are graph nodes (create_graph).
     owned: set[Node] = set()
-    in_place = fit is not None and not general
+    in_place = not general
     for node in reversed(topological_order(root)):
         op = node.op
         if op is None:
@@ -368,45 +380,45 @@ def _reverse_pass(root: Node, seed: Any, create_graph: bool, record_branches: bo
         g = take(node, None)
         if g is None:  # reached only through inputs that need no gradient
             continue
-        if grads_of_inner_nodes:
-            node.grad += g  # the Value hook add_to_grad, written out: this runs once per node
         parents = node.parents
-        if not (general or node.params or op.special) and len(parents) <= 2:
+        params = node.params
+        if not (general or params):
             out = node.data
             rules = op.rules
+            a = parents[0]
+            x = a.data
             if len(parents) == 2:
-                a, b = parents
-                x, y = a.data, b.data
+                b = parents[1]
+                y = b.data
             else:
-                (a,), b = parents, None
-                x = a.data
+                b = None
             if a.requires_grad:
                 rule = rules[0]
                 term = g if rule is passes_on else rule(g, out, x) if b is None else rule(g, out, x, y)
-                if fit is not None and term.shape != x.shape:  # the input was broadcast: undo it
+                if term.shape != x.shape:  # the input was broadcast: undo it
                     term = _unbroadcast(fit, term, node, 0)
                 previous = adjoint_of(a)
                 if previous is None:
                     adjoints[a] = term
-                elif in_place and a in owned and term.dtype is previous.dtype:
+                elif a in owned and term.dtype is previous.dtype:
                     previous += term
                 else:
                     adjoints[a] = previous = previous + term
-                    if in_place and type(previous) is np.ndarray:
+                    if type(previous) is np.ndarray:
                         owned.add(a)
             if b is not None and b.requires_grad:
                 rule = rules[1]
                 term = g if rule is passes_on else rule(g, out, x, y)
-                if fit is not None and term.shape != y.shape:
+                if term.shape != y.shape:
                     term = _unbroadcast(fit, term, node, 1)
                 previous = adjoint_of(b)
                 if previous is None:
                     adjoints[b] = term
-                elif in_place and b in owned and term.dtype is previous.dtype:
+                elif b in owned and term.dtype is previous.dtype:
                     previous += term
                 else:
                     adjoints[b] = previous = previous + term
-                    if in_place and type(previous) is np.ndarray:
+                    if type(previous) is np.ndarray:
                         owned.add(b)
             continue
         # The general path: the rules' arguments (g, out, *inputs) built once for all of the node's inputs.
@@ -417,7 +429,6 @@ def _reverse_pass(root: Node, seed: Any, create_graph: bool, record_branches: bo
         else:
             args = (g, node.data, *[parent.data for parent in parents])
         rules = op.rules
-        params = node.params
         add_into = op.add_into if in_place else None
         position = -1  # counted by hand: enumerate's pairs cost a few percent of the whole pass
         for parent in parents:

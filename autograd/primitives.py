@@ -43,11 +43,13 @@ class Primitive:
     # ``add_into(total, g, out, x, **params)`` adds the contribution into ``total``, an adjoint array the
     # reverse pass owns (or None: start one), and returns it. The plain pass uses it; recorded ones use ``rules``.
     add_into: Rule | None = None
-    # What the reverse pass takes the general path for: keyword arguments (a position), or an in-place rule.
-    special: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "special", self.variadic or self.add_into is not None)
+        # The reverse pass takes a node of an op without parameters by its short path, which calls one rule per
+        # input, of one or two inputs, with (g, out, *inputs) alone: ops that need more declare parameters.
+        if not self.params and (self.variadic or self.add_into is not None or len(self.rules) > 2):
+            raise ValueError(f"primitive {self.name!r}: a variadic op, an op with an in-place rule or with more "
+                             "than two inputs needs parameters (the reverse pass's general path)")
 
     def term(self, position: int, g: Any, out: Any, inputs: Sequence[Any], params: Mapping[str, Any]) -> Any:
         """Input ``position``'s gradient contribution: its rule applied to the upstream gradient ``g``, with NaN
@@ -143,10 +145,16 @@ def _scalar_sigmoid(x: float) -> float:
 
 
 def _array_sigmoid(x: np.ndarray) -> np.ndarray:
-    out = np.tanh(0.5 * x)
-    out += 1.0  # in place: the same numbers as 0.5 * (1.0 + tanh), two arrays fewer
-    out *= 0.5
+    # ½ and 1 as 0-d arrays of x's float type: numpy combines a small array with a Python float more slowly
+    half, one = _HALF_ONE.get(x.dtype, (0.5, 1.0))
+    out = np.tanh(x * half)
+    out += one  # in place: the same numbers as 0.5 * (1.0 + tanh), two arrays fewer
+    out *= half
     return out
+
+
+_HALF_ONE = {np.dtype(t): (np.array(0.5, dtype=t), np.array(1.0, dtype=t)) for t in (np.float16, np.float32,
+                                                                                    np.float64)}
 
 
 # Scalar forwards that Python's math would refuse: the IEEE value instead, as numpy gives it for a Tensor.
@@ -265,7 +273,11 @@ def _getitem_add_into(total: np.ndarray | None, g: Any, out: Any, x: Any, index:
     if type(total) is not np.ndarray or total.dtype != g.dtype:  # a numpy scalar (a 0-d sum), or promote
         total = np.array(total, dtype=np.promote_types(total.dtype, g.dtype))  # as total + term would
     if _is_basic_index(index):
-        total[index] += g
+        piece = total[index]
+        if type(piece) is np.ndarray:
+            piece += g  # a view: adding into it adds into total
+        else:  # a single element (a number, not a view)
+            total[index] = piece + g
     else:
         np.add.at(total, index, g)  # repeated indices accumulate
     return total
@@ -319,9 +331,13 @@ def _concatenate(*xs: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _concatenate_grad(g: Any, out: Any, *xs: Any, position: int, axis: int) -> Any:
-    start = sum([x.shape[axis] for x in xs[:position]])
-    index = (slice(None),) * axis + (slice(start, start + xs[position].shape[axis]),)
-    return g[index]
+    start = 0
+    for x in xs[:position]:
+        start += x.shape[axis]
+    return g[(*_ALL * axis, slice(start, start + xs[position].shape[axis]))]
+
+
+_ALL = (slice(None),)
 
 
 def _mask(x: Any, condition: np.ndarray) -> Any:

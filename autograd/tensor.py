@@ -295,7 +295,12 @@ class Tensor(Node):
         return _apply(BROADCAST_TO, self, shape=tuple(shape))
 
     def __getitem__(self, index: Any) -> Tensor:
-        return _apply(GETITEM, self, index=_index(index))
+        index = _index(index)
+        try:  # _apply written out: a step of a sequence model reads several pieces
+            data = GETITEM.array(self.data, index)
+        except (ValueError, IndexError, TypeError) as error:
+            raise _input_error(GETITEM, (self,), error) from None
+        return _record(GETITEM, data, (self,), {"index": index}, self.requires_grad)
 
     def scatter(self, index: Any, shape: tuple[int, ...]) -> Tensor:
         """A zero tensor of ``shape`` with this one added at ``index`` (the adjoint of indexing)."""
@@ -456,15 +461,22 @@ def _input_error(op: Primitive, inputs: Sequence[Tensor], error: Exception) -> E
 
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
-    inputs = tuple([_lift(t, None, CONCATENATE) for t in tensors])
+    inputs = tuple([t if isinstance(t, Tensor) else _lift(t, None, CONCATENATE) for t in tensors])
     if not inputs:
         raise ValueError("concatenate needs at least one tensor")
-    axis = normal_axis(axis, inputs[0].ndim, "concatenate", inputs[0])
+    ndim = inputs[0].ndim
+    axis = axis % ndim if type(axis) is int and -ndim <= axis < ndim else normal_axis(axis, ndim, "concatenate",
+                                                                                         inputs[0])
     try:
         data = CONCATENATE.array(*[x.data for x in inputs], axis=axis)
     except ValueError as error:
         raise _input_error(CONCATENATE, inputs, error) from None
-    return _record(CONCATENATE, data, inputs, {"axis": axis}, any([x.requires_grad for x in inputs]))
+    needs_grad = False
+    for x in inputs:  # a loop, not any([...]): this runs once per step of a sequence model
+        if x.requires_grad:
+            needs_grad = True
+            break
+    return _record(CONCATENATE, data, inputs, {"axis": axis}, needs_grad)
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
