@@ -256,7 +256,9 @@ _BASIC_PARTS = (int, np.integer, slice)
 
 
 def _is_basic_index(index: Any) -> bool:
-    for part in index if type(index) is tuple else (index,):  # a loop, not all(...): this runs once per edge
+    if type(index) is not tuple:
+        return index is None or index is Ellipsis or isinstance(index, _BASIC_PARTS)
+    for part in index:  # a loop, not all(...): this runs once per edge
         if not (part is None or part is Ellipsis or isinstance(part, _BASIC_PARTS)):
             return False
     return True
@@ -270,8 +272,9 @@ def _getitem_add_into(total: np.ndarray | None, g: Any, out: Any, x: Any, index:
     """
     if total is None:
         return _scatter_array(g, index, x.shape)
-    if type(total) is not np.ndarray or total.dtype != g.dtype:  # a numpy scalar (a 0-d sum), or promote
-        total = np.array(total, dtype=np.promote_types(total.dtype, g.dtype))  # as total + term would
+    if type(total) is not np.ndarray or (total.dtype is not g.dtype and total.dtype != g.dtype):
+        # a numpy scalar (a 0-d sum), or a type to promote to, as total + g would
+        total = np.array(total, dtype=np.promote_types(total.dtype, g.dtype))
     if _is_basic_index(index):
         piece = total[index]
         if type(piece) is np.ndarray:
@@ -326,15 +329,14 @@ def _matmul_grad_b(g: Any, out: Any, a: Any, b: Any) -> Any:
     return _swap_last(a) @ g
 
 
-def _concatenate(*xs: np.ndarray, axis: int) -> np.ndarray:
+def _concatenate(*xs: np.ndarray, axis: int, offsets: tuple[int, ...] = ()) -> np.ndarray:
     return np.concatenate(xs, axis=axis)
 
 
-def _concatenate_grad(g: Any, out: Any, *xs: Any, position: int, axis: int) -> Any:
-    start = 0
-    for x in xs[:position]:
-        start += x.shape[axis]
-    return g[(*_ALL * axis, slice(start, start + xs[position].shape[axis]))]
+def _concatenate_grad(g: Any, out: Any, *xs: Any, position: int, axis: int, offsets: tuple[int, ...]) -> Any:
+    # offsets: where each input starts along the axis, and where the last ends (made once by the forward, so
+    # that a concatenation of T steps costs T slices on the way back, not T^2 additions)
+    return g[(*_ALL * axis, slice(offsets[position], offsets[position + 1]))]
 
 
 _ALL = (slice(None),)
@@ -368,7 +370,7 @@ SCATTER = Primitive("scatter", "scatter({x})", None, _scatter_array,
                     (lambda g, out, x, index, shape: g[index],), ("1 at the scattered elements",),
                     params=("index", "shape"))
 CONCATENATE = Primitive("concatenate", "concat({x})", None, _concatenate, (_concatenate_grad,),
-                        ("1 on its own block",), variadic=True, params=("axis",))
+                        ("1 on its own block",), variadic=True, params=("axis", "offsets"))
 WHERE = Primitive("where", "where(c, {a}, {b})", None, lambda a, b, condition: np.where(condition, a, b),
                   (lambda g, out, a, b, condition: _mask(g, condition),
                    lambda g, out, a, b, condition: _mask(g, ~condition)),

@@ -471,12 +471,11 @@ def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
         data = CONCATENATE.array(*[x.data for x in inputs], axis=axis)
     except ValueError as error:
         raise _input_error(CONCATENATE, inputs, error) from None
-    needs_grad = False
-    for x in inputs:  # a loop, not any([...]): this runs once per step of a sequence model
-        if x.requires_grad:
-            needs_grad = True
-            break
-    return _record(CONCATENATE, data, inputs, {"axis": axis}, needs_grad)
+    needs_grad, offsets = False, [0]
+    for x in inputs:  # one loop for both: this runs once per step of a sequence model
+        needs_grad = needs_grad or x.requires_grad
+        offsets.append(offsets[-1] + x.data.shape[axis])
+    return _record(CONCATENATE, data, inputs, {"axis": axis, "offsets": tuple(offsets)}, needs_grad)
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
