@@ -105,14 +105,6 @@ class Mode:
         name = block.name
         self.stage = outer.stage if name is None else (*outer.stage, name)
 
-    def in_stage(self, block: stage) -> Mode:
-        """``Mode(self, block)`` for a stage, made without a constructor call: a model enters several stages
-        at every step."""
-        mode = _new(Mode)
-        mode.outer, mode.block = self, block
-        mode.grad_enabled, mode.anomaly, mode.stage = self.grad_enabled, self.anomaly, (*self.stage, block.name)
-        return mode
-
     def without(self, block: _Block) -> Mode:
         """This Mode with the innermost opening of ``block`` closed, the blocks opened inside it kept."""
         inside = []
@@ -168,7 +160,11 @@ class stage(_Block):  # lower case: it is used like a function, ``with stage("t=
         self.name = name
 
     def __enter__(self) -> tuple[str, ...]:
-        mode = _MODE.get().in_stage(self)
+        # Mode(outer, self), made without a constructor call: a model enters several stages at every step
+        outer = _MODE.get()
+        mode = _new(Mode)
+        mode.outer, mode.block = outer, self
+        mode.grad_enabled, mode.anomaly, mode.stage = outer.grad_enabled, outer.anomaly, (*outer.stage, self.name)
         _MODE.set(mode)
         return mode.stage
 

@@ -305,6 +305,11 @@ def _extremum_grad(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     return broadcast_to(_kept(g, x, axis, keepdims), x.shape) * share.astype(raw(x).dtype)
 
 
+def _inverse(permutation: tuple[int, ...]) -> tuple[int, ...]:
+    """The permutation that undoes ``permutation`` (numpy's argsort of it, without making an array)."""
+    return tuple(sorted(range(len(permutation)), key=permutation.__getitem__))
+
+
 def _swap_last(x: Any) -> Any:
     return x.swapaxes(-1, -2)
 
@@ -358,7 +363,7 @@ MIN = Primitive("min", "min({x})", None, lambda x, axis, keepdims: x.min(axis, k
 RESHAPE = Primitive("reshape", "reshape({x})", None, lambda x, shape: x.reshape(shape),
                     (lambda g, out, x, shape: g.reshape(x.shape),), ("1 (moved)",), params=("shape",))
 TRANSPOSE = Primitive("transpose", "{x}^T", None, lambda x, axes: x.transpose(axes),
-                      (lambda g, out, x, axes: g.transpose(None if axes is None else tuple(np.argsort(axes))),),
+                      (lambda g, out, x, axes: g.transpose(None if axes is None else _inverse(axes)),),
                       ("1 (moved)",), params=("axes",))
 BROADCAST_TO = Primitive("broadcast_to", "broadcast({x})", None, lambda x, shape: np.broadcast_to(x, shape),
                          (lambda g, out, x, shape: sum_to_shape(g, x.shape),), ("1 (summed over copies)",),
