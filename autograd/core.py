@@ -347,11 +347,10 @@ def _reverse_pass(root: Node, seed: Any, create_graph: bool, record_branches: bo
     allocated itself and shares with no one (``grads_of_inner_nodes``, for a plain pass over Values only: add
     each inner node's adjoint into its ``.grad`` when it is complete).
 
-    Primitive.term, written out: this loop is the hot path of every backward pass. In a plain pass (neither
-    recorded nor inspected) a node of an op without parameters, which has one or two inputs, takes a short path
-    with its rules called directly; the others (keyword arguments: an op's parameters, a variadic op's
-    position; rules that add into the adjoint in place; recorded or inspected passes) take the general one.
-    Numbers have a pass of their own, `_scalar_pass`.
+    Primitive.term, written out: this loop is the hot path of every backward pass. A node of an op without
+    parameters calls one rule per input with (g, out, *inputs) alone; the others pass keyword arguments (the
+    op's parameters, a variadic op's position) or have a rule that adds into the adjoint in place. Numbers
+    have a pass of their own, `_scalar_pass`.
     """
     anomaly = current_mode().anomaly
     inspect = anomaly or record_branches  # per-edge extras
@@ -378,49 +377,13 @@ def _reverse_pass(root: Node, seed: Any, create_graph: bool, record_branches: bo
             continue
         parents = node.parents
         params = node.params
-        if not (general or params):
-            out = node.data
-            rules = op.rules
-            a = parents[0]
-            x = a.data
-            if len(parents) == 2:
-                b = parents[1]
-                y = b.data
-            else:
-                b = None
-            if a.requires_grad:
-                rule = rules[0]
-                term = g if rule is passes_on else rule(g, out, x) if b is None else rule(g, out, x, y)
-                if term.shape != x.shape:  # the input was broadcast: undo it
-                    term = _unbroadcast(fit, term, node, 0)
-                previous = adjoint_of(a)
-                if previous is None:
-                    adjoints[a] = term
-                elif a in owned and term.dtype is previous.dtype:
-                    previous += term
-                else:
-                    adjoints[a] = previous = previous + term
-                    if type(previous) is np.ndarray:
-                        owned.add(a)
-            if b is not None and b.requires_grad:
-                rule = rules[1]
-                term = g if rule is passes_on else rule(g, out, x, y)
-                if term.shape != y.shape:
-                    term = _unbroadcast(fit, term, node, 1)
-                previous = adjoint_of(b)
-                if previous is None:
-                    adjoints[b] = term
-                elif b in owned and term.dtype is previous.dtype:
-                    previous += term
-                else:
-                    adjoints[b] = previous = previous + term
-                    if type(previous) is np.ndarray:
-                        owned.add(b)
-            continue
-        # The general path: the rules' arguments (g, out, *inputs) built once for all of the node's inputs.
+        # The rules' arguments (g, out, *inputs), built once for all of the node's inputs; written out for one
+        # and two inputs (most ops): a comprehension would cost more than the rule.
         if create_graph:
             args = (g, node, *parents)
-        elif len(parents) == 1:  # written out for one input (most ops here): a comprehension costs more
+        elif len(parents) == 2:
+            args = (g, node.data, parents[0].data, parents[1].data)
+        elif len(parents) == 1:
             args = (g, node.data, parents[0].data)
         else:
             args = (g, node.data, *[parent.data for parent in parents])
@@ -431,13 +394,17 @@ def _reverse_pass(root: Node, seed: Any, create_graph: bool, record_branches: bo
             position += 1
             if not parent.requires_grad:
                 continue
-            if add_into is not None and (parent in owned or parent not in adjoints):
+            if not params:  # one rule per input, called with (g, out, *inputs) alone
+                rule = rules[position]
+                term = g if rule is passes_on else rule(*args)  # a sum's input takes g itself: no call
+            elif add_into is not None and (parent in owned or parent not in adjoints):
                 adjoints[parent] = add_into(adjoint_of(parent), *args, **params)
                 owned.add(parent)
                 continue
-            term = (rules[0](*args, position=position, **params) if op.variadic
-                    else rules[position](*args, **params))
-            if fit is not None and term.shape != parent.data.shape:
+            else:
+                term = (rules[0](*args, position=position, **params) if op.variadic
+                        else rules[position](*args, **params))
+            if fit is not None and term.shape != parent.data.shape:  # the input was broadcast: undo it
                 term = _unbroadcast(fit, term, node, position)
             if inspect:
                 _inspect(term, node, position, parent, anomaly, branches)

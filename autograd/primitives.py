@@ -258,7 +258,7 @@ _BASIC_PARTS = (int, np.integer, slice)
 def _is_basic_index(index: Any) -> bool:
     if type(index) is not tuple:
         return index is None or index is Ellipsis or isinstance(index, _BASIC_PARTS)
-    for part in index:  # a loop, not all(...): this runs once per edge
+    for part in index:  # noqa: SIM110 (a loop, not all(...) of a generator: this runs once per edge)
         if not (part is None or part is Ellipsis or isinstance(part, _BASIC_PARTS)):
             return False
     return True
