@@ -4,7 +4,9 @@ A row gives the forward (for floats and for numpy arrays), one local-derivative 
 text that `explain` prints. A rule maps ``(g, out, *inputs, **params)`` to the gradient contribution that flows
 into its input, where ``g`` is the upstream gradient dL/d(out). Rules use arithmetic and the helpers below only,
 so one rule runs on floats (the fast path), on numpy arrays, and on Values or Tensors when the backward pass is
-itself recorded (``create_graph=True``). Broadcasting is undone once, in the core, never in a rule.
+itself recorded (``create_graph=True``). Broadcasting is undone once, in the core, never in a rule. An input
+whose local derivative is 1 (each input of a sum) has the rule `passes_on`: its term is ``g`` itself, which the
+reverse pass hands on without a call.
 
 Formula texts name the inputs ``x`` (unary) or ``a``, ``b`` (binary), and the output ``out``. A formula that
 names ``g``, the upstream gradient, is the whole branch term rather than a factor of it: matrix products do not
