@@ -217,10 +217,10 @@ class LSTM(_TensorModel):
         hidden: list[list[Tensor]] = [[] for _ in range(self.num_layers)]
         cell: list[list[Tensor]] = [[] for _ in range(self.num_layers)]
         for t in range(1, steps + 1):  # t counts from 1, as in the equations: step 1 reads h0 as h_{t-1}
-            with stage(f"t={t}"):
+            with _made_once(f"t={t}"):
                 below: Any = x[t - 1]  # its gradient, if x needs one, is added into place step by step
                 for layer in range(self.num_layers):
-                    with _layer_stage(layer):
+                    with _made_once(f"layer {layer}"):
                         h[layer], c[layer] = self._cell(weights[layer], below, h[layer], c[layer], ones,
                                                         _step_names(t, layer, self.num_layers))
                     hidden[layer].append(h[layer])
@@ -259,13 +259,12 @@ class LSTM(_TensorModel):
         gate_input.label = names["[x, h, 1]"]
         z = gate_input @ weight  # (B, K) @ (K, 4H) -> (B, 4H)
         z.label = names["z"]
-        size = self.hidden_size
         activations = []
-        for k, (gate, gate_stage) in enumerate(zip(GATES, _GATE_STAGES)):  # i, f, g, o
+        for gate, gate_stage, block, activate in _gate_steps(self.hidden_size):  # i, f, g, o
             with gate_stage:
-                pre_activation = z[:, k * size:(k + 1) * size]  # the gate's block, taken in its stage
+                pre_activation = z[block]  # the gate's block of columns, taken in its stage
                 pre_activation.label = names[gate.pre_activation]
-                activation = getattr(pre_activation, gate.activation)()
+                activation = activate(pre_activation)
                 activation.label = names[gate.letter]
             activations.append(activation)
         i, f, g, o = activations
@@ -282,14 +281,18 @@ class LSTM(_TensorModel):
 
 # The stages every step enters, made once (a stage can be entered any number of times, nested, and in any
 # thread): a step enters eight, and making them anew each time costs a tenth of a small step.
-_GATE_STAGES = tuple(stage(gate.stage) for gate in GATES)
 _CELL_STATE, _HIDDEN_STATE = stage("cell state"), stage("hidden state")
 
 
 @functools.lru_cache(maxsize=64)
-def _layer_stage(layer: int) -> stage:
-    """The stage ``layer k``, made once."""
-    return stage(f"layer {layer}")
+def _gate_steps(hidden_size: int) -> tuple[tuple[Gate, stage, tuple[slice, slice], Any], ...]:
+    """For each gate, in the order of GATES: the gate, its stage, its block of z's columns and its activation
+    (a Tensor method), made once per hidden size."""
+    return tuple((gate, stage(gate.stage), (slice(None), slice(k * hidden_size, (k + 1) * hidden_size)),
+                  getattr(Tensor, gate.activation)) for k, gate in enumerate(GATES))
+
+
+_made_once = functools.lru_cache(maxsize=4096)(stage)  # the stages of steps and layers, ``t=2``, ``layer 0``
 
 
 @functools.lru_cache(maxsize=4096)
