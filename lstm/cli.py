@@ -33,7 +33,7 @@ from autograd.files import write_atomically
 from autograd.view.boxes import AUTO_SHAPES, GraphTooLargeError
 from autograd.view.draw import draw
 from autograd.view.explain import explain
-from autograd.view.render import FORMATS, GraphvizError, GraphvizNotFoundError, GraphvizWarning, render
+from autograd.view.rendering import FORMATS, GraphvizError, GraphvizNotFoundError, GraphvizWarning, render
 from lstm.checkpoint import CheckpointError, load_checkpoint
 from lstm.compare import compare
 from lstm.data import DEFAULT_CORPUS, available_corpora
@@ -342,7 +342,7 @@ def draw_lstm(root: Node, view: str, collapse: str | None = "auto", keep: str | 
 
 
 def render_to(drawing: Any, path: Path, fmt: str) -> Path:
-    """`autograd.view.render.render`, with an OSError that names ``path`` rather than its temporary file, the
+    """`autograd.view.rendering.render`, with an OSError that names ``path`` rather than its temporary file, the
     command line's advice when ``dot`` fails, and its warnings on one line each."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GraphvizWarning)

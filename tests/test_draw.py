@@ -335,13 +335,20 @@ def test_stages_become_nested_clusters_one_under_another_in_computation_order():
     assert ("model · layer 1",) in clusters  # a stage holding only one other is drawn as one cluster with it
     assert dot.where(dot.named("hidden")[0]) == ("model · layer 1",)
     assert {("t=1",), ("t=1", "gate"), ("t=1", "cell"), ("t=2", "gate")} <= set(clusters)
-    # t=1 comes above t=2, and within a step "gate" above "cell": invisible edges from the bottom of one to
-    # the top of the next, which Graphviz must keep pointing down
-    stacked = [(t, h) for t, h, attrs in dot.edges if attrs.get("style") == "invis"]
-    assert stacked == writer.constraints and stacked
-    assert any(dot.where(t)[:1] == ("t=1",) and dot.where(h)[:1] == ("t=2",) for t, h in stacked)
-    assert any(dot.where(t) == ("t=1", "gate") and dot.where(h) == ("t=1", "cell") for t, h in stacked)
-    assert not any(dot.where(t)[:1] == ("t=2",) and dot.where(h)[:1] == ("t=1",) for t, h in stacked)
+    # t=1 comes above t=2, and within a step "gate" above "cell": invisible edges from the bottom of one to an
+    # invisible anchor, and from it to the top of the next, which Graphviz keeps pointing down
+    anchors: dict[str, tuple[set, set]] = {}
+    for tail, head, attrs in dot.edges:
+        if attrs.get("style") == "invis":
+            if head.startswith("a"):
+                anchors.setdefault(head, (set(), set()))[0].add(dot.where(tail))
+            else:
+                anchors.setdefault(tail, (set(), set()))[1].add(dot.where(head))
+    assert sum(len(found) for found in writer.anchors.values()) == len(anchors)
+    stacked = [(above, below) for aboves, belows in anchors.values() for above in aboves for below in belows]
+    assert any(above[:1] == ("t=1",) and below[:1] == ("t=2",) for above, below in stacked)
+    assert (("t=1", "gate"), ("t=1", "cell")) in stacked
+    assert not any(above[:1] == ("t=2",) and below[:1] == ("t=1",) for above, below in stacked)
 
 
 def test_collapse_draws_matching_stages_as_boxes_and_keep_exempts_one():

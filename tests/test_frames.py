@@ -21,7 +21,7 @@ from autograd.view.annotated import AnnotatedPass
 from autograd.view.boxes import Box
 from autograd.view.dot import GRADIENT, PENDING
 from autograd.view.frames import INLINE_MAX_FRAMES, Frames
-from autograd.view.render import pipe
+from autograd.view.rendering import pipe
 from autograd.view.scene import Proxy, Scene
 from lstm import ScalarLSTM
 

@@ -6,7 +6,7 @@ One job per module, each on the ones before:
 - `notation`: how nodes, numbers, indices and formulas are written, in text and in LaTeX;
 - `annotated`: the graph ordered and named once, with its reverse pass and branch terms;
 - `boxes`: which stages a drawing shows as boxes, and the guard against drawings too large to lay out;
-- `scene`: what a drawing shows; `dot`: how it is written as DOT; `render`: running Graphviz's ``dot``;
+- `scene`: what a drawing shows; `dot`: how it is written as DOT; `rendering`: running Graphviz's ``dot``;
 - `display`: how drawings and nodes show themselves in Jupyter; `draw`: the entry point;
 - `frames`: the reverse pass step by step; `explain`: the chain rule written out as text.
 
@@ -19,7 +19,7 @@ from autograd.view.display import Drawing, node_bundle
 from autograd.view.draw import WIDTH_BUDGET, draw
 from autograd.view.explain import Explanation, explain
 from autograd.view.frames import Frames, step_through
-from autograd.view.render import GraphvizError, GraphvizNotFoundError, GraphvizWarning, render
+from autograd.view.rendering import GraphvizError, GraphvizNotFoundError, GraphvizWarning, render
 
 core.display_hook = node_bundle
 

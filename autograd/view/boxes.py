@@ -34,7 +34,7 @@ Link = tuple[Node, int]
 AUTO_SHAPES = 40  # shapes a drawing of a loop may have before "auto" draws all steps but one as boxes
 LEAF_KINDS = ("leaf", "constant")
 PLUMBING = frozenset({"reshape", "transpose", "concatenate"})  # ops that only move elements (see the scene)
-SHARED = 3  # top-level stages that must use an input before each of them draws a copy of it
+SHARED = 2  # top-level stages that must use an input before each of them draws a copy of it
 MAX_LISTED = 6  # stages an advice names one by one; more are collapsed with one pattern
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import graphviz
 
 from autograd.core import Node
-from autograd.view.render import GraphvizError, GraphvizNotFoundError, pipe
+from autograd.view.rendering import GraphvizError, GraphvizNotFoundError, pipe
 
 INLINE_MAX_NODES = 150  # Jupyter shows larger graphs as text: a drawing that size is better asked for
 FRAME_HEIGHT = 720  # pixels: a drawing taller than this scrolls inside its frame

@@ -72,9 +72,10 @@ CHARACTER_WIDTH = 0.62  # of the font size: a little above Helvetica's average, 
 MAX_SUM_TERMS = 4  # a fork with more branches shows "Σ n branches" instead of writing out the sum
 MAX_EXPRESSION = 30  # characters of a node's first line before its expression is cut short
 MAX_LISTED = 3  # inputs a box names; more are counted
-MAX_ROW = 24  # characters of a gradient row before it goes on on a second line
+MAX_ROW = 20  # characters of a gradient row before it goes on on a second line
 SHALLOW = 5  # ranks: graphs this shallow are drawn left to right; deeper ones top to bottom
 CONVEYOR_WEIGHT = "12"  # Graphviz keeps heavier edges shorter and straighter
+STACK_LIMIT = 300  # shapes: a larger drawing is not stacked, which would take Graphviz minutes (a minute at 450)
 STACKED_WEIGHT = "12"  # of the edges that stack parts, so they line up (at weight 0 dot may ignore them)
 
 
@@ -115,8 +116,9 @@ class DotWriter:
         self.members, self.children = self._cluster_tree()
         self.depth: dict[StagePath, int] = {(): 0}  # how deep each stage's cluster is drawn (merged ones share)
         self._depths((), 0)
-        stacked = self.rankdir in ("TB", "BT") and not safe
-        self.constraints = self._stacking() if stacked else []
+        shapes = len(scene.nodes) + len(scene.proxies) + len(scene.boxes)
+        stacked = self.rankdir in ("TB", "BT") and not safe and shapes <= STACK_LIMIT
+        self.anchors = self._stacking() if stacked else {}
 
     def write(self, caption: str | None = None, progress: Progress | None = None,
               caption_width: int | None = None) -> Drawing:
@@ -124,7 +126,7 @@ class DotWriter:
         across = self.rankdir in ("TB", "BT")  # ranks are rows: labels are wide, so rows can be close
         graph = Drawing(
             graph_attr={"rankdir": self.rankdir, "fontname": FONT, "fontsize": str(FONT_SIZE), "bgcolor": PAPER,
-                        "pad": "0.15", "nodesep": "0.12",
+                        "pad": "0.15", "nodesep": "0.1",
                         "ranksep": "0.18" if across else "0.25", "fontcolor": MUTED, "outputorder": "edgesfirst"},
             node_attr={"fontname": FONT, "fontsize": str(FONT_SIZE), "fontcolor": INK, "shape": "box",
                        "style": "rounded,filled", "fillcolor": PAPER, "color": BORDER, "penwidth": "1.1",
@@ -139,8 +141,12 @@ class DotWriter:
             self._edge(graph, edge, progress)
         for box in self.scene.recurrent:
             graph.edge(self.ids[box], self.ids[box], style="dashed", color=LINE)
-        for tail, head in self.constraints:
-            graph.edge(tail, head, style="invis", weight=STACKED_WEIGHT)
+        for anchors in self.anchors.values():
+            for anchor, bottoms, tops in anchors:
+                for bottom in bottoms:
+                    graph.edge(bottom, anchor, style="invis", weight=STACKED_WEIGHT)
+                for top in tops:
+                    graph.edge(anchor, top, style="invis", weight=STACKED_WEIGHT)
         graph.safer = None if self.safe else lambda: DotWriter(self.scene, self.digits, self.rankdir, True).write(
             caption, progress, caption_width).source
         return graph
@@ -201,6 +207,8 @@ class DotWriter:
         return path, tuple(labels)
 
     def _cluster(self, graph: Any, path: StagePath, progress: Progress | None, count: list[int]) -> None:
+        for anchor, _, _ in self.anchors.get(path, ()):
+            graph.node(anchor, "", shape="point", width="0", height="0", style="invis")
         for unit in self.members.get(path, ()):
             if isinstance(unit, Box):
                 self._box(graph, unit, progress)
@@ -215,10 +223,11 @@ class DotWriter:
                              color=border, fontcolor=MUTED, fontsize="9", labeljust="l", margin="5")
                 self._cluster(cluster, inner, progress, count)
 
-    def _stacking(self) -> list[tuple[str, str]]:
-        """Invisible edges that put the parts of each cluster (the clusters and boxes in it) one under another
-        in computation order: from the bottom shapes of one to the top shapes of the next, unless the next one
-        feeds it."""
+    def _stacking(self) -> dict[StagePath, list[tuple[str, list[str], list[str]]]]:
+        """What puts the parts of each cluster (the clusters and boxes in it) one under another in computation
+        order, unless a later one feeds an earlier one: between two parts an invisible anchor, with invisible
+        edges from the bottom shapes of the first to it and from it to the top shapes of the second. (An edge
+        from each bottom shape to each top one would do the same, at many times the cost of the layout.)"""
         scene = self.scene
         inputs: dict[Unit, list[Unit]] = {}
         users: dict[Unit, list[Unit]] = {}
@@ -246,17 +255,25 @@ class DotWriter:
                 found += ends(parts[0] if top else parts[-1], top)
             return found
 
-        constraints: list[tuple[str, str]] = []
+        anchors: dict[StagePath, list[tuple[str, list[str], list[str]]]] = {}
         for parent in [(), *self.depth]:
             if self._merged(parent)[0] != parent if parent else False:
                 continue  # drawn as one cluster with the one inside it
             parts = self._parts(parent)
+            inputs_here = [unit for unit in self.members.get(parent, ()) if not isinstance(unit, Box)
+                           and not any(within(other, parent) for other in inputs.get(unit, ()))]
+            if parts and inputs_here and parent:  # the inputs a stage takes in go above its first part
+                count = sum(map(len, anchors.values()))
+                tops = list(dict.fromkeys(self.ids[unit] for unit in ends(parts[0], True)))
+                anchors.setdefault(parent, []).append((f"a{count}", [self.ids[unit] for unit in inputs_here], tops))
             for before, after in zip(parts, parts[1:]):
                 if (after, before) in feeds:
                     continue
-                tops = ends(after, True)
-                constraints += [(self.ids[bottom], self.ids[top]) for bottom in ends(before, False) for top in tops]
-        return list(dict.fromkeys(constraints))
+                bottoms = list(dict.fromkeys(self.ids[unit] for unit in ends(before, False)))
+                tops = list(dict.fromkeys(self.ids[unit] for unit in ends(after, True)))
+                count = sum(map(len, anchors.values()))
+                anchors.setdefault(parent, []).append((f"a{count}", bottoms, tops))
+        return anchors
 
     def _parts(self, path: StagePath) -> list[StagePath | Box]:
         """The clusters and boxes directly inside a cluster, in computation order."""
@@ -591,6 +608,9 @@ def fragments(parts: list[tuple[str, bool]], colour: str, background: str) -> st
 
 # --- escaping: nothing in a name reaches DOT as syntax ---------------------------------------------------------
 
+WORD_JOINER = "\u2060"
+
+
 def visible(raw: str) -> str:
     """A text with its control and invisible formatting characters shown as symbols: a newline as ␊, NUL as ␀,
     a right-to-left override as ⟨U+202E⟩. Graphviz refuses some of them and would act on others."""
@@ -608,8 +628,10 @@ def _visible(char: str) -> str:
 
 
 def text(raw: str) -> str:
-    """Any text, safe inside an HTML-like label: markup characters escaped, control characters visible."""
-    return html.escape(visible(raw), quote=True)
+    """Any text, safe inside an HTML-like label: markup characters escaped, control characters visible, and a
+    backslash followed by an invisible word joiner (Graphviz would read ``\\G`` as the graph's name even
+    there, and a character reference is read before that)."""
+    return html.escape(visible(raw), quote=True).replace("\\", "\\" + WORD_JOINER)
 
 
 def as_html(label: str) -> str:

@@ -2,7 +2,7 @@
 
 One entry point, `draw(root, view, ...)`, returns a `graphviz.Digraph` (an `autograd.view.display.Drawing`):
 it shows itself in Jupyter, gives its DOT text as ``.source`` and saves it with ``.save(path)``; only turning
-it into pixels needs Graphviz's ``dot`` program, through `autograd.view.render.render` (PNG, SVG or PDF,
+it into pixels needs Graphviz's ``dot`` program, through `autograd.view.rendering.render` (PNG, SVG or PDF,
 chosen by the file suffix).
 
 - ``view="forward"``: each node as a hand derivation writes it, ``h = o * tanh(c)``, ``= 0.42`` (for a

@@ -35,7 +35,7 @@ from autograd.view.boxes import Box, StageFilter
 from autograd.view.display import Drawing
 from autograd.view.dot import CAPTION_SIZE, SMALL_FONT_SIZE, DotWriter, Progress
 from autograd.view.notation import brief
-from autograd.view.render import GraphvizError, GraphvizNotFoundError, pipe
+from autograd.view.rendering import GraphvizError, GraphvizNotFoundError, pipe
 from autograd.view.scene import Scene, Unit
 
 PILLOW_MISSING = ('save_gif needs Pillow, which is not installed: pip install "backprop-lens[plot]" '

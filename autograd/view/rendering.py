@@ -79,14 +79,15 @@ def pipe(drawing: Any, fmt: str, *, timeout: float | None = None) -> bytes:
     safer = getattr(drawing, "safer", None)
     if safer is None:
         raise _error(first)
+    try:
+        output = run_dot(safer(), fmt, timeout)
+    except _Failed as again:
+        if not again.output:
+            raise _error(again) from None
+        output = again.output
     _warn(f"{dot()} could not lay out this drawing ({first.reason}); it was drawn again without ordering "
           "its stages")
-    try:
-        return run_dot(safer(), fmt, timeout)
-    except _Failed as again:
-        if again.output:
-            return again.output
-        raise _error(again) from None
+    return output
 
 
 def run_dot(source: str, fmt: str, timeout: float | None = None) -> bytes:
@@ -101,7 +102,7 @@ def run_dot(source: str, fmt: str, timeout: float | None = None) -> bytes:
     except subprocess.TimeoutExpired:
         raise GraphvizError(f"{dot()} took longer than {limit:g} s to lay out this drawing and was "
                             f"stopped: {ADVICE}; or allow it longer (timeout=, or "
-                            "autograd.view.render.DOT_TIMEOUT)", f"no layout after {limit:g} s") from None
+                            "autograd.view.rendering.DOT_TIMEOUT)", f"no layout after {limit:g} s") from None
     if done.returncode != 0:
         raise _Failed(_reason(done.stderr), done.stdout)
     return done.stdout
@@ -128,7 +129,7 @@ def dot() -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "Graphviz's dot"
     words = done.stderr.decode("utf-8", errors="replace").split()
-    return " ".join(["Graphviz's dot", *(word for word in words[:4] if word[:1].isdigit())][:2])
+    return " ".join(["Graphviz's dot", *(word for word in words if word[:1].isdigit())][:2])
 
 
 def _warn(message: str) -> None:
