@@ -316,9 +316,10 @@ def advice(census: Census, shapes: int, max_nodes: int, view: str, given: dict[s
     options = _fitting_options(census, tops, max_nodes)
     if options is None:
         unstaged = sum(n for (stage, kind), n in census.tally.items() if not stage and kind not in LEAF_KINDS)
-        return message + (f"Even with every stage collapsed it would be too large ({unstaged:,} nodes are "
-                          "outside any stage): record them inside `with stage('name'):` blocks, draw a smaller "
-                          "part, or raise max_nodes."), None
+        least = census.shapes(census.plan("*", None, True))
+        return message + (f"Even with every stage collapsed it would have {least:,} shapes ({len(tops):,} "
+                          f"top-level stages, {unstaged:,} nodes outside any stage): group the stages inside "
+                          "fewer `with stage('name'):` blocks, draw a smaller part, or raise max_nodes."), None
     arguments = ", ".join(f"{key}={value!r}" for key, value in options.items())
     note = " (instead of the collapse/keep/roll_up given)" if any(value not in (None, False, "auto")
                                                                    for value in given.values()) else ""

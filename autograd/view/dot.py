@@ -75,7 +75,7 @@ MAX_LISTED = 3  # inputs a box names; more are counted
 MAX_ROW = 20  # characters of a gradient row before it goes on on a second line
 SHALLOW = 5  # ranks: graphs this shallow are drawn left to right; deeper ones top to bottom
 CONVEYOR_WEIGHT = "12"  # Graphviz keeps heavier edges shorter and straighter
-STACK_LIMIT = 300  # shapes: a larger drawing is not stacked, which would take Graphviz minutes (a minute at 450)
+STACK_LIMIT = 160  # shapes: larger drawings are not stacked, which costs Graphviz 1-2 s at 300 shapes, a minute at 450
 STACKED_WEIGHT = "12"  # of the edges that stack parts, so they line up (at weight 0 dot may ignore them)
 
 
@@ -440,7 +440,7 @@ class DotWriter:
         elif relation == "+=":  # a stage's share of a shared input's gradient: the sum is what matters
             parts = [(lhs, True), (brief(total, self.digits), all(sent))]
         else:
-            parts = [(lhs + f"Σ {len(links)} branches", True), (" = " + brief(total, self.digits), all(sent))]
+            parts = [(lhs, True), (f"Σ {len(links)} branches", True), (" = " + brief(total, self.digits), all(sent))]
         return fragments(parts, GRADIENT, background)
 
     # --- lines ---
