@@ -150,8 +150,9 @@ class Census:
         if not self.show_constants and is_constant(leaf):
             return None  # its value stays readable in the expressions that use it
         drawn = [stage for stage in stages if box_of[stage] is None]
-        if not drawn:
-            return None  # used inside boxes only: part of what they stand for (each one says it uses it)
+        boxes = {box_of[stage] for stage in stages} - {None}
+        if not drawn and (len(boxes) == 1 or all(self.in_loop(box) for box in boxes)):
+            return None  # part of what its box stands for, or of the steps of a loop (each box says it uses it)
         tops = {stage[:1] for stage in drawn} - {()}
         if not self.repeat_shared or len(tops) < SHARED:
             return Placement(set(), False)
@@ -173,6 +174,14 @@ class Census:
         if self.lone_leaf is not None and box_of[self.lone_leaf.stage] is None:
             count += 1
         return count
+
+    def in_loop(self, box: Box) -> bool:
+        """Whether a box stands for steps of a loop: a rolled-up run, or one of several stages named alike."""
+        if box.repeats > 1:
+            return True
+        template = numbered(box.title)
+        siblings = self.tree.children.get(box.parent, ())
+        return "#" in template and sum(numbered(sibling[-1]) == template for sibling in siblings) > 1
 
     def loop(self) -> list[StagePath] | None:
         """The steps of the graph's main loop: the largest run of sibling stages named alike but for their

@@ -123,16 +123,8 @@ class Frames(Sequence[Drawing]):
             raise ValueError(f"save_gif: duration must be positive and hold_last at least 1, got {duration} "
                              f"and {hold_last}")
         images = self.images(max_width, max_height, progress)
-        from PIL import Image
-
-        # One palette for all frames, from the first (edges still pale) and the last (all red), without
-        # dithering: flat colours and sharp text, and frames that differ only where the pass moved compress well
-        first, last = images[0], images[-1]
-        sample = Image.new("RGB", (first.width, first.height * 2), "white")
-        sample.paste(first, (0, 0))
-        sample.paste(last, (0, first.height))
-        palette = sample.quantize(colors=GIF_COLOURS)
-        frames = [image.quantize(palette=palette, dither=Image.Dither.NONE) for image in images]
+        palette = _palette(images)
+        frames = [image.quantize(palette=palette, dither=_no_dither()) for image in images]
         durations = [duration] * (len(frames) - 1) + [duration * hold_last]
         buffer = io.BytesIO()
         frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations,
@@ -211,9 +203,10 @@ class Slider:
         frames = self.frames
         images = frames.images(INLINE_WIDTH, INLINE_HEIGHT)
         encoded = []
+        palette = _palette(images)
         for k, image in enumerate(images):
             buffer = io.BytesIO()
-            image.save(buffer, format="PNG", optimize=True)
+            image.quantize(palette=palette, dither=_no_dither()).save(buffer, format="PNG", optimize=True)
             shown = "block" if k == 0 else "none"
             encoded.append(f'<img alt="{html.escape(frames.captions[k])}" style="display:{shown}" '
                            f'src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"/>')
@@ -280,6 +273,24 @@ def _caption(scene: Scene, unit: Unit, nodes: list[Node], names: dict[Node, str]
         parts.append(f"{len(sent) - MAX_NAMED} more")
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     return f"d{root}/d{names[node]} = {brief(scene.gradient(node), digits)} goes back to {listed}"
+
+
+def _palette(images: list[Any]) -> Any:
+    """One palette for all frames, from the first (edges still pale) and the last (all red), to be used without
+    dithering: flat colours and sharp text, and frames that differ only where the pass moved compress well."""
+    from PIL import Image
+
+    first, last = images[0], images[-1]
+    sample = Image.new("RGB", (first.width, first.height * 2), "white")
+    sample.paste(first, (0, 0))
+    sample.paste(last, (0, first.height))
+    return sample.quantize(colors=GIF_COLOURS)
+
+
+def _no_dither() -> Any:
+    from PIL import Image
+
+    return Image.Dither.NONE
 
 
 def _steady(centres: list[tuple[float, float]], window: tuple[int, int]) -> list[tuple[float, float]]:

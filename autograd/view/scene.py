@@ -145,7 +145,7 @@ class Scene:
         self.where: dict[Unit, StagePath] = {}  # where inputs are drawn, when not in their own stage
         copies = self._place_inputs(census)
         self._connect(order, copies)
-        self._summarise_in_boxes()
+        self._summarise_in_boxes(census)
         self._bring_in()
         self.early, self.late = self._ranks()
         self._copy_far_tails()
@@ -258,7 +258,7 @@ class Scene:
                 found.append((parent, link))
         return found
 
-    def _summarise_in_boxes(self) -> None:
+    def _summarise_in_boxes(self, census: Census) -> None:
         """An input that a step of a loop drawn as a box uses from outside (its weights, its slice of the input)
         is summarised in the box, and so is a value several boxes of one loop use, or a node several of them
         feed (the outputs gathered after the loop), instead of a line across the picture from or to each box."""
@@ -274,13 +274,13 @@ class Scene:
             node = source(tail)
             runs = Counter(numbered(edge.head.title) for edge in edges)
             for edge in edges:
-                if self._in_loop(edge.head) and (node.op is None or runs[numbered(edge.head.title)] > 1):
+                if census.in_loop(edge.head) and (node.op is None or runs[numbered(edge.head.title)] > 1):
                     edge.head.inputs.setdefault(node, []).extend(edge.branches)
                     listed.add(edge)
         for head, edges in out_of_boxes.items():
             runs = Counter(numbered(edge.tail.title) for edge in edges)
             for edge in edges:
-                if self._in_loop(edge.tail) and runs[numbered(edge.tail.title)] > 1:
+                if census.in_loop(edge.tail) and runs[numbered(edge.tail.title)] > 1:
                     edge.tail.outputs.setdefault(source(head), []).extend(edge.branches)
                     listed.add(edge)
         if listed:
@@ -306,14 +306,6 @@ class Scene:
                 self.edges.append(Edge(copy, edge.head, [link]))
             self.edges.append(Edge(box, copy, list(copy.branches)))
         self.edges = [edge for edge in self.edges if edge.branches]
-
-    def _in_loop(self, box: Box) -> bool:
-        """Whether a box stands for steps of a loop: a rolled-up run, or one of several stages named alike."""
-        return "#" in numbered(box.title) and (box.repeats > 1 or self._in_run(box))
-
-    def _in_run(self, box: Box) -> bool:
-        siblings = self.substages.get(box.parent, ())
-        return sum(numbered(sibling[-1]) == numbered(box.title) for sibling in siblings) > 1
 
     def _ranks(self) -> tuple[dict[Unit, int], dict[Unit, int]]:
         """Each shape's rank (its row, or column) with every shape as early as its inputs allow, and with
