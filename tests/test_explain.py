@@ -21,8 +21,6 @@ from autograd import Constant, Tensor, Value, draw, explain
 from autograd.core import topological_order
 from autograd.view import notation
 from autograd.view.explain import LATEX_BLOCK, MAX_STEPS, MAX_TERMS, WIDTH
-from lstm import LSTM, ScalarLSTM
-from lstm.model import labelled_values
 from autograd.view.notation import (
     format_number,
     format_sum,
@@ -32,6 +30,8 @@ from autograd.view.notation import (
     summarize,
 )
 from autograd.view.order import reading_order, stage_order
+from lstm import LSTM, ScalarLSTM
+from lstm.model import labelled_values
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
