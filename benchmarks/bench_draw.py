@@ -22,7 +22,7 @@ from pathlib import Path
 
 from autograd import GraphTooLargeError, Value, stage
 from autograd.core import consumer_counts
-from autograd.view.draw import draw, render
+from autograd.view import draw, render
 
 GATES = ("forget", "input", "candidate", "output")
 REPEATS = 3
@@ -98,16 +98,19 @@ def main() -> None:
     small = lstm_like(steps=8)
     print(f"small LSTM-like graph: {len(consumer_counts(small)):,} nodes, 8 steps")
     small_time = best_of("backward view in full, rankdir='TB', to PNG",
-                         lambda: render(draw(small, "backward", rankdir="TB"), out / "small_backward.png"))
+                         lambda: render(draw(small, "backward", collapse=None, rankdir="TB"),
+                                        out / "small_backward.png"))
     best_of("backward view in full, rankdir='LR', to PNG",
-            lambda: render(draw(small, "backward", rankdir="LR"), out / "small_backward_lr.png"))
+            lambda: render(draw(small, "backward", collapse=None, rankdir="LR"), out / "small_backward_lr.png"))
     best_of("forward view in full, to PNG",
-            lambda: render(draw(small, "forward"), out / "small_forward.png"))
+            lambda: render(draw(small, "forward", collapse=None), out / "small_forward.png"))
+    best_of("backward view by default (the last step in full), to PNG",
+            lambda: render(draw(small, "backward"), out / "small_default.png"))
 
     big = lstm_like(steps=3200, blocks=32)
     print(f"\nlarge LSTM-like graph: {len(consumer_counts(big)):,} nodes, 32 blocks of 100 steps")
     try:
-        draw(big, "backward")
+        draw(big, "backward", collapse=None)
     except GraphTooLargeError as error:
         print(f"drawn in full it is refused: {error}\n")
     big_time = best_of("backward view, collapse='block=*', to PNG",
@@ -115,7 +118,7 @@ def main() -> None:
     best_of("forward view, collapse='block=*', to PNG",
             lambda: render(draw(big, collapse="block=*"), out / "big_forward.png"))
     best_of("backward view, roll_up=True (block=2 … block=32 as one box), to PNG",
-            lambda: render(draw(big, "backward", roll_up=True), out / "big_rolled.png"))
+            lambda: render(draw(big, "backward", collapse=None, roll_up=True), out / "big_rolled.png"))
 
     print(f"\ntargets: small <= 2 s: {'met' if small_time <= 2 else 'MISSED'} ({small_time:.2f} s); "
           f"large <= 5 s: {'met' if big_time <= 5 else 'MISSED'} ({big_time:.2f} s); images in {out}")

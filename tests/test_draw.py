@@ -361,7 +361,7 @@ def test_collapse_draws_matching_stages_as_boxes_and_keep_exempts_one():
     for box in shown.boxes:
         label = plain(dot.nodes[writer.ids[box]]["label"])
         assert label.startswith(f"{box.title}\n{box.nodes} nodes")
-    assert ("t=3", "gate") in dot.clusters()  # the kept step in full
+    assert ("t=3 · gate",) in dot.clusters()  # the kept step in full (left to right: a cluster per stage in it)
     # between boxes one line stands for all their edges, with what comes back to each value the line carries
     terms = {(br.consumer, br.position): br.term for branches in engine(loss).branches.values() for br in branches}
     merged = [edge for edge in shown.edges if isinstance(edge.tail, Box) and isinstance(edge.head, Box)]

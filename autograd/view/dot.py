@@ -28,7 +28,7 @@ import numpy as np
 
 from autograd.core import Node
 from autograd.view.annotated import Link
-from autograd.view.boxes import Box, StagePath
+from autograd.view.boxes import Box, StagePath, numbered
 from autograd.view.display import Drawing
 from autograd.view.notation import (
     brief,
@@ -113,12 +113,13 @@ class DotWriter:
         self.ids: dict[Unit, str] = {node: f"n{i}" for i, node in enumerate(scene.nodes)}
         self.ids.update({box: f"b{i}" for i, box in enumerate(scene.boxes)})
         self.ids.update({proxy: f"p{i}" for i, proxy in enumerate(scene.proxies)})
+        shapes = len(scene.nodes) + len(scene.proxies) + len(scene.boxes)
+        self.stacked = self.rankdir in ("TB", "BT") and not safe and shapes <= STACK_LIMIT
+        self._clusters: dict[StagePath, StagePath] = {}
         self.members, self.children = self._cluster_tree()
         self.depth: dict[StagePath, int] = {(): 0}  # how deep each stage's cluster is drawn (merged ones share)
         self._depths((), 0)
-        shapes = len(scene.nodes) + len(scene.proxies) + len(scene.boxes)
-        stacked = self.rankdir in ("TB", "BT") and not safe and shapes <= STACK_LIMIT
-        self.anchors = self._stacking() if stacked else {}
+        self.anchors = self._stacking() if self.stacked else {}
 
     def write(self, caption: str | None = None, progress: Progress | None = None,
               caption_width: int | None = None) -> Drawing:
@@ -175,7 +176,7 @@ class DotWriter:
         members: dict[StagePath, list[Unit]] = {}
         for unit in [*scene.nodes, *scene.proxies, *scene.boxes]:
             if unit not in scene.floating:
-                members.setdefault(scene.place(unit), []).append(unit)
+                members.setdefault(self.cluster(unit), []).append(unit)
         children: dict[StagePath, list[StagePath]] = {}
         for path in list(members):
             while path:  # every enclosing cluster is drawn too, even one holding no shape of its own
@@ -187,6 +188,28 @@ class DotWriter:
         for siblings in children.values():
             siblings.sort(key=self._rank)
         return members, children
+
+    def cluster(self, unit: Unit) -> StagePath:
+        """The cluster a shape is drawn in: its stage; in a drawing that is not stacked, inside a step of a loop
+        the stages are not nested but each a cluster of its own, labelled with its path ("t=2 · forget
+        gate"): left to itself Graphviz puts each step beside the one before, a staircase mostly empty."""
+        stage = self.scene.place(unit)
+        found = self._clusters.get(stage)
+        if found is None:
+            found = stage
+            for depth in range(1, len(stage)):
+                if not self.stacked and self._in_run(stage[:depth]):
+                    found = (*stage[:depth - 1], " · ".join(stage[depth - 1:]))
+                    self.rank.setdefault(found, self.rank.get(stage, len(self.rank)))
+                    break
+            self._clusters[stage] = found
+        return found
+
+    def _in_run(self, path: StagePath) -> bool:
+        """Whether a stage is one of several siblings named alike but for their numbers (t=1, t=2, ...)."""
+        template = numbered(path[-1])
+        siblings = self.scene.substages.get(path[:-1], ())
+        return "#" in template and sum(numbered(sibling[-1]) == template for sibling in siblings) > 1
 
     def _rank(self, item: StagePath | Box) -> int:
         return self.rank.get(item.path if isinstance(item, Box) else item, len(self.rank))
@@ -508,7 +531,7 @@ class DotWriter:
 
     def _background(self, edge: Edge) -> str:
         """The fill of the innermost cluster holding both ends of an edge, where its label sits."""
-        ends = [self.scene.place(edge.tail), self.scene.place(edge.head)]
+        ends = [self.cluster(edge.tail), self.cluster(edge.head)]
         common = tuple(os.path.commonprefix(ends))
         while common not in self.depth:
             common = common[:-1]
@@ -588,7 +611,7 @@ def written_names(scene: Scene, names: dict[Node, str]) -> dict[Node, str]:
 def cluster_colours(path: StagePath, depth: int) -> tuple[str, str]:
     if not path:
         return PAPER, CLUSTER_BORDER
-    if "backward" in path:
+    if any("backward" in name.split(" · ") for name in path):
         return BACKWARD_FILL, BACKWARD_BORDER
     return CLUSTER_FILLS[(depth - 1) % len(CLUSTER_FILLS)], CLUSTER_BORDER
 
