@@ -110,14 +110,22 @@ def matcher(spec: StageFilter, argument: str) -> Callable[[StagePath], bool]:
     paths = _compiled([pattern for pattern in patterns if "/" in pattern])
 
     def matches(path: StagePath) -> bool:
-        return bool(names and names(path[-1]) or paths and paths("/".join(path)))
+        return names(path[-1]) or paths("/".join(path))
     return matches
 
 
-def _compiled(patterns: list[str]) -> Callable[[str], Any] | None:
-    if not patterns:
-        return None
-    return re.compile("|".join(f"(?:{translate(pattern)})" for pattern in patterns), re.DOTALL).match
+def _compiled(patterns: list[str]) -> Callable[[str], bool]:
+    """Whether a text matches any of the patterns: one set lookup for the literal ones (as `literal` writes a
+    name), one regular expression for the rest."""
+    exact, wild = set(), []
+    for pattern in patterns:
+        unescaped = re.sub(r"\[([*?\[])\]", r"\1", pattern)
+        if re.search(r"[*?\[]", re.sub(r"\[[*?\[]\]", "", pattern)):
+            wild.append(pattern)
+        else:
+            exact.add(unescaped)
+    regex = re.compile("|".join(f"(?:{translate(pattern)})" for pattern in wild), re.DOTALL) if wild else None
+    return lambda text: text in exact or regex is not None and regex.match(text) is not None
 
 
 # --- the census ---------------------------------------------------------------------------------------------

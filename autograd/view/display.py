@@ -29,6 +29,11 @@ class Drawing(graphviz.Digraph):
 
     safer: Callable[[], str] | None = None
 
+    def copy(self) -> Drawing:
+        duplicate = super().copy()
+        duplicate.safer = self.safer
+        return duplicate
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:
         return drawing_bundle(self, include, exclude)
 

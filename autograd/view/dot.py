@@ -5,9 +5,13 @@
   ``dL/dh = ...`` under it, and on each edge the local derivative and the term it sends back, in red. A fork
   (a value with several uses) is amber and shows the terms of its sum.
 - Stages are nested clusters (a stage holding nothing but one other is drawn as one cluster, ``t=2 · layer 0``).
-  Drawn top to bottom, the stages inside a cluster come one under another in computation order: the steps
-  of a loop in time order, within a step the layers, within a layer the gates i, f, g, o, the cell state and
-  the hidden state. This keeps a picture within a notebook's width: it grows downwards.
+  Drawn top to bottom, the parts of a cluster (the stages and boxes in it) come one under another in
+  computation order, below the inputs the stage takes in: the steps of a loop in time order, within a step
+  the layers, within a layer the gates i, f, g, o, the cell state and the hidden state. This keeps a picture
+  within a notebook's width: it grows downwards. Stacking costs Graphviz more the larger the drawing, so
+  drawings of more than `STACK_LIMIT` shapes are left to Graphviz; in those, and in drawings left to right,
+  the stages inside a step of a loop are clusters of their own (``t=2 · forget gate``), not nested in a
+  cluster of the step, or Graphviz draws each step beside the one before.
 - The conveyor of a loop (see `autograd.view.scene`) is a heavy line, kept straight.
 - Every text that reaches DOT is escaped, control characters shown as visible symbols: a name cannot add
   attributes, links or nodes. No ``newrank``, no ``group``: with clusters they crash the Graphviz of Debian and

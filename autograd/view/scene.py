@@ -12,9 +12,11 @@ writes a scene as DOT; a step-through writes the same scene once per step of the
   a step of a loop drawn as a box uses (its weights, its slice of the input) is summarised in the box instead
   of a line into it from each.
 - Any other edge that would cross many ranks is drawn from a copy of its tail placed beside its head.
-- In a loop (steps ``t=1``, ``t=2``, ...) the value carried from step to step along the shortest path through
-  each step (in an LSTM the cell state, through ``f * c`` and ``c = f * c + i * g``) is the conveyor: drawn as
-  one heavy, straight line through the steps.
+- In a loop (steps ``t=1``, ``t=2``, ...) the values carried from step to step along the shortest path through
+  each step (in an LSTM the cell state, through ``f * c`` and ``c = f * c + i * g``; in a ScalarLSTM one such
+  path per element) are the conveyor: drawn as heavy, straight lines through the steps.
+- A value computed in a box that several shapes outside use (the hidden state of the step before, into the
+  four gates) is drawn once more where those uses are, so its fork and the sum of its branches show.
 """
 
 from __future__ import annotations
@@ -80,24 +82,29 @@ def common_stage(stages: Iterable[StagePath]) -> StagePath:
     return tuple(os.path.commonprefix(list(stages)))
 
 
-def _shortest_chain(ends: set[Node], entering: Callable[[Node], bool], inside: Callable[[Node], bool]
-                    ) -> list[Node] | None:
-    """The shortest chain of nodes from an ``entering`` one through ``inside`` ones to one of ``ends`` (a search
-    backwards from all the ends at once), the entering one first; None if there is none."""
+def _shortest_chains(ends: set[Node], entering: Callable[[Node], bool], inside: Callable[[Node], bool]
+                     ) -> list[list[Node]]:
+    """The shortest chains of nodes from an ``entering`` one through ``inside`` ones to one of ``ends`` (a search
+    backwards from all the ends at once, level by level), each with the entering one first: all that are as
+    short as the shortest (in a scalar LSTM, one per element of the cell state)."""
     towards: dict[Node, Node | None] = dict.fromkeys(ends)
-    frontier = deque(ends)
-    while frontier:
-        node = frontier.popleft()
-        for parent in node.parents:
-            if entering(parent):
-                chain = [parent, node]
-                while towards[chain[-1]] is not None:
-                    chain.append(towards[chain[-1]])
-                return chain
-            if parent not in towards and inside(parent):
-                towards[parent] = node
-                frontier.append(parent)
-    return None
+    level = list(ends)
+    while level:
+        found, following = [], []
+        for node in level:
+            for parent in node.parents:
+                if entering(parent):
+                    chain = [parent, node]
+                    while towards[chain[-1]] is not None:
+                        chain.append(towards[chain[-1]])
+                    found.append(chain)
+                elif parent not in towards and inside(parent):
+                    towards[parent] = node
+                    following.append(parent)
+        if found:
+            return found
+        level = following
+    return []
 
 
 def _same_chain(before: list[Node], step: list[Node]) -> list[Node] | None:
@@ -363,16 +370,18 @@ class Scene:
             if k:
                 carried.setdefault(k - 1, set()).update(parent for parent in node.parents if step_of[parent] == k - 1)
         links: set[Link] = set()
-        chain: list[Node] = []
+        chains: list[list[Node]] = []
         for k in range(len(self.loop)):
             if k in carried:
                 def entering(node: Node, k: int = k) -> bool:
                     before = step_of[node]
                     return before == k - 1 if k else before is None or before == 0 and node.op is None
-                chain = _shortest_chain(carried[k], entering, lambda node, k=k: step_of[node] == k) or []
-            elif chain:
-                chain = _same_chain(chain, [node for node in order if step_of[node] == k]) or []
-            links.update((node, node.parents.index(previous)) for previous, node in zip(chain, chain[1:]))
+                chains = _shortest_chains(carried[k], entering, lambda node, k=k: step_of[node] == k)
+            else:
+                step = [node for node in order if step_of[node] == k]
+                chains = [chain for chain in (_same_chain(before, step) for before in chains) if chain]
+            for chain in chains:
+                links.update((node, node.parents.index(previous)) for previous, node in zip(chain, chain[1:]))
         return links
 
     def shape(self) -> tuple[int, int]:
