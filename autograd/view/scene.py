@@ -22,7 +22,7 @@ writes a scene as DOT; a step-through writes the same scene once per step of the
 from __future__ import annotations
 
 import os
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
