@@ -200,7 +200,7 @@ def test_forward_view_writes_each_node_as_name_expression_and_value():
     _, node_a = dot.named("a")
     assert plain(node_a["label"]).startswith("a = 0.7")
     texts = [plain(attrs["label"]) for attrs in dot.nodes.values()]
-    assert any(text.startswith("v1 = a * a\n= 0.49") for text in texts)
+    assert any(text.startswith("v1 = a * a = 0.49") for text in texts)  # short: on one line
     assert any(text.startswith("L = ") for text in texts)
     assert len(dot.nodes) == len(topological_order(loss))  # every node once, no constants here
     assert "fork: 4 uses" in plain(node_a["label"]) and node_a["color"] == FORK_BORDER

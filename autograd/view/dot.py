@@ -407,9 +407,12 @@ class DotWriter:
             if node.op is not None:
                 heading += text(shorten(f" = {expression(node, self.written)}", MAX_EXPRESSION - len(name)))
             rows = [heading + "  " + small.format(MUTED, text(shape_of(data))), text(value)]
-        elif node.op is not None:  # a scalar as a hand derivation writes it: name = expression, = value
-            heading += text(shorten(f" = {expression(node, self.written)}", MAX_EXPRESSION - len(name)))
-            rows = [heading, text(f"= {value}")]
+        elif node.op is not None:  # a scalar as a hand derivation writes it: name = expression = value
+            written = expression(node, self.written)
+            if len(f"{name} = {written} = {value}") <= MAX_ROW + 4:  # on one line when it is short
+                rows = [heading + text(f" = {written} = {value}")]
+            else:
+                rows = [heading + text(shorten(f" = {written}", MAX_EXPRESSION - len(name))), text(f"= {value}")]
         else:
             rows = [heading + text(f" = {value}")]
         if proxy and unit.box is None:
