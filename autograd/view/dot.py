@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import textwrap
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +73,7 @@ LEGEND = {
                 "the sum of its branches",
 }
 FONT_SIZE, EDGE_FONT_SIZE, SMALL_FONT_SIZE, CAPTION_SIZE = 10, 9, 8, 12
+CAPTION_WIDTH = 84  # characters of a step-through caption's line: with the legend, within a notebook's width
 CHARACTER_WIDTH = 0.62  # of the font size: a little above Helvetica's average, so an estimate is never short
 MAX_SUM_TERMS = 4  # a fork with more branches shows "Σ n branches" instead of writing out the sum
 MAX_EXPRESSION = 30  # characters of a node's first line before its expression is cut short
@@ -126,8 +128,8 @@ class DotWriter:
         self.anchors = self._stacking() if self.stacked else {}
 
     def write(self, caption: str | None = None, progress: Progress | None = None,
-              caption_width: int | None = None) -> Drawing:
-        """The drawing, complete or at one moment of the reverse pass; see `_caption` for ``caption_width``."""
+              caption_room: tuple[int, int] | None = None) -> Drawing:
+        """The drawing, complete or at one moment of the reverse pass; see `_caption` for ``caption_room``."""
         across = self.rankdir in ("TB", "BT")  # ranks are rows: labels are wide, so rows can be close
         graph = Drawing(
             graph_attr={"rankdir": self.rankdir, "fontname": FONT, "fontsize": str(FONT_SIZE), "bgcolor": PAPER,
@@ -138,7 +140,7 @@ class DotWriter:
                        "margin": "0.07,0.03"},
             edge_attr={"fontname": FONT, "fontsize": str(EDGE_FONT_SIZE), "color": LINE, "arrowsize": "0.6",
                        "penwidth": "1.0"})
-        graph.attr(label=self._caption(caption, caption_width), labelloc="t", labeljust="l")
+        graph.attr(label=self._caption(caption, caption_room), labelloc="t", labeljust="l")
         self._cluster(graph, (), progress, [0])
         if self.scene.floating:
             self._shared_inputs(graph)
@@ -153,18 +155,24 @@ class DotWriter:
                 for top in tops:
                     graph.edge(anchor, top, style="invis", weight=STACKED_WEIGHT)
         graph.safer = None if self.safe else lambda: DotWriter(self.scene, self.digits, self.rankdir, True).write(
-            caption, progress, caption_width).source
+            caption, progress, caption_room).source
         return graph
 
-    def _caption(self, caption: str | None, width: int | None = None) -> str:
-        """The title or a frame's caption, over the legend. With ``width`` (characters) the caption takes the
-        room of that many, so the frames of a step-through, whose captions differ, keep one layout."""
+    def _caption(self, caption: str | None, room: tuple[int, int] | None = None) -> str:
+        """The title or a frame's caption, over the legend. With ``room`` (characters, lines) the caption is
+        wrapped to lines of that many characters and takes the room of that many lines, so the frames of a
+        step-through, whose captions differ, keep one layout."""
         legend = f"<FONT POINT-SIZE='{SMALL_FONT_SIZE}' COLOR='{MUTED}'>{text(LEGEND[self.scene.view])}</FONT>"
         if not caption:
             return as_html(legend + "<BR ALIGN='LEFT'/>")
-        shown = f"<FONT POINT-SIZE='{CAPTION_SIZE}' COLOR='{INK}'>{text(caption)}</FONT>"
-        if width is None:
+        if room is None:
+            shown = f"<FONT POINT-SIZE='{CAPTION_SIZE}' COLOR='{INK}'>{text(caption)}</FONT>"
             return as_html(shown + "<BR ALIGN='LEFT'/>" + legend + "<BR ALIGN='LEFT'/>")
+        width, lines = room
+        wrapped = caption_lines(caption, width)
+        wrapped += [" "] * (lines - len(wrapped))
+        shown = "<BR ALIGN='LEFT'/>".join(f"<FONT POINT-SIZE='{CAPTION_SIZE}' COLOR='{INK}'>{text(line)}</FONT>"
+                                          for line in wrapped)
         points = math.ceil(width * CAPTION_SIZE * CHARACTER_WIDTH)
         return as_html(f"<TABLE BORDER='0' CELLPADDING='0' CELLSPACING='0'><TR><TD WIDTH='{points}' ALIGN='LEFT'>"
                        f"{shown}</TD></TR><TR><TD ALIGN='LEFT'>{legend}</TD></TR></TABLE>")
@@ -577,6 +585,11 @@ class DotWriter:
         if node.stage:
             shown += f"  [{' / '.join(node.stage)}]"
         return tooltip_text(shown)
+
+
+def caption_lines(caption: str, width: int) -> list[str]:
+    """A caption broken between words into lines of at most ``width`` characters (a longer word stays whole)."""
+    return textwrap.wrap(caption, width, break_long_words=False, break_on_hyphens=False) or [""]
 
 
 def direction(scene: Scene) -> str:

@@ -33,7 +33,7 @@ from autograd.files import write_atomically
 from autograd.view.annotated import AnnotatedPass, Link
 from autograd.view.boxes import Box, StageFilter
 from autograd.view.display import Drawing
-from autograd.view.dot import CAPTION_SIZE, SMALL_FONT_SIZE, DotWriter, Progress
+from autograd.view.dot import CAPTION_SIZE, CAPTION_WIDTH, SMALL_FONT_SIZE, DotWriter, Progress, caption_lines
 from autograd.view.notation import brief
 from autograd.view.rendering import GraphvizError, GraphvizNotFoundError, pipe
 from autograd.view.scene import Scene, Unit
@@ -54,10 +54,14 @@ class Frames(Sequence[Drawing]):
     """The frames of a step-through: ``frames[k]`` is a drawing, ``frames[a:b]`` the frames of a range,
     ``frames.captions[k]`` a caption."""
 
-    def __init__(self, writer: DotWriter, moments: list[Progress], caption_width: int | None = None) -> None:
+    def __init__(self, writer: DotWriter, moments: list[Progress], caption_room: tuple[int, int] | None = None
+                 ) -> None:
         self.scene, self.moments = writer.scene, moments
         self._writer = writer  # one scene, one writer: worked out once, used for every frame
-        self._caption_width = caption_width or max(len(moment.caption) for moment in moments)
+        if caption_room is None:  # the room every caption gets, so that all frames have one layout
+            width = min(CAPTION_WIDTH, max(len(moment.caption) for moment in moments))
+            caption_room = (width, max(len(caption_lines(moment.caption, width)) for moment in moments))
+        self._caption_room = caption_room
 
     @property
     def captions(self) -> list[str]:
@@ -77,9 +81,9 @@ class Frames(Sequence[Drawing]):
             picked = self.moments[index]
             if not picked:
                 raise IndexError(f"frames[{index.start}:{index.stop}:{index.step}] picks no frame of {len(self)}")
-            return Frames(self._writer, picked, self._caption_width)
+            return Frames(self._writer, picked, self._caption_room)
         moment = self.moments[index]
-        return self._writer.write(moment.caption, moment, self._caption_width)
+        return self._writer.write(moment.caption, moment, self._caption_room)
 
     def __iter__(self) -> Iterator[Drawing]:
         return (self[k] for k in range(len(self)))
@@ -150,8 +154,8 @@ class Frames(Sequence[Drawing]):
         if not (wide or tall):
             return padded
         window = (min(width, max_width or width), min(height, max_height or height))
-        return [_cut(image, centre, window) for image, centre in zip(padded, _steady(self._centres(width, height),
-                                                                                    window))]
+        centres = _steady(self._centres(width, height), window)
+        return [_cut(image, centre, window, self._caption_room[1]) for image, centre in zip(padded, centres)]
 
     def _centres(self, width: int, height: int) -> list[tuple[float, float]]:
         """Where each frame's step is, in pixels (the root for the seed), from one layout of the first frame."""
@@ -306,12 +310,13 @@ def _steady(centres: list[tuple[float, float]], window: tuple[int, int]) -> list
     return steady
 
 
-def _cut(image: Any, centre: tuple[float, float], window: tuple[int, int]) -> Any:
-    """The caption band at the top of a frame over the part of it, ``window`` in size, around ``centre``."""
+def _cut(image: Any, centre: tuple[float, float], window: tuple[int, int], lines: int = 1) -> Any:
+    """The caption band at the top of a frame (``lines`` of caption and the legend) over the part of it,
+    ``window`` in size, around ``centre``."""
     from PIL import Image
 
     width, height = window
-    band = min(round((CAPTION_SIZE + SMALL_FONT_SIZE) * 1.5 * DPI / 72 + 16), height // 3)
+    band = min(round((CAPTION_SIZE * lines + SMALL_FONT_SIZE) * 1.5 * DPI / 72 + 16), height // 3)
     left = min(max(0, round(centre[0] - width / 2)), image.width - width)
     top = min(max(band, round(centre[1] - (height - band) / 2)), image.height - (height - band))
     cut = Image.new("RGB", (width, height), "white")
