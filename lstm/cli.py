@@ -20,18 +20,20 @@ import shlex
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import graphviz
 import numpy as np
 
 from autograd import Value, detect_anomaly, stage
-from autograd.core import Node, consumer_counts
+from autograd.core import Node
 from autograd.files import write_atomically
-from autograd.view.draw import FORMATS, GraphTooLargeError, GraphvizNotFoundError, draw, render
+from autograd.view.boxes import AUTO_SHAPES, GraphTooLargeError
+from autograd.view.draw import draw
 from autograd.view.explain import explain
+from autograd.view.rendering import FORMATS, GraphvizError, GraphvizNotFoundError, GraphvizWarning, render
 from lstm.checkpoint import CheckpointError, load_checkpoint
 from lstm.compare import compare
 from lstm.data import DEFAULT_CORPUS, available_corpora
@@ -40,7 +42,7 @@ from lstm.model import LSTM, ScalarLSTM, parameter_shapes
 from lstm.train import DTYPES, ConfigError, TrainConfig, TrainingDiverged, prepare_data, sample, train
 
 PROG = "backprop-lens"
-AUTO_COLLAPSE_NODES = 200  # above this many nodes, `--collapse auto` draws all but the last step as boxes
+AUTO_COLLAPSE_NODES = AUTO_SHAPES  # above this many shapes, `--collapse auto` draws all but the last step as boxes
 SCALAR_NODE_LIMIT = 50_000  # a ScalarLSTM this large takes long to build and cannot be drawn or read anyway
 FINITE_DIFFERENCE_LIMIT = 250_000  # cell steps of finite differences: at about 40 us each, some 10 seconds
 
@@ -69,8 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(error, 2)
     except (GraphvizNotFoundError, TrainingDiverged) as error:
         return _fail(error, 1)
-    except graphviz.CalledProcessError as error:  # dot itself failed, e.g. out of memory on a huge graph
-        return _fail(f"Graphviz's dot failed: {error.stderr or error}", 1)
+    except GraphvizError as error:  # dot itself failed or ran out of time (render_to says what to do)
+        return _fail(error, 1)
     except OSError as error:  # e.g. an --out directory that cannot be written
         return _fail(f"{error.filename}: {error.strerror or error}" if error.filename else error, 1)
     except MemoryError:
@@ -235,16 +237,16 @@ def run_demo(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
 
-    print("1. A ScalarLSTM (input 1, hidden 1, 2 steps): every number is a node; L = sum of the last output.")
+    print("1. A ScalarLSTM (input 1, hidden 1, 2 steps): every number is a node; L = sum of the last output.\n"
+          "   The first step is drawn as a box, the last in full.")
     scalar_loss = lstm_loss(True, input_size=1, hidden_size=1, layers=1, steps=2, batch=1, seed=args.seed)
     for view in ("forward", "backward"):
-        written += save_drawing(draw_lstm(scalar_loss, view, steps=2), out / f"scalar_{view}", ("png", "svg"))
+        written += save_drawing(draw_lstm(scalar_loss, view), out / f"scalar_{view}", ("png", "svg"))
 
-    print("2. The Tensor LSTM (input 3, hidden 4, batch 2, 6 steps): steps 0-4 as boxes, step 5 in full.")
+    print("2. The Tensor LSTM (input 3, hidden 4, batch 2, 6 steps): every step but the last as a box.")
     tensor_loss = lstm_loss(False, input_size=3, hidden_size=4, layers=1, steps=6, batch=2, seed=args.seed)
     for view in ("forward", "backward"):
-        drawing = draw_lstm(tensor_loss, view, steps=6, collapse="t=*", keep="t=5")
-        written += save_drawing(drawing, out / f"lstm_{view}", ("png", "svg"))
+        written += save_drawing(draw_lstm(tensor_loss, view), out / f"lstm_{view}", ("png", "svg"))
 
     print("\n3. The same gradients four ways:\n")
     comparison = compare(seed=args.seed)
@@ -271,7 +273,7 @@ def run_graph(args: argparse.Namespace) -> int:
     loss = lstm_loss(args.scalar, args.input_size, args.hidden_size, args.layers, args.steps, args.batch,
                      args.seed)
     try:
-        drawing = draw_lstm(loss, args.view, args.steps, args.collapse, args.keep, args.max_nodes, args.roll_up,
+        drawing = draw_lstm(loss, args.view, args.collapse, args.keep, args.max_nodes, args.roll_up,
                             args.precision)
     except GraphTooLargeError as error:
         raise UsageError(f"{error} On the command line: --collapse PATTERN, --keep PATTERN, --roll-up or "
@@ -331,24 +333,30 @@ def _scalar_nodes(input_size: int, hidden_size: int, layers: int, steps: int, ba
     return per_step * steps * batch
 
 
-def draw_lstm(root: Node, view: str, steps: int, collapse: str | None = "auto", keep: str | None = None,
+def draw_lstm(root: Node, view: str, collapse: str | None = "auto", keep: str | None = None,
               max_nodes: int = 2000, roll_up: bool = False, precision: int = 4) -> Any:
-    """`autograd.view.draw`; ``collapse="auto"`` boxes all time steps but the last when the graph is large."""
-    if collapse == "auto":
-        large = steps > 1 and len(consumer_counts(root)) > AUTO_COLLAPSE_NODES
-        collapse, keep = ("t=*", keep or f"t={steps - 1}") if large else (None, keep)
-    elif collapse == "none":
-        collapse = None
-    return draw(root, view, collapse=collapse, keep=keep, roll_up=roll_up, max_nodes=max_nodes,
-                precision=precision)
+    """`autograd.view.draw.draw`; ``collapse="auto"`` boxes all time steps but one (``keep``, else the last) when
+    the graph is large, and "none" draws every node."""
+    return draw(root, view, collapse=None if collapse == "none" else collapse, keep=keep, roll_up=roll_up,
+                max_nodes=max_nodes, precision=precision)
 
 
 def render_to(drawing: Any, path: Path, fmt: str) -> Path:
-    """`autograd.view.draw.render`, with an OSError that names ``path`` rather than its temporary file."""
-    try:
-        return render(drawing, path, fmt)
-    except OSError as error:
-        raise OSError(error.errno, error.strerror or str(error), str(path)) from None
+    """`autograd.view.rendering.render`, with an OSError that names ``path`` rather than its temporary file, the
+    command line's advice when ``dot`` fails, and its warnings on one line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GraphvizWarning)
+        try:
+            return render(drawing, path, fmt)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from None
+        except GraphvizError as error:
+            raise GraphvizError(f"Graphviz's dot could not draw {path} ({error.reason}): draw fewer shapes with "
+                                "--collapse 't=*' (or --roll-up), or the Tensor LSTM with --tensor",
+                                error.reason) from None
+        finally:
+            for warning in caught:
+                print(f"{PROG}: warning: {' '.join(str(warning.message).split())}", file=sys.stderr)
 
 
 def save_drawing(drawing: Any, stem: Path, formats: Sequence[str]) -> list[Path]:
