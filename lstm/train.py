@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["CharModel", "ConfigError", "History", "RunEstimate", "TrainConfig", "TrainResult", "TrainingDiverged",
-           "check_run_size", "checkpoint_layout", "estimate_run", "evaluate", "loss_figure", "plot_losses",
-           "prepare_data", "sample", "train"]
+           "check_run_size", "check_sample_size", "checkpoint_layout", "duration", "estimate_run", "evaluate",
+           "loss_figure", "memory_limit", "plot_losses", "prepare_data", "sample", "train"]
 
 DTYPES = ("float32", "float64")
 EVAL_LANES = 64  # validation text is read as this many parallel lanes (sequential_batches' batch size)
@@ -284,7 +284,7 @@ class RunEstimate:
 def estimate_run(config: TrainConfig, vocab_size: int) -> RunEstimate:
     """The memory and time a run of ``config`` takes, from its sizes alone (nothing is built)."""
     itemsize = np.dtype(config.dtype).itemsize
-    parameters = sum(math.prod(shape) for shape in CharModel.parameter_shapes(config, vocab_size).values())
+    parameters = _parameter_count(config, vocab_size)
     characters = config.seq_len * config.batch_size
     per_character = (UNIT_COPIES * config.num_layers * config.hidden_size + OUTPUT_COPIES * vocab_size
                      + 4 * config.embedding_size)
@@ -294,6 +294,18 @@ def estimate_run(config: TrainConfig, vocab_size: int) -> RunEstimate:
     return RunEstimate(config, parameters, itemsize * PARAMETER_COPIES * parameters,
                        itemsize * characters * per_character, HISTORY_BYTES * config.steps, step_seconds,
                        sample_seconds)
+
+
+def _parameter_count(config: TrainConfig, vocab_size: int) -> int:
+    """How many numbers `CharModel.parameter_shapes` lists, by a formula: the number of layers may be absurd
+    (``--layers 99999999999999999999``), so the layers are not listed one by one."""
+
+    def count(shapes: Mapping[str, tuple[int, ...]]) -> int:
+        return sum(math.prod(shape) for shape in shapes.values())
+
+    one_layer = count(CharModel.parameter_shapes(dataclasses.replace(config, num_layers=1), vocab_size))
+    each_further_layer = count(parameter_shapes(config.hidden_size, config.hidden_size))
+    return one_layer + (config.num_layers - 1) * each_further_layer
 
 
 def check_run_size(config: TrainConfig, vocab_size: int, advice: str = ": use smaller sizes or fewer steps"
@@ -308,6 +320,14 @@ def check_run_size(config: TrainConfig, vocab_size: int, advice: str = ": use sm
 
 
 CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")  # v2, v1
+
+
+def check_sample_size(length: int) -> None:
+    """ConfigError if a sample of ``length`` characters needs more memory than this process may use."""
+    limit = memory_limit()
+    if limit is not None and SAMPLE_BYTES * length > limit:
+        raise ConfigError(f"a sample of {length:,} characters needs about {_bytes(SAMPLE_BYTES * length)} of "
+                          f"memory; this process may use {_bytes(limit)}")
 
 
 def memory_limit() -> int | None:
@@ -433,10 +453,7 @@ def sample(model: CharModel, vocab: CharVocab, prompt: str, length: int = 200, t
         raise ValueError("sample needs a non-empty prompt: the model has to be fed at least one character")
     if not (math.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be a non-negative number, got {temperature!r}")
-    limit = memory_limit()
-    if limit is not None and SAMPLE_BYTES * length > limit:
-        raise ValueError(f"a sample of {length:,} characters needs about {_bytes(SAMPLE_BYTES * length)} of memory; "
-                         f"this process may use {_bytes(limit)}")
+    check_sample_size(length)
     rng = np.random.default_rng() if rng is None else rng
     written = []
     with no_grad():
@@ -446,7 +463,8 @@ def sample(model: CharModel, vocab: CharVocab, prompt: str, length: int = 200, t
             if temperature == 0:
                 next_id = int(np.argmax(scores))
             else:
-                weights = np.exp((scores - scores.max()) / temperature)
+                with np.errstate(over="ignore"):  # a tiny temperature: -inf, so exp gives 0, as it should
+                    weights = np.exp((scores - scores.max()) / temperature)
                 next_id = int(rng.choice(len(weights), p=weights / weights.sum()))
             written.append(next_id)
             logits, state = model(np.array([[next_id]]), state)

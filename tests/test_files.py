@@ -20,6 +20,7 @@ import pytest
 from autograd import Value
 from autograd.files import FRESH_SECONDS, make_directories, remove_stale_temporaries, write_atomically
 from autograd.view.draw import draw, render
+from lstm.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,6 +49,17 @@ def test_a_device_is_written_to_not_replaced(dev_null):
     after = os.stat(dev_null)
     assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev and after.st_ino == before.st_ino
     assert stat.S_IMODE(after.st_mode) == stat.S_IMODE(before.st_mode)
+
+
+def test_training_with_dev_null_as_its_checkpoint_leaves_it_a_device(dev_null, tmp_path, monkeypatch, capsys):
+    """`train --checkpoint /dev/null --overwrite`, as root: every save goes into the device, none replaces it."""
+    monkeypatch.chdir(tmp_path)
+    status = main(["train", "--hidden-size", "4", "--embedding-size", "2", "--seq-len", "8", "--batch-size", "2",
+                   "--steps", "3", "--eval-interval", "1", "--sample-length", "0", "--checkpoint", str(dev_null),
+                   "--overwrite", "--out", "run"])
+    assert status == 0, capsys.readouterr().err
+    assert stat.S_ISCHR(os.stat(dev_null).st_mode)
+    assert sorted(os.listdir(tmp_path / "run")) == ["loss.png", "sample.txt"]
 
 
 def test_a_fifo_with_a_reader_gets_the_bytes_and_stays_a_fifo(tmp_path):

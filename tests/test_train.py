@@ -410,3 +410,9 @@ def test_a_sample_too_long_for_memory_is_refused(monkeypatch):
     monkeypatch.setattr(lstm.train, "memory_limit", lambda: 10**9)
     with pytest.raises(ValueError, match="a sample of 100,000,000 characters needs about 4.0 GB"):
         sample(model, CharVocab("abcde"), "a", 10**8)
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_tiny_temperature_samples_the_likeliest_characters_without_overflow_warnings():
+    model, vocab = CharModel(vocab_size=5, embedding_size=2, hidden_size=3), CharVocab("abcde")
+    assert sample(model, vocab, "a", 20, temperature=5e-324) == sample(model, vocab, "a", 20, temperature=0)
