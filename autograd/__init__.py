@@ -23,10 +23,12 @@ from autograd.functions import cross_entropy, log_softmax, mse, softmax, split, 
 from autograd.tensor import Tensor, concatenate, where
 from autograd.value import Constant, Value
 from autograd.view import (
+    DerivationCheck,
     Explanation,
     Frames,
     GraphTooLargeError,
     GraphvizNotFoundError,
+    check_derivation,
     draw,
     explain,
     render,
@@ -38,6 +40,7 @@ __all__ = [
     "Backprop",
     "Branch",
     "Constant",
+    "DerivationCheck",
     "Explanation",
     "Frames",
     "GradcheckResult",
@@ -54,6 +57,7 @@ __all__ = [
     "stack",
     "where",
     "backpropagate",
+    "check_derivation",
     "consumers",
     "detect_anomaly",
     "draw",

@@ -1,4 +1,5 @@
-"""The graph core shared by Value and Tensor: nodes, stages, the reverse pass and its forks.
+"""The graph core shared by Value and Tensor: nodes, recording modes (per thread and asyncio task), the reverse
+pass and its forks.
 
 A node records the primitive that made it (``op``) and its inputs (``parents``, in order and with repeats: in
 ``a * a`` the node ``a`` forks into two branches). The reverse pass visits nodes so that every consumer comes
@@ -9,8 +10,9 @@ arrive at a fork. Nothing here recurses, so graph depth is bounded by memory, no
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import ContextDecorator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -22,8 +24,11 @@ class Node:
 
     Attributes: ``data`` (float or ndarray), ``grad``, ``op`` (a Primitive, or None for a leaf), ``parents``
     (tuple of nodes), ``params`` (the op's non-tensor arguments), ``label``, ``stage`` (tuple of stage names),
-    ``requires_grad``. Class hooks: ``unbroadcast`` (None where shapes cannot broadcast), ``constant(raw)``,
-    ``seed(grad)``, ``gradient(adjoint)`` and ``zero_grad_value()``.
+    ``requires_grad``. A subclass keeps the label in a ``_label`` slot; ``label`` checks what is stored there.
+
+    Class hooks: ``unbroadcast(term, shape)`` sums a gradient term back to an input's shape that broadcasting
+    stretched, raising ValueError when no broadcast of that shape has the term's (None where shapes never
+    broadcast); ``constant(raw)``, ``seed(grad)``, ``gradient(adjoint)`` and ``zero_grad_value()``.
     """
 
     __slots__ = ()
@@ -34,7 +39,8 @@ class Node:
         raise NotImplementedError
 
     def seed(self, grad: Any) -> Any:
-        """dL/d self to start a reverse pass from: ones when ``grad`` is None, else ``grad`` checked."""
+        """dL/d self to start a reverse pass from, as a raw number or array: ones when ``grad`` is None, else
+        ``grad`` (a number, an array or a node of this kind) checked for type and shape."""
         raise NotImplementedError
 
     def gradient(self, adjoint: Any) -> Any:
@@ -50,6 +56,14 @@ class Node:
 
         return mimebundle(self, include, exclude)
 
+    @property
+    def label(self) -> str | None:
+        return self._label
+
+    @label.setter
+    def label(self, label: str | None) -> None:
+        self._label = check_label(label)
+
     def where(self) -> str:
         """Where a node sits, for error messages: its label and stage, when it has them."""
         parts = []
@@ -62,65 +76,90 @@ class Node:
 
 # --- recording modes: stages, no_grad, detect_anomaly ------------------------------------------------------
 
-class _Mode:
-    """Process-wide recording switches, read by every op (plain attributes: the hot path reads them)."""
+class Mode:
+    """The recording switches in force in one thread or asyncio task, read by every op.
 
-    grad_enabled = True
-    anomaly = False
-    stage: tuple[str, ...] = ()
+    Immutable: a block that changes them sets a new Mode in its own context (a `ContextVar`), so threads and
+    tasks never see each other's switches, and an op reads them from one object. A Mode is the one before it
+    (``outer``) with one more open ``block``, so a block that closes in order puts the outer Mode back as it was.
+    """
+
+    __slots__ = ("outer", "block", "grad_enabled", "anomaly", "stage")
+
+    def __init__(self, outer: Mode | None = None, block: _Block | None = None) -> None:
+        self.outer, self.block = outer, block
+        if outer is None:
+            self.grad_enabled, self.anomaly, self.stage = True, False, ()
+            return
+        self.grad_enabled = outer.grad_enabled and not isinstance(block, no_grad)
+        self.anomaly = outer.anomaly or isinstance(block, detect_anomaly)
+        self.stage = (*outer.stage, block.name) if isinstance(block, stage) else outer.stage
+
+    def without(self, block: _Block) -> Mode:
+        """This Mode with the innermost opening of ``block`` closed, the blocks opened inside it kept."""
+        inside = []
+        mode: Mode | None = self
+        while mode is not None and mode.block is not block:
+            inside.append(mode.block)
+            mode = mode.outer
+        if mode is None:  # not open here (closed already, or opened in another thread or task)
+            return self
+        mode = mode.outer
+        for kept in reversed(inside):
+            mode = Mode(mode, kept)
+        return mode
 
 
-mode = _Mode()
+OUTSIDE_EVERY_BLOCK = Mode()  # recording, no anomaly checks, no stage: every thread and task starts here
+_MODE: ContextVar[Mode] = ContextVar("autograd_mode", default=OUTSIDE_EVERY_BLOCK)
+current_mode = _MODE.get  # the Mode of the calling thread or task: what every op reads
+
+
+class _Block(ContextDecorator):
+    """A ``with`` block (or decorator) that changes the mode of the thread or task it runs in.
+
+    Closing a block removes that block, wherever it sits: blocks that close out of order (generators suspended
+    inside them, overlapping manual ``__enter__``/``__exit__``) leave nothing behind.
+    """
+
+    def __enter__(self) -> Any:
+        _MODE.set(Mode(_MODE.get(), self))
+
+    def __exit__(self, *exception: object) -> None:
+        mode = _MODE.get()
+        _MODE.set(mode.outer if mode.block is self else mode.without(self))
 
 
 class AnomalyError(ArithmeticError):
     """Raised under `detect_anomaly` at the first value or gradient that is NaN or infinite."""
 
 
-class stage:  # lower case: it is used like a function, ``with stage("t=2"):``
+class stage(_Block):  # lower case: it is used like a function, ``with stage("t=2"):``
     """Tag every node created inside with a functional-stage name; stages nest (``t=2 / forget gate``).
 
-    A small class rather than a generator-based context manager: an LSTM enters several stages per step, and
-    this costs a fraction of a generator's setup.
+    The stage is that of the thread or asyncio task that enters it; other threads and tasks are not tagged.
     """
-
-    __slots__ = ("name", "outer")
 
     def __init__(self, name: str) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"stage name must be a non-empty string, got {name!r}")
         self.name = name
-        self.outer: list[tuple[str, ...]] = []  # a stack: one stage object may be entered again inside itself
 
     def __enter__(self) -> tuple[str, ...]:
-        self.outer.append(mode.stage)
-        mode.stage = (*mode.stage, self.name)
-        return mode.stage
-
-    def __exit__(self, *exception: object) -> None:
-        mode.stage = self.outer.pop()
+        super().__enter__()
+        return _MODE.get().stage
 
 
-@contextmanager
-def no_grad() -> Iterator[None]:
-    """Compute without recording the graph (inference): results are leaves with no parents."""
-    outer = mode.grad_enabled
-    mode.grad_enabled = False
-    try:
-        yield
-    finally:
-        mode.grad_enabled = outer
+class no_grad(_Block):  # lower case, as torch.no_grad
+    """Compute without recording the graph (inference): results are leaves that need no gradient.
+
+    Only in the thread or asyncio task that enters it: other threads and tasks keep recording.
+    """
 
 
-@contextmanager
-def detect_anomaly() -> Iterator[None]:
-    """Raise `AnomalyError` at the first op whose value, or whose gradient, is NaN or infinite."""
-    outer = mode.anomaly
-    mode.anomaly = True
-    try:
-        yield
-    finally:
-        mode.anomaly = outer
+class detect_anomaly(_Block):
+    """Raise `AnomalyError` at the first op whose value, or whose gradient, is NaN or infinite (in the thread or
+    asyncio task that enters it)."""
 
 
 def is_finite(raw: Any) -> bool:
@@ -131,17 +170,38 @@ def is_finite(raw: Any) -> bool:
 
 def check_value(node: Node, op: Any, inputs: Sequence[Node]) -> None:
     """Under detect_anomaly: complain about a value ``op`` has just computed, if it is not finite (recorded in
-    the graph or not: under no_grad too)."""
+    the graph or not: under no_grad too), naming the op, its inputs and the node."""
     if not is_finite(node.data):
-        shown = ", ".join(_brief(x.data) for x in inputs)
-        raise AnomalyError(f"{op.name}({shown}) produced {_brief(node.data)} at {node.where()}")
+        shown = ", ".join(f"{x.label}={_brief(x.data)}" if x.label else _brief(x.data) for x in inputs)
+        domain = f" ({op.domain})" if op.domain and all(is_finite(x.data) for x in inputs) else ""
+        raise AnomalyError(f"{op.name}({shown}) produced {_brief(node.data)} at {node.where()}{domain}")
 
 
 def _brief(raw: Any) -> str:
-    if isinstance(raw, np.ndarray):
+    """A number as Python writes it; an array by its shape and its first element that is not finite, if any."""
+    if isinstance(raw, np.ndarray) and raw.ndim:
         bad = raw[~np.isfinite(raw)]
         return f"array{raw.shape}" + (f" containing {bad.flat[0]}" if bad.size else "")
-    return repr(raw)
+    return repr(float(raw))
+
+
+def _kind(node: Any) -> str:
+    """Value or Tensor: the kind of node, for a Constant too."""
+    cls = node if isinstance(node, type) else type(node)
+    return next(c for c in reversed(cls.__mro__) if issubclass(c, Node) and c is not Node).__name__
+
+
+def check_label(label: Any) -> str | None:
+    if label is None or isinstance(label, str):
+        return label
+    raise TypeError(f"a node's label must be a string or None, got {type(label).__name__}: {label!r:.60}")
+
+
+def mixing_error(op: str, a: Any, b: Any) -> TypeError:
+    """The one message for a Value meeting a Tensor, whichever comes first (``a`` and ``b``: nodes or kinds)."""
+    kinds = " and ".join(sorted({_kind(a), _kind(b)}))
+    return TypeError(f"{op}: cannot combine {kinds} in one graph; use Values for scalars, or 0-d Tensors "
+                     "among Tensors")
 
 
 # --- graph walks --------------------------------------------------------------------------------------------
@@ -224,15 +284,18 @@ def backpropagate(root: Node, grad: Any = None, *, create_graph: bool = False,
     """Apply the chain rule from ``root`` back to every node it depends on.
 
     ``grad`` is dL/d(root) (ones when omitted). With ``create_graph`` every rule runs on nodes, so the
-    gradients are themselves graph nodes that can be differentiated again. With ``record_branches`` each
-    edge's contribution is kept, which is what drawings and explanations show at forks. With
-    ``keep_inner=False`` only the leaves' adjoints are kept: an inner node's is dropped once its rules have
-    used it, so the pass holds one step's gradients at a time rather than the whole graph's.
+    gradients are themselves graph nodes that can be differentiated again (a node given as ``grad`` is then
+    part of that graph). With ``record_branches`` each edge's contribution is kept, which is what drawings and
+    explanations show at forks. With ``keep_inner=False`` only the leaves' adjoints are kept: an inner node's
+    is dropped once its rules have used it, so the pass holds one step's gradients at a time rather than the
+    whole graph's. NaN and infinity are values here, as in the forward pass: the pass computes them without
+    numpy's warnings (`detect_anomaly` stops at the first).
     """
-    seed = grad if isinstance(grad, Node) else root.seed(grad)
-    if create_graph and not isinstance(seed, Node):
-        seed = root.constant(seed)
-    return _backpropagate(root, seed, create_graph, record_branches, keep_inner)
+    seed = root.seed(grad)  # checked, and a plain number or array
+    if create_graph:
+        seed = grad if isinstance(grad, Node) else root.constant(seed)
+    with np.errstate(all="ignore"):
+        return _backpropagate(root, seed, create_graph, record_branches, keep_inner)
 
 
 def _backpropagate(root: Node, seed: Any, create_graph: bool, record_branches: bool, keep_inner: bool
@@ -242,7 +305,7 @@ def _backpropagate(root: Node, seed: Any, create_graph: bool, record_branches: b
     take = adjoint_of if keep_inner else adjoints.pop  # every consumer of a node comes before it: pop is safe
     branches: dict[Node, list[Branch]] | None = {} if record_branches else None
     fit = root.unbroadcast
-    anomaly = mode.anomaly
+    anomaly = current_mode().anomaly
     inspect = anomaly or record_branches  # per-edge extras, off on the fast path
     # Adjoints this pass allocated itself and shares with no one: an op with an in-place rule (indexing) may
     # add into them, so a tensor read piece by piece gathers its pieces without a full-size term per piece.
@@ -256,12 +319,20 @@ def _backpropagate(root: Node, seed: Any, create_graph: bool, record_branches: b
         if g is None:  # reached only through inputs that need no gradient
             continue
         parents = node.parents
+        # The rules' arguments (g, out, *inputs), built once for all of the node's inputs; written out for one
+        # and two inputs (every scalar op, most tensor ops): a comprehension would cost more than the rule.
         if create_graph:
-            inputs, out = parents, node
+            args = (g, node, *parents)
+        elif len(parents) == 2:
+            a, b = parents
+            args = (g, node.data, a.data, b.data)
+        elif len(parents) == 1:
+            args = (g, node.data, parents[0].data)
         else:
-            inputs, out = [parent.data for parent in parents], node.data
+            args = (g, node.data, *[parent.data for parent in parents])
         params = node.params
         rules = op.rules
+        variadic = op.variadic
         add_into = op.add_into if in_place else None
         position = -1  # counted by hand: enumerate's pairs cost a few percent of the whole pass
         for parent in parents:
@@ -271,18 +342,18 @@ def _backpropagate(root: Node, seed: Any, create_graph: bool, record_branches: b
             if add_into is not None:
                 total = adjoint_of(parent)
                 if total is None or parent in owned:
-                    adjoints[parent] = add_into(total, g, out, *inputs, **params)
+                    adjoints[parent] = add_into(total, *args, **params)
                     owned.add(parent)
                     continue
             # Primitive.term, written out here: this loop is the hot path of every backward pass
-            if op.variadic:
-                term = rules[0](g, out, *inputs, position=position, **params)
+            if variadic:
+                term = rules[0](*args, position=position, **params)
             elif params:
-                term = rules[position](g, out, *inputs, **params)
+                term = rules[position](*args, **params)
             else:
-                term = rules[position](g, out, *inputs)
+                term = rules[position](*args)
             if fit is not None and term.shape != parent.data.shape:  # the input was broadcast: undo it
-                term = fit(term, parent.data.shape)
+                term = _unbroadcast(fit, term, node, position)
             if inspect:
                 _inspect(term, node, position, parent, anomaly, branches)
             previous = adjoint_of(parent)
@@ -290,12 +361,23 @@ def _backpropagate(root: Node, seed: Any, create_graph: bool, record_branches: b
     return Backprop(root, adjoints, branches)
 
 
+def _unbroadcast(fit: Any, term: Any, node: Node, position: int) -> Any:
+    """Sum a gradient term back to its input's shape, which broadcasting stretched; a term of a shape that no
+    broadcast of the input could have made is a wrong rule, refused rather than reshaped into place."""
+    shape = node.parents[position].data.shape
+    try:
+        return fit(term, shape)
+    except ValueError:
+        raise ValueError(f"{node.op.name}: the gradient for input {position} has shape {term.shape}, which is "
+                         f"neither the input's shape {shape} nor a broadcast of it (at {node.where()})") from None
+
+
 def _inspect(term: Any, node: Node, position: int, parent: Node, anomaly: bool,
              branches: dict[Node, list[Branch]] | None) -> None:
     """The per-edge work that only some passes ask for: anomaly checks and branch records."""
     if anomaly and not is_finite(term):
-        raise AnomalyError(f"the gradient of {node.op.name} for its input {position} is not finite "
-                           f"({_brief(raw(term))}) at {node.where()}")
+        raise AnomalyError(f"{node.op.name} at {node.where()}: the gradient for its input {position} "
+                           f"({parent.where()}) is not finite: {_brief(raw(term))}")
     if branches is not None:
         branches.setdefault(parent, []).append(Branch(node, position, term))
 
@@ -309,15 +391,20 @@ def grad(output: Node, inputs: Node | Sequence[Node], grad_output: Any = None, *
          create_graph: bool = False) -> Any:
     """d output / d inputs, returned rather than stored; ``.grad`` is left untouched.
 
-    Inputs the output does not depend on get zeros. With ``create_graph=True`` the gradients are graph nodes
-    (the backward computation recorded in the stage ``backward``), so they can be differentiated again.
+    ``output`` must be a scalar, or ``grad_output`` (dL/d output, of its shape) given, as in PyTorch. Inputs
+    the output does not depend on get zeros. The gradients are plain numbers or arrays; with
+    ``create_graph=True`` they are graph nodes (the backward computation recorded in the stage ``backward``),
+    so they can be differentiated again.
     """
     single = isinstance(inputs, Node)
-    wanted = [inputs] if single else list(inputs)
+    try:
+        wanted = [inputs] if single else list(inputs)
+    except TypeError:
+        raise TypeError(f"grad() takes a node or a list of nodes as inputs, got {type(inputs).__name__}") from None
     for x in wanted:
         if not isinstance(x, Node):
             raise TypeError(f"grad() takes graph nodes as inputs, got {type(x).__name__}")
-    needs_gradient(output, "grad()")
+    check_root(output, grad_output, "grad()", "grad_output")
     if create_graph:
         with stage("backward"):
             adjoints = backpropagate(output, grad_output, create_graph=True).adjoints
@@ -328,12 +415,26 @@ def grad(output: Node, inputs: Node | Sequence[Node], grad_output: Any = None, *
     return result[0] if single else result
 
 
-def needs_gradient(root: Node, caller: str) -> None:
-    """Refuse a reverse pass from a node that needs no gradient: it depends on nothing that does, so every
-    gradient would be zero, which is more likely a mistake (a missing requires_grad=True) than a question."""
+def check_root(root: Node, grad: Any, caller: str, argument: str) -> None:
+    """Refuse a reverse pass that cannot mean what it says, before it starts.
+
+    A root that needs no gradient depends on nothing that does, so every gradient would be zero: more likely a
+    missing requires_grad=True than a question. A root of several elements needs its upstream gradient given
+    (as PyTorch asks). A given upstream gradient must fit the root (type and shape).
+    """
     if not root.requires_grad:
-        raise ValueError(f"{caller}: {root.where()} needs no gradient and depends on nothing that does; "
-                         "make the inputs to differentiate with requires_grad=True (a Tensor) or as Values")
+        raise ValueError(f"{caller}: {root.where()} needs no gradient and depends on nothing that does (was it "
+                         "computed under no_grad?); make the inputs to differentiate with requires_grad=True (a "
+                         "Tensor) or as Values")
+    if grad is None:
+        if np.size(root.data) != 1:
+            raise ValueError(f"{caller} from a tensor of shape {np.shape(root.data)} needs {argument}= (dL/d it, "
+                             "of that shape); or reduce it to a scalar first, e.g. with .sum()")
+        return
+    try:
+        root.seed(grad)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{caller}: {error}") from None
 
 
 def zero_grad(roots: Node | Iterable[Node]) -> None:

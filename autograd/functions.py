@@ -7,25 +7,34 @@ from typing import Any
 
 import numpy as np
 
-from autograd.tensor import Tensor, _lift, concatenate
+from autograd.primitives import CONCATENATE, SUB
+from autograd.tensor import Tensor, _lift, concatenate, normal_axis, reduction_axes
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)), shifted by the (constant) maximum so that exp never overflows."""
-    shifted = x - x.data.max(axis=axis, keepdims=True)
+    axis = reduction_axes(axis, x, "softmax")
+    shifted = x - _shift(x, axis)
     exps = shifted.exp()
     return exps / exps.sum(axis=axis, keepdims=True)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """x - log(sum(exp(x))), computed stably."""
-    shifted = x - x.data.max(axis=axis, keepdims=True)
+    axis = reduction_axes(axis, x, "log_softmax")
+    shifted = x - _shift(x, axis)
     return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
+
+
+def _shift(x: Tensor, axis: Any) -> np.ndarray:
+    """The maximum along ``axis`` (a constant), which softmax subtracts so that exp never overflows; -inf over an
+    empty axis, where there is nothing to shift."""
+    return x.data.max(axis=axis, keepdims=True, initial=-np.inf)
 
 
 def mse(prediction: Tensor, target: Any) -> Tensor:
     """Mean squared error."""
-    target = _lift(target, prediction)
+    target = _lift(target, prediction, SUB)
     if prediction.shape != target.shape:
         raise ValueError(f"mse: prediction shape {prediction.shape} and target shape {target.shape} differ")
     difference = prediction - target
@@ -51,19 +60,21 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
 
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors of one shape along a new axis."""
-    tensors = [_lift(t) for t in tensors]
+    tensors = [_lift(t, None, CONCATENATE) for t in tensors]
     if not tensors:
         raise ValueError("stack needs at least one tensor")
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
         raise ValueError(f"stack: all tensors need the same shape, got {sorted(shapes)}")
-    axis = axis % (tensors[0].ndim + 1)
+    shape = tensors[0].shape
+    axis = normal_axis(axis, len(shape) + 1, "stack", f"stacking tensors of shape {shape}")
     expanded = [t.reshape(t.shape[:axis] + (1,) + t.shape[axis:]) for t in tensors]
     return concatenate(expanded, axis=axis)
 
 
 def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
     """Cut a tensor into equal ``sections`` (an int) or at the given indices, like numpy.split."""
+    axis = normal_axis(axis, x.ndim, "split", x)
     length = x.shape[axis]
     if isinstance(sections, int):
         if sections <= 0 or length % sections:
@@ -71,5 +82,5 @@ def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> list[Tenso
         bounds = list(range(0, length + 1, length // sections))
     else:
         bounds = [0, *sections, length]
-    prefix = (slice(None),) * (axis % x.ndim)
+    prefix = (slice(None),) * axis
     return [x[(*prefix, slice(start, stop))] for start, stop in zip(bounds, bounds[1:])]

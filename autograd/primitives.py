@@ -36,7 +36,7 @@ class Primitive:
     array: Callable[..., np.ndarray] | None  # forward on numpy arrays (Tensor)
     rules: tuple[Rule, ...]  # one local-derivative rule per input (variadic ops: one rule for all)
     formulas: tuple[str, ...]  # d out / d input, as text, one per rule
-    domain: str = ""  # what the inputs must satisfy, quoted when a scalar forward rejects them
+    domain: str = ""  # what the inputs must satisfy for a finite value, quoted when detect_anomaly stops there
     variadic: bool = False  # any number of inputs; the rule receives ``position=`` to know which one
     params: tuple[str, ...] = field(default=())  # names of the non-tensor arguments, e.g. ("axis",)
     # The unary rule in place, for ops whose gradient touches part of the input only (indexing):
@@ -45,10 +45,12 @@ class Primitive:
     add_into: Rule | None = None
 
     def term(self, position: int, g: Any, out: Any, inputs: Sequence[Any], params: Mapping[str, Any]) -> Any:
-        """Input ``position``'s gradient contribution: its rule applied to the upstream gradient ``g``."""
-        if self.variadic:
-            return self.rules[0](g, out, *inputs, position=position, **params)
-        return self.rules[position](g, out, *inputs, **params)
+        """Input ``position``'s gradient contribution: its rule applied to the upstream gradient ``g``, with NaN
+        and inf as values and no numpy warnings, as in the backward pass."""
+        with np.errstate(all="ignore"):
+            if self.variadic:
+                return self.rules[0](g, out, *inputs, position=position, **params)
+            return self.rules[position](g, out, *inputs, **params)
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
@@ -57,35 +59,69 @@ class Primitive:
 # --- helpers that rules call, each working on floats, arrays and graph nodes alike --------------------------
 
 
+def as_numpy_computes(ufunc: np.ufunc, *numbers: float) -> float:
+    """The IEEE answer (inf, -inf or nan) that Python's float arithmetic raises an exception for instead, as
+    numpy computes it for arrays: one rule for Values and Tensors alike."""
+    with np.errstate(all="ignore"):
+        return float(ufunc(*numbers))
+
+
+def quietly(ufunc: np.ufunc) -> Callable[..., np.ndarray]:
+    """An array forward that computes NaN and inf as values, without numpy's RuntimeWarnings (for the ops
+    whose inputs may leave their domain: log(-1), 1/0, ...)."""
+    def forward(*arrays: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return ufunc(*arrays)
+
+    forward.__name__ = f"quiet_{ufunc.__name__}"
+    return forward
+
+
+def divide(a: Any, b: Any) -> Any:
+    """a / b, where x / 0 is inf, -inf or nan as in IEEE arithmetic (Python's floats raise instead)."""
+    try:
+        return a / b
+    except ZeroDivisionError:
+        return as_numpy_computes(np.divide, a, b)
+
+
 def log(x: Any) -> Any:
-    """Natural log; on raw numbers a non-positive input gives -inf or nan (a gradient, not a forward error)."""
+    """Natural log of a float, an array or a node: -inf at 0 and nan below, as IEEE arithmetic gives them (rules
+    run where numpy's warnings are silenced: in the backward pass, or through Primitive.term)."""
     if isinstance(x, Node):
         return x.log()
     if isinstance(x, np.ndarray):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.log(x)
-    return math.log(x) if x > 0 else (-math.inf if x == 0 else math.nan)
+        return np.log(x)
+    return _scalar_log(x)
 
 
 def power(x: Any, exponent: Any) -> Any:
-    """x ** exponent where 0 ** negative is inf, as the derivative of sqrt at 0 needs."""
+    """x ** exponent as IEEE arithmetic gives it: 0 ** negative is inf, an overflow inf, a negative base to a
+    fractional power nan (Python's floats raise, or give complex numbers)."""
     if isinstance(x, float) and isinstance(exponent, (float, int)):
-        try:
-            return x**exponent
-        except ZeroDivisionError:
-            return math.inf
-    if isinstance(x, np.ndarray):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.power(x, exponent)
+        return _scalar_pow(x, exponent)
     return x**exponent
 
 
-def _log_base(a: Any) -> Any:
-    """log(a) for the exponent's derivative a^b*log(a), with log(0) read as 0: where the base is 0 the output
-    is 0 too, and d(0^b)/db is 0 (for b > 0), not 0 * -inf = nan."""
-    zero = raw(a) == 0
-    zero = zero.astype(raw(a).dtype) if isinstance(zero, np.ndarray) else float(zero)
-    return log(a + zero)
+def indicator(condition: Any, like: Any) -> Any:
+    """A condition on raw numbers as 1.0 or 0.0, in the float type of ``like``: a constant even when the pass is
+    recorded, since its own derivative is zero almost everywhere."""
+    if isinstance(condition, np.ndarray):
+        return condition.astype(raw(like).dtype)
+    return float(condition)
+
+
+def _log_base(a: Any, b: Any) -> Any:
+    """log(a), for the exponent's derivative a^b * log(a), read as log(1) = 0 where a == 0 and b >= 0, as PyTorch
+    does: there the output is 0 (or 1 when b = 0) and d(0^b)/db is taken as 0, not 0 * -inf = nan. For b < 0
+    it stays inf * -inf = -inf."""
+    return log(a + indicator((raw(a) == 0) & (raw(b) >= 0), a))
+
+
+def _pow_grad_base(g: Any, out: Any, a: Any, b: Any) -> Any:
+    # b * a^(b-1), except where a == b == 0: there 0 * 0^-1 would be 0 * inf = nan, and PyTorch's 0 is what
+    # raising the exponent to 0 (0 * 0^0) gives. Elsewhere the exponent is untouched, second derivatives too.
+    return g * b * power(a, b - 1 + indicator((raw(a) == 0) & (raw(b) == 0), a))
 
 
 def sign(x: Any) -> Any:
@@ -98,8 +134,7 @@ def sign(x: Any) -> Any:
 
 def positive(x: Any) -> Any:
     """1 where x > 0, else 0, as a constant (relu's local derivative)."""
-    x = raw(x)
-    return (x > 0).astype(x.dtype) if isinstance(x, np.ndarray) else float(x > 0)
+    return indicator(raw(x) > 0, x)
 
 
 def _scalar_sigmoid(x: float) -> float:
@@ -113,26 +148,32 @@ def _array_sigmoid(x: np.ndarray) -> np.ndarray:
     return out
 
 
+# Scalar forwards that Python's math would refuse: the IEEE value instead, as numpy gives it for a Tensor.
+
 def _scalar_exp(x: float) -> float:
     try:
         return math.exp(x)
     except OverflowError:
-        return math.inf  # non-finite values are allowed; detect_anomaly reports them
+        return math.inf
+
+
+def _scalar_log(x: float) -> float:
+    return math.log(x) if x > 0 else as_numpy_computes(np.log, x)
+
+
+def _scalar_sqrt(x: float) -> float:
+    return math.sqrt(x) if x >= 0 else as_numpy_computes(np.sqrt, x)
 
 
 def _scalar_pow(a: float, b: float) -> float:
     try:
         return math.pow(a, b)
-    except OverflowError:
-        return math.copysign(math.inf, a) if float(b).is_integer() and b % 2 else math.inf
+    except (OverflowError, ValueError):
+        return as_numpy_computes(np.power, a, b)
 
 
 def _scalar_relu(x: float) -> float:
     return x if x > 0 else 0.0
-
-
-def _scalar_div(a: float, b: float) -> float:
-    return a / b
 
 
 # --- the table -----------------------------------------------------------------------------------------------
@@ -152,18 +193,17 @@ SUB = _binary("sub", "{a} - {b}", operator.sub, np.subtract,
               lambda g, out, a, b: g, lambda g, out, a, b: -g, "1", "-1")
 MUL = _binary("mul", "{a} * {b}", operator.mul, np.multiply,
               lambda g, out, a, b: g * b, lambda g, out, a, b: g * a, "b", "a")
-DIV = _binary("div", "{a} / {b}", _scalar_div, np.divide,
-              lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b, "1/b", "-a/b^2",
+DIV = _binary("div", "{a} / {b}", divide, quietly(np.divide),
+              lambda g, out, a, b: divide(g, b), lambda g, out, a, b: divide(-g * out, b), "1/b", "-a/b^2",
               domain="the divisor must not be zero")
-POW = _binary("pow", "{a}^{b}", _scalar_pow, np.power,
-              lambda g, out, a, b: g * b * power(a, b - 1), lambda g, out, a, b: g * out * _log_base(a),
-              "b*a^(b-1)", "a^b*log(a)",
+POW = _binary("pow", "{a}^{b}", _scalar_pow, quietly(np.power),
+              _pow_grad_base, lambda g, out, a, b: g * out * _log_base(a, b), "b*a^(b-1)", "a^b*log(a)",
               domain="a negative base needs an integer exponent, and zero a non-negative one")
 NEG = _unary("neg", "-{x}", operator.neg, np.negative, lambda g, out, x: -g, "-1")
-EXP = _unary("exp", "exp({x})", _scalar_exp, np.exp, lambda g, out, x: g * out, "exp(x)")
-LOG = _unary("log", "log({x})", math.log, np.log, lambda g, out, x: g / x, "1/x",
+EXP = _unary("exp", "exp({x})", _scalar_exp, quietly(np.exp), lambda g, out, x: g * out, "exp(x)")
+LOG = _unary("log", "log({x})", _scalar_log, quietly(np.log), lambda g, out, x: divide(g, x), "1/x",
              domain="log is defined for positive numbers only")
-SQRT = _unary("sqrt", "sqrt({x})", math.sqrt, np.sqrt, lambda g, out, x: g * 0.5 * power(out, -1.0),
+SQRT = _unary("sqrt", "sqrt({x})", _scalar_sqrt, quietly(np.sqrt), lambda g, out, x: g * 0.5 * power(out, -1.0),
               "1/(2*sqrt(x))",
               domain="sqrt is defined for non-negative numbers only")
 TANH = _unary("tanh", "tanh({x})", math.tanh, np.tanh, lambda g, out, x: g * (1 - out * out), "1 - tanh(x)^2")
@@ -180,7 +220,8 @@ SCALAR_PRIMITIVES = (ADD, SUB, MUL, DIV, POW, NEG, EXP, LOG, SQRT, TANH, SIGMOID
 # Shape bookkeeping is written with methods that numpy arrays and Tensors share (reshape, sum, transpose,
 # swapaxes, indexing, @), plus the dispatching helpers below, so these rules too can be recorded. Forwards call
 # the array's own methods too (x.sum rather than np.sum): the np.* functions wrap the same methods in a layer
-# of Python that costs as much as the work on a small array.
+# of Python that costs as much as the work on a small array. Axes arrive normalised (checked, non-negative) from
+# the Tensor methods that record these ops, so rules may use them as indices.
 
 def broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
     if isinstance(x, Node):
@@ -231,11 +272,12 @@ def _getitem_add_into(total: np.ndarray | None, g: Any, out: Any, x: Any, index:
     return total
 
 
-def _kept(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
-    """Reinsert the axes a reduction removed, so ``g`` broadcasts against its input again."""
+def _kept(g: Any, x: Any, axis: int | tuple[int, ...] | None, keepdims: bool) -> Any:
+    """Reinsert the axes a reduction removed, so ``g`` broadcasts against its input again (axes come normalised:
+    None, or non-negative integers)."""
     if keepdims or axis is None and g.ndim == x.ndim:
         return g
-    axes = range(x.ndim) if axis is None else np.atleast_1d(axis) % x.ndim
+    axes = range(x.ndim) if axis is None else (axis,) if type(axis) is int else axis
     shape = list(x.shape)
     for a in axes:
         shape[a] = 1
@@ -279,7 +321,7 @@ def _concatenate(*xs: np.ndarray, axis: int) -> np.ndarray:
 
 def _concatenate_grad(g: Any, out: Any, *xs: Any, position: int, axis: int) -> Any:
     start = sum([x.shape[axis] for x in xs[:position]])
-    index = (slice(None),) * (axis % out.ndim) + (slice(start, start + xs[position].shape[axis]),)
+    index = (slice(None),) * axis + (slice(start, start + xs[position].shape[axis]),)
     return g[index]
 
 
@@ -322,10 +364,17 @@ CLIP = Primitive("clip", "clip({x})", None, lambda x, low, high: x.clip(low, hig
 
 
 def sum_to_shape(g: Any, shape: tuple[int, ...]) -> Any:
-    """Undo broadcasting: sum ``g`` over the axes along which an input of ``shape`` was stretched."""
+    """Undo broadcasting: sum ``g`` over the axes along which an input of ``shape`` was stretched. A ``g`` of a
+    shape that no broadcast of ``shape`` could have made is refused (ValueError), never reshaped into place."""
     if g.shape == shape:
         return g
     leading = g.ndim - len(shape)
-    stretched = tuple(range(leading)) + tuple(
-        leading + i for i, n in enumerate(shape) if n == 1 and g.shape[leading + i] != 1)
-    return g.sum(axis=stretched, keepdims=True).reshape(shape)
+    if leading < 0:
+        raise ValueError(f"{g.shape} has fewer axes than {shape}")
+    stretched = list(range(leading))
+    for i, n in enumerate(shape):
+        if n != g.shape[leading + i]:
+            if n != 1:
+                raise ValueError(f"axis {i} of {shape} has length {n}, not 1, yet became {g.shape[leading + i]}")
+            stretched.append(leading + i)
+    return g.sum(axis=tuple(stretched), keepdims=True).reshape(shape)

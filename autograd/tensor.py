@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from autograd import core
-from autograd.core import Node, mode, raw
+from autograd.core import Node, current_mode, mixing_error, raw
 from autograd.primitives import (
     ABS,
     ADD,
@@ -45,18 +46,27 @@ _FLOATS = (np.float16, np.float32, np.float64)
 
 
 def as_array(data: Any, dtype: Any = None) -> np.ndarray:
-    """A float array from array-like input: integers and bools become float64, float32 stays float32."""
+    """An array of real numbers from array-like input: integers become float64, float32 stays float32, and
+    booleans stay booleans (a mask, to select or multiply with; it never needs a gradient)."""
     if isinstance(data, Tensor):
         data = data.data
     if isinstance(data, str) or (isinstance(data, numbers.Number) and not isinstance(data, numbers.Real)):
         raise TypeError(f"Tensor needs real numbers, got {type(data).__name__}: {data!r:.60}")
-    array = np.asarray(data) if dtype is None else np.asarray(data, dtype=dtype)
-    if array.dtype.kind not in "fiub":
+    try:
+        array = np.asarray(data) if dtype is None else np.asarray(data, dtype=dtype)
+        kind = array.dtype.kind
+        if kind == "O" and all(type(x) is int for x in array.flat):  # integers beyond int64
+            array, kind = array.astype(np.float64), "f"
+    except OverflowError:
+        raise OverflowError("Tensor: an integer in the input is too large for a float (at most about "
+                            "1.8e308)") from None
+    if kind not in "fiub":
         raise TypeError(f"Tensor needs real numbers, got an array of dtype {array.dtype} "
                         f"(from {type(data).__name__})")
-    if dtype is None and array.dtype.type not in _FLOATS:
-        array = array.astype(np.float64)
-    elif dtype is not None and np.dtype(dtype).kind != "f":
+    if dtype is None:
+        if kind in "iu" or kind == "f" and array.dtype.type not in _FLOATS:
+            array = array.astype(np.float64)
+    elif kind != "f":
         raise TypeError(f"Tensor dtype must be a float type, got {np.dtype(dtype)}")
     return array
 
@@ -65,25 +75,30 @@ class Tensor(Node):
     """An n-dimensional array that remembers how it was computed.
 
     ``requires_grad=True`` marks a leaf whose gradient you want; results of ops on such tensors record their
-    inputs. After ``loss.backward()`` the leaves hold ``.grad`` (an ndarray of their shape).
+    inputs. After ``loss.backward()`` the leaves hold ``.grad`` (an ndarray of their shape). Integers become
+    float64; booleans stay booleans, a mask to index or multiply with (float32 * mask stays float32).
     """
 
-    __slots__ = ("data", "grad", "op", "parents", "params", "label", "stage", "requires_grad")
+    __slots__ = ("data", "grad", "op", "parents", "params", "_label", "stage", "requires_grad")
     __array_ufunc__ = None  # numpy defers to our reflected operators: ndarray + Tensor is a Tensor
     unbroadcast = staticmethod(sum_to_shape)
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, label: str | None = None
                  ) -> None:
         array = as_array(data, dtype)
-        if requires_grad and isinstance(raw(data), np.ndarray) and np.may_share_memory(array, raw(data)):
-            array = array.copy()  # a parameter is its own: optimizers change .data in place, not the caller's array
+        if requires_grad:
+            if array.dtype.kind != "f":
+                raise TypeError(f"a Tensor of dtype {array.dtype} cannot require a gradient: booleans are masks, "
+                                "and only floats are differentiated")
+            if isinstance(raw(data), np.ndarray) and np.may_share_memory(array, raw(data)):
+                array = array.copy()  # a parameter is its own: optimizers change .data in place, not the caller's
         self.data = array
         self.grad: np.ndarray | None = None
         self.op: Primitive | None = None
         self.parents: tuple[Tensor, ...] = ()
         self.params = _NO_PARAMS
-        self.label = label
-        self.stage = mode.stage
+        self._label = None if label is None else core.check_label(label)
+        self.stage = current_mode().stage
         self.requires_grad = bool(requires_grad)
 
     # --- core hooks ---
@@ -94,14 +109,21 @@ class Tensor(Node):
     def seed(self, grad: Any) -> np.ndarray:
         if grad is None:
             return np.ones_like(self.data)
-        grad = as_array(grad, self.dtype)
+        if isinstance(grad, Node) and not isinstance(grad, Tensor):
+            raise mixing_error("the upstream gradient", self, grad)
+        try:
+            grad = as_array(grad, self.dtype)
+        except (TypeError, ValueError):
+            raise TypeError(f"the gradient given for a tensor of shape {self.shape} must be real numbers of that "
+                            f"shape, got {type(grad).__name__}: {grad!r:.60}") from None
         if grad.shape != self.shape:
             raise ValueError(f"the gradient given for a tensor of shape {self.shape} has shape {grad.shape}")
         return grad
 
     def gradient(self, adjoint: Any) -> np.ndarray:
         # a copy: an adjoint may be the seed, a broadcast view, or shared with another input
-        return np.array(np.broadcast_to(adjoint, self.shape), dtype=self.dtype)
+        dtype = self.data.dtype
+        return np.array(np.broadcast_to(adjoint, self.data.shape), dtype=dtype if dtype.kind == "f" else np.float64)
 
     def zero_grad_value(self) -> None:
         return None
@@ -126,6 +148,12 @@ class Tensor(Node):
     def __len__(self) -> int:
         return len(self.data)
 
+    def __bool__(self) -> bool:
+        if self.size != 1:  # as numpy: a single element has a truth value, several do not
+            raise ValueError(f"the truth value of a Tensor of shape {self.shape} is ambiguous; use "
+                             ".data.any() or .data.all()")
+        return bool(self.data)
+
     def item(self) -> float:
         return self.data.item()
 
@@ -139,10 +167,7 @@ class Tensor(Node):
     # --- gradients ---
     def backward(self, grad: Any = None) -> None:
         """Add dself/dleaf to ``.grad`` of every leaf that requires a gradient; calls accumulate."""
-        core.needs_gradient(self, "backward()")
-        if grad is None and self.size != 1:
-            raise ValueError(f"backward() on a tensor of shape {self.shape} needs grad= of that shape "
-                             "(dL/d this tensor); reduce it to a scalar first, e.g. with .sum()")
+        core.check_root(self, grad, "backward()", "grad")
         for node, g in core.backpropagate(self, grad, keep_inner=False).adjoints.items():
             if node.op is None and node.requires_grad:
                 if node.grad is None:
@@ -156,40 +181,40 @@ class Tensor(Node):
 
     # --- arithmetic, with numpy broadcasting ---
     def __add__(self, other: Any) -> Tensor:
-        return _apply(ADD, self, _lift(other, self))
+        return _apply(ADD, self, _lift(other, self, ADD))
 
     def __radd__(self, other: Any) -> Tensor:
-        return _apply(ADD, _lift(other, self), self)
+        return _apply(ADD, _lift(other, self, ADD), self)
 
     def __sub__(self, other: Any) -> Tensor:
-        return _apply(SUB, self, _lift(other, self))
+        return _apply(SUB, self, _lift(other, self, SUB))
 
     def __rsub__(self, other: Any) -> Tensor:
-        return _apply(SUB, _lift(other, self), self)
+        return _apply(SUB, _lift(other, self, SUB), self)
 
     def __mul__(self, other: Any) -> Tensor:
-        return _apply(MUL, self, _lift(other, self))
+        return _apply(MUL, self, _lift(other, self, MUL))
 
     def __rmul__(self, other: Any) -> Tensor:
-        return _apply(MUL, _lift(other, self), self)
+        return _apply(MUL, _lift(other, self, MUL), self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return _apply(DIV, self, _lift(other, self))
+        return _apply(DIV, self, _lift(other, self, DIV))
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return _apply(DIV, _lift(other, self), self)
+        return _apply(DIV, _lift(other, self, DIV), self)
 
     def __pow__(self, other: Any) -> Tensor:
-        return _apply(POW, self, _lift(other, self))
+        return _apply(POW, self, _lift(other, self, POW))
 
     def __rpow__(self, other: Any) -> Tensor:
-        return _apply(POW, _lift(other, self), self)
+        return _apply(POW, _lift(other, self, POW), self)
 
     def __matmul__(self, other: Any) -> Tensor:
-        return _apply(MATMUL, self, _lift(other, self))
+        return _apply(MATMUL, self, _lift(other, self, MATMUL))
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return _apply(MATMUL, _lift(other, self), self)
+        return _apply(MATMUL, _lift(other, self, MATMUL), self)
 
     def __neg__(self) -> Tensor:
         return _apply(NEG, self)
@@ -239,18 +264,18 @@ class Tensor(Node):
 
     # --- reductions ---
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return _apply(SUM, self, axis=_axis(axis, self, "sum"), keepdims=keepdims)
+        return _apply(SUM, self, axis=reduction_axes(axis, self, "sum"), keepdims=bool(keepdims))
 
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        axis = _axis(axis, self, "mean")
-        count = self.size if axis is None else int(np.prod([self.shape[a] for a in np.atleast_1d(axis)]))
+        axis = reduction_axes(axis, self, "mean")
+        count = self.size if axis is None else math.prod(self.shape[a] for a in _as_tuple(axis))
         return self.sum(axis, keepdims) / count
 
     def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return _apply(MAX, self, axis=_axis(axis, self, "max"), keepdims=keepdims)
+        return _apply(MAX, self, axis=reduction_axes(axis, self, "max"), keepdims=bool(keepdims))
 
     def min(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return _apply(MIN, self, axis=_axis(axis, self, "min"), keepdims=keepdims)
+        return _apply(MIN, self, axis=reduction_axes(axis, self, "min"), keepdims=bool(keepdims))
 
     # --- shape ---
     def reshape(self, *shape: Any) -> Tensor:
@@ -260,7 +285,7 @@ class Tensor(Node):
     def transpose(self, *axes: Any) -> Tensor:
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
             axes = axes[0]  # transpose((1, 0)) and transpose(None), as numpy accepts
-        return _apply(TRANSPOSE, self, axes=tuple(axes) if axes else None)
+        return _apply(TRANSPOSE, self, axes=_permutation(axes, self) if axes else None)
 
     @property
     def T(self) -> Tensor:  # noqa: N802 (numpy's name)
@@ -268,8 +293,9 @@ class Tensor(Node):
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
         axes = list(range(self.ndim))
-        axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
-        return self.transpose(axes)
+        a, b = (normal_axis(axis, self.ndim, "swapaxes", self) for axis in (axis1, axis2))
+        axes[a], axes[b] = axes[b], axes[a]
+        return _apply(TRANSPOSE, self, axes=tuple(axes))
 
     def broadcast_to(self, shape: tuple[int, ...]) -> Tensor:
         return _apply(BROADCAST_TO, self, shape=tuple(shape))
@@ -300,33 +326,72 @@ class Tensor(Node):
 
 
 
-def _lift(x: Any, like: Tensor | None = None) -> Tensor:
+def _lift(x: Any, like: Tensor | None, op: Primitive) -> Tensor:
+    """An operand of ``op`` as a Tensor; a plain number takes the float type of ``like``, as in numpy."""
     if isinstance(x, Tensor):
         return x
     if isinstance(x, Node):
-        raise TypeError(f"cannot combine a Tensor with a {type(x).__name__}; use one kind of node per graph")
-    if like is not None and isinstance(x, (int, float)):
-        return Tensor(x, dtype=like.dtype)  # a plain number takes the tensor's float type, as in numpy
+        raise mixing_error(op.name, like, x)
+    if like is not None and isinstance(x, (int, float)) and like.data.dtype.kind == "f":
+        return Tensor(x, dtype=like.data.dtype)
     return Tensor(x)
 
 
-def _axis(axis: Any, x: Tensor, op: str) -> Any:
+# --- axes: checked and made non-negative once, here, so that rules can use them as indices -------------------
+
+def _is_integer(axis: Any) -> bool:
+    return isinstance(axis, (int, np.integer)) and not isinstance(axis, (bool, np.bool_))
+
+
+def normal_axis(axis: Any, ndim: int, op: str, x: Any) -> int:
+    """``axis`` as an index in [0, ndim), refused unless it is an integer in [-ndim, ndim) (``x`` says what the
+    axes belong to, for the message: a tensor or a text)."""
+    if _is_integer(axis) and -ndim <= axis < ndim:
+        return int(axis) % ndim
+    what = f"a tensor of shape {x.shape}" if isinstance(x, Tensor) else x
+    if not _is_integer(axis):
+        raise TypeError(f"{op}: an axis is an integer, got {type(axis).__name__} {axis!r:.40} (for {what})")
+    raise ValueError(f"{op}: axis {axis} is out of range for {what}")
+
+
+def reduction_axes(axis: Any, x: Tensor, op: str) -> int | tuple[int, ...] | None:
+    """A reduction's axes: None (all), one integer, or a tuple of distinct integers, each in [0, ndim). A 0-d
+    tensor may name its one pseudo-axis, 0 or -1, which reduces nothing (PyTorch's convention, numpy's for sum
+    and max)."""
+    if type(axis) is int and -x.ndim <= axis < x.ndim:  # the common case, checked first
+        return axis % x.ndim
     if axis is None:
         return None
-    single = isinstance(axis, (int, np.integer))  # the common case, spared numpy's conversions
-    axes = (int(axis),) if single else tuple(int(a) for a in np.atleast_1d(axis))
-    for a in axes:
-        if not -x.ndim <= a < max(x.ndim, 1):
-            raise ValueError(f"{op}: axis {a} is out of range for a tensor of shape {x.shape}")
-    return axes[0] if single or np.ndim(axis) == 0 else axes
+    if not (_is_integer(axis) or isinstance(axis, (tuple, list))):
+        raise TypeError(f"{op}: axis is an integer or a tuple of integers, got {type(axis).__name__} "
+                        f"{axis!r:.40} (for a tensor of shape {x.shape})")
+    axes = tuple(normal_axis(a, max(x.ndim, 1), op, x) for a in _as_tuple(axis))
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{op}: axis {axis} names an axis twice (for a tensor of shape {x.shape})")
+    if x.ndim == 0:
+        return ()
+    return axes[0] if _is_integer(axis) else axes
+
+
+def _as_tuple(axis: Any) -> tuple[Any, ...]:
+    return tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+
+
+def _permutation(axes: Sequence[Any], x: Tensor) -> tuple[int, ...]:
+    """Transpose's axes: a permutation of all of them, negative ones counted from the end as numpy does."""
+    permutation = tuple(normal_axis(a, x.ndim, "transpose", x) for a in _as_tuple(axes))
+    if sorted(permutation) != list(range(x.ndim)):
+        raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation of the {x.ndim} axes of a tensor "
+                         f"of shape {x.shape}")
+    return permutation
 
 
 _PLAIN_INDEX = (int, slice, type(None), type(Ellipsis))
 
 
 def _index(index: Any) -> Any:
-    """The index numpy should see: ints and slices as given (the common case, checked first), tensors and
-    lists as integer arrays."""
+    """The index numpy should see: ints and slices as given (the common case, checked first), lists and tensors
+    as arrays: integer indices, or boolean masks."""
     if isinstance(index, _PLAIN_INDEX):
         return index
     if isinstance(index, tuple):
@@ -338,15 +403,17 @@ def _index(index: Any) -> Any:
 
 
 def _array_index(index: Any) -> Any:
-    if isinstance(index, Tensor):  # tensors hold floats: accept whole numbers as integer indices
+    if isinstance(index, Tensor):  # a boolean tensor is a mask; floats must be whole numbers
         index = index.data
-        if not np.array_equal(index, np.round(index)):
-            raise IndexError(f"a tensor used as an index must hold whole numbers, got {index!r:.60}")
-        index = index.astype(np.intp)
-    if isinstance(index, (list, np.ndarray)):
-        index = np.asarray(index)
         if index.dtype.kind == "f":
-            raise IndexError(f"tensor indices must be integers or booleans, got dtype {index.dtype}")
+            if not np.array_equal(index, np.round(index)):
+                raise IndexError(f"a tensor used as an index must hold whole numbers or booleans, got "
+                                 f"{index!r:.60}")
+            index = index.astype(np.intp)
+    if isinstance(index, list):
+        index = np.asarray(index) if index else np.array([], dtype=np.intp)  # x[[]] picks nothing, as in numpy
+    if isinstance(index, np.ndarray) and index.dtype.kind == "f":
+        raise IndexError(f"tensor indices must be integers or booleans, got dtype {index.dtype}")
     return index
 
 
@@ -361,8 +428,8 @@ def _apply(op: Primitive, a: Tensor, b: Tensor | None = None, **params: Any) -> 
     """
     try:
         data = op.array(a.data, **params) if b is None else op.array(a.data, b.data, **params)
-    except ValueError as error:
-        raise _shape_error(op, (a,) if b is None else (a, b), error) from None
+    except (ValueError, IndexError, TypeError) as error:
+        raise _input_error(op, (a,) if b is None else (a, b), error) from None
     if b is None:
         return _record(op, data, (a,), params, a.requires_grad)
     return _record(op, data, (a, b), params, a.requires_grad or b.requires_grad)
@@ -371,10 +438,11 @@ def _apply(op: Primitive, a: Tensor, b: Tensor | None = None, **params: Any) -> 
 def _record(op: Primitive, data: Any, inputs: tuple[Tensor, ...], params: dict[str, Any], needs_grad: bool
             ) -> Tensor:
     """The node holding ``data``: it remembers ``op`` and its inputs when one of them needs a gradient and
-    recording is on; otherwise it is a plain leaf."""
+    recording is on (in this thread or task); otherwise it is a plain leaf."""
     node = _new(Tensor)
     node.data = data if type(data) is np.ndarray else np.asarray(data)
-    node.grad = node.label = None
+    node.grad = node._label = None
+    mode = current_mode()
     node.stage = mode.stage
     node.params = params or _NO_PARAMS
     if needs_grad and mode.grad_enabled:
@@ -386,20 +454,24 @@ def _record(op: Primitive, data: Any, inputs: tuple[Tensor, ...], params: dict[s
     return node
 
 
-def _shape_error(op: Primitive, inputs: Sequence[Tensor], error: ValueError) -> ValueError:
-    shapes = " and ".join(str(x.shape) for x in inputs)
-    return ValueError(f"{op.name}: shapes {shapes} do not fit together ({error})")
+def _input_error(op: Primitive, inputs: Sequence[Tensor], error: Exception) -> Exception:
+    """numpy's complaint about an op's inputs, with the op, the inputs' shapes and any names prefixed."""
+    described = " and ".join(f"{x.where()} of shape {x.shape}" if x.label or x.stage else
+                             f"a tensor of shape {x.shape}" for x in inputs)
+    kind = next(k for k in (ValueError, IndexError, TypeError) if isinstance(error, k))
+    return kind(f"{op.name} of {described}: {error}")
 
 
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
-    inputs = tuple([_lift(t) for t in tensors])
+    inputs = tuple([_lift(t, None, CONCATENATE) for t in tensors])
     if not inputs:
         raise ValueError("concatenate needs at least one tensor")
+    axis = normal_axis(axis, inputs[0].ndim, "concatenate", inputs[0])
     try:
         data = CONCATENATE.array(*[x.data for x in inputs], axis=axis)
     except ValueError as error:
-        raise _shape_error(CONCATENATE, inputs, error) from None
+        raise _input_error(CONCATENATE, inputs, error) from None
     return _record(CONCATENATE, data, inputs, {"axis": axis}, any([x.requires_grad for x in inputs]))
 
 
@@ -407,4 +479,4 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
     """Elementwise choice: ``a`` where ``condition`` holds, else ``b`` (the condition is a constant mask)."""
     condition = np.asarray(raw(condition), dtype=bool)
     like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None  # a number takes its dtype
-    return _apply(WHERE, _lift(a, like), _lift(b, like), condition=condition)
+    return _apply(WHERE, _lift(a, like, WHERE), _lift(b, like, WHERE), condition=condition)

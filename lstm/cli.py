@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 import graphviz
 import numpy as np
 
-from autograd import Value, stage
+from autograd import Value, detect_anomaly, stage
 from autograd.core import Node, consumer_counts
 from autograd.files import make_directories, write_atomically
 from autograd.view.draw import FORMATS, GraphTooLargeError, GraphvizNotFoundError, draw, render
@@ -471,7 +471,7 @@ def run_explain(args: argparse.Namespace) -> int:
         root = expression_value(args.expression, _assignments(args.values))
     try:
         text = explain(root, precision=args.precision, format=args.format)
-    except ArithmeticError as error:  # a derivative beyond the floats, e.g. of 'a**10000000000' at a=2
+    except ArithmeticError as error:  # a local derivative that a rule cannot compute at these values
         what = _quoted(args.expression) if args.expression is not None else "this LSTM"
         reason = "a number is too large for a float" if isinstance(error, OverflowError) else error
         raise UsageError(f"cannot differentiate {what} at these values: {reason}") from None
@@ -574,8 +574,9 @@ def expression_value(text: str, values: dict[str, float]) -> Value:
     if unused:
         raise UsageError(f"{', '.join(unused)} not in the expression {_quoted(text)}")
     try:
-        root = evaluate(tree)
-    except (ValueError, ZeroDivisionError, OverflowError) as error:
+        with detect_anomaly():  # the engine computes log(-1) as nan: here it is a mistake to report
+            root = evaluate(tree)
+    except (ValueError, ArithmeticError) as error:
         raise UsageError(f"cannot evaluate {_quoted(text)}: {error}") from None
     if not isinstance(root, Value) or not leaves:
         raise UsageError(f"the expression {_quoted(text)} has no variables to differentiate by, e.g. 'a*b' a=2 "

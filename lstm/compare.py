@@ -1,31 +1,38 @@
-"""One LSTM's gradients four ways: hand derivation, Tensor engine, scalar engine, finite differences.
+"""One LSTM's gradients four ways: hand derivation, Tensor engine, scalar engine, finite differences; and yours.
 
-All four see the same weights, data and initial state, and differentiate the same loss
+All see the same weights, data and initial state, and differentiate the same loss
 
     L = sum(out * W_out) + sum(h_n * W_h) + sum(c_n * W_c)
 
 with fixed random W_out, W_h, W_c, so that every element of every output and final state matters. The hand
 derivation (`lstm.hand`) is the reference; each other method gets, per parameter and for x, h0 and c0, its
-largest absolute and relative difference from it and a pass or fail at a stated tolerance.
+largest absolute and relative difference from it and a pass or fail at a stated tolerance. A derivation of
+your own (``derivation=``, with `hand.backward`'s signature) joins the table as a column, and is checked stage
+by stage against the Tensor LSTM's graph with `autograd.check_derivation`, which names the first stage where it
+goes wrong.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from autograd import Tensor, Value
+from autograd import DerivationCheck, Tensor, Value, check_derivation
 from autograd.check import central_differences
 from lstm import hand
 from lstm.model import LSTM, ScalarLSTM, data_of, grads_of, labelled_values
+from lstm.params import init_params
 
 __all__ = ["Comparison", "Difference", "compare"]
 
 REFERENCE = "hand derivation"
 TENSOR, SCALAR, FINITE = "LSTM (Tensor)", "ScalarLSTM (Value)", "finite differences"
+YOURS = "your derivation"
+Derivation = Callable[..., Mapping[str, Any]]  # (cache, d_out, d_h, d_c) -> gradients by name, as hand.backward
 OUTPUTS = ("out", "h_n", "c_n")  # forward values, compared before the gradients
 
 
@@ -57,7 +64,8 @@ class Comparison:
     ``quantities`` are the forward outputs ("out", "h_n", "c_n") and then the gradients dL/d(name) for every
     parameter and for "x", "h0", "c0". ``results[method][quantity]`` holds the arrays themselves (the
     reference under ``"hand derivation"``), ``differences[(quantity, method)]`` the comparison; finite
-    differences give gradients only.
+    differences give gradients only. ``derivation`` is the stage-by-stage check of your derivation, when
+    ``compare`` was given one (``str(comparison.derivation)`` explains its first mistake).
     """
 
     settings: dict[str, Any]
@@ -65,6 +73,7 @@ class Comparison:
     quantities: tuple[str, ...]
     results: dict[str, dict[str, np.ndarray]] = field(repr=False)  # arrays: the table is what to look at
     differences: dict[tuple[str, str], Difference] = field(repr=False)
+    derivation: DerivationCheck | None = field(default=None, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -105,7 +114,22 @@ class Comparison:
                 "rows out, h_n, c_n compare forward values",
                 "pass: max abs <= tolerance * max(1, max |reference|)",
                 f"tolerances: {tolerances}{eps}",
+                *self._derivation_notes(),
                 "all passed" if self.passed else "SOME CHECKS FAILED"]
+
+    def _derivation_notes(self) -> list[str]:
+        """Where your derivation first goes wrong, stage by stage, in a line or two."""
+        check = self.derivation
+        if check is None:
+            return []
+        first = check.first_mismatch
+        if first is None:
+            return [f"your derivation: all {len(check.checks)} gradients it returned agree with the engine's"]
+        reason = first.verdict() or first.hint
+        return [f"your derivation first differs at {first.name} (stage {first.stage}), going back from L; "
+                f"{len(check.mismatches)} of its {len(check.checks)} gradients differ"
+                + (f": {reason}" if reason else ""),
+                "print(comparison.derivation) for the whole explanation"]
 
     def __str__(self) -> str:
         _, *body = self.rows()
@@ -145,17 +169,23 @@ class Comparison:
 
 def compare(input_size: int = 3, hidden_size: int = 4, num_layers: int = 1, seq_len: int = 5, batch: int = 2,
             seed: int = 0, include_scalar: bool = True, include_finite_differences: bool = True,
-            tolerance: float = 1e-9, finite_difference_tolerance: float = 1e-9, eps: float = 1e-3
-            ) -> Comparison:
+            tolerance: float = 1e-9, finite_difference_tolerance: float = 1e-9, eps: float = 1e-3,
+            derivation: Derivation | None = None) -> Comparison:
     """Run one LSTM through every method and tabulate how far each lands from the hand derivation.
 
     Weights come from ``seed`` (the same draw in every implementation); x, a non-zero initial state and the
     loss weights from a generator seeded with ``seed + 1``. The scalar LSTM builds one node per number and
     finite differences (five-point) run four forward passes per number: keep the sizes small, or switch them off.
+
+    ``derivation``, your own backward pass, is called as ``hand.backward`` is: ``derivation(cache, d_out, d_h,
+    d_c)`` with the `hand.Cache` of the forward pass and dL/d(out), dL/d(h_n), dL/d(c_n). It returns a dict of
+    gradients by name: parameter names, "x", "h0" and "c0" fill its column of the table; stage names (``h[t=5]``,
+    ``c[t=5]``, ``z_f[t=5]``, ..., as ``hand.backward(..., adjoints=True)`` returns them) let the check say at
+    which stage it first goes wrong. It is held to ``tolerance``.
     """
     settings = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, seq_len=seq_len,
                     batch=batch, seed=seed, eps=eps)
-    params = hand.init_params(input_size, hidden_size, num_layers, seed)
+    params = init_params(input_size, hidden_size, num_layers, seed)
     rng = np.random.default_rng(seed + 1)
     state_shape = (num_layers, batch, hidden_size)
     data = {"x": rng.standard_normal((seq_len, batch, input_size)),
@@ -165,13 +195,19 @@ def compare(input_size: int = 3, hidden_size: int = 4, num_layers: int = 1, seq_
 
     results = {REFERENCE: _hand(params, data, loss_weights)}
     tolerances = {TENSOR: tolerance}
-    results[TENSOR] = _tensor(input_size, hidden_size, num_layers, params, data, loss_weights)
+    results[TENSOR], root = _tensor(params, data, loss_weights)
     if include_scalar:
-        results[SCALAR] = _scalar(input_size, hidden_size, num_layers, params, data, loss_weights)
+        results[SCALAR] = _scalar(params, data, loss_weights)
         tolerances[SCALAR] = tolerance
     if include_finite_differences:
         results[FINITE] = _finite_differences(params, data, loss_weights, eps)
         tolerances[FINITE] = finite_difference_tolerance
+    check = None
+    if derivation is not None:
+        yours = _yours(derivation, params, data, loss_weights)
+        results[YOURS] = yours
+        tolerances[YOURS] = tolerance
+        check = check_derivation(root, yours, rtol=tolerance, atol=tolerance)
     settings["tolerances"] = tolerances
 
     quantities = (*OUTPUTS, *params, *data)
@@ -180,7 +216,7 @@ def compare(input_size: int = 3, hidden_size: int = 4, num_layers: int = 1, seq_
     differences = {(quantity, method): Difference.between(results[method][quantity], reference[quantity],
                                                           tolerances[method])
                    for method in methods for quantity in quantities if quantity in results[method]}
-    return Comparison(settings, methods, quantities, results, differences)
+    return Comparison(settings, methods, quantities, results, differences, check)
 
 
 Weights = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -193,23 +229,36 @@ def _hand(params: dict[str, np.ndarray], data: dict[str, np.ndarray], loss_weigh
     return {"out": out, "h_n": h, "c_n": c, **hand.backward(cache, *loss_weights)}
 
 
-def _tensor(input_size: int, hidden_size: int, num_layers: int, params: dict[str, np.ndarray],
-            data: dict[str, np.ndarray], loss_weights: Weights) -> dict[str, np.ndarray]:
-    model = LSTM(input_size, hidden_size, num_layers)
-    model.load_state_dict(params)
+def _yours(derivation: Derivation, params: dict[str, np.ndarray], data: dict[str, np.ndarray],
+           loss_weights: Weights) -> dict[str, np.ndarray]:
+    """Your derivation run as hand.backward is, on copies (it cannot change what the others use)."""
+    _, _, cache = hand.forward({name: array.copy() for name, array in params.items()}, data["x"].copy(),
+                               (data["h0"].copy(), data["c0"].copy()))
+    gradients = derivation(cache, *(weights.copy() for weights in loss_weights))
+    if not isinstance(gradients, Mapping):
+        raise TypeError(f"compare: your derivation must return a dict of gradients by name, as hand.backward "
+                        f"does; got {type(gradients).__name__}")
+    return {name: np.asarray(value, dtype=np.float64) for name, value in gradients.items()}
+
+
+def _tensor(params: dict[str, np.ndarray], data: dict[str, np.ndarray], loss_weights: Weights
+            ) -> tuple[dict[str, np.ndarray], Tensor]:
+    """The Tensor LSTM's numbers, and its loss: the graph a derivation of your own is checked on."""
+    model = LSTM.from_state_dict(params)
     x, h0, c0 = (Tensor(data[name], requires_grad=True, label=name) for name in ("x", "h0", "c0"))
     out, (h, c) = model(x, (h0, c0))
     w_out, w_h, w_c = loss_weights
-    ((out * w_out).sum() + (h * w_h).sum() + (c * w_c).sum()).backward()
+    loss = (out * w_out).sum() + (h * w_h).sum() + (c * w_c).sum()
+    loss.label = "L"
+    loss.backward()
     return {"out": out.data, "h_n": h.data, "c_n": c.data, **model.gradients(),
-            "x": x.grad, "h0": h0.grad, "c0": c0.grad}
+            "x": x.grad, "h0": h0.grad, "c0": c0.grad}, loss
 
 
-def _scalar(input_size: int, hidden_size: int, num_layers: int, params: dict[str, np.ndarray],
-            data: dict[str, np.ndarray], loss_weights: Weights) -> dict[str, np.ndarray]:
-    model = ScalarLSTM(input_size, hidden_size, num_layers)
-    model.load_state_dict(params)
-    leaves = {name: labelled_values(array, name) for name, array in data.items()}
+def _scalar(params: dict[str, np.ndarray], data: dict[str, np.ndarray], loss_weights: Weights
+            ) -> dict[str, np.ndarray]:
+    model = ScalarLSTM.from_state_dict(params)
+    leaves = {name: labelled_values(array, name, time_first=name == "x") for name, array in data.items()}
     out, (h, c) = model(leaves["x"], (leaves["h0"], leaves["c0"]))
     loss = Value(0.0)
     for nodes, weights in zip((out, h, c), loss_weights):

@@ -1,6 +1,7 @@
-"""The LSTM built from autograd primitives, twice: on Tensors (`LSTM`) and on scalar Values (`ScalarLSTM`).
+"""The LSTM built from autograd primitives, twice: on Tensors (`LSTM`) and on scalar Values (`ScalarLSTM`); and a
+plain tanh `RNN` on Tensors, built the same way, to set beside them.
 
-Both compute, for every layer and time step, the functional stages of the LSTM cell::
+Both LSTMs compute, for every layer and time step t = 1 ... T, the functional stages of the LSTM cell::
 
     input gate      i = sigmoid(W_i [x_t, h_{t-1}, 1])
     forget gate     f = sigmoid(W_f [x_t, h_{t-1}, 1])
@@ -10,78 +11,74 @@ Both compute, for every layer and time step, the functional stages of the LSTM c
     hidden state    h_t = o * tanh(c_t)
 
 where W_k = [W_ik | W_hk | b_ik + b_hk] is gate k's block of rows of the PyTorch parameters, the bias riding
-along as the weight of a constant 1. Every node is tagged with its stage (``t=2 / layer 0 / forget gate``), so
+along as the weight of a constant 1. Every stage's value is labelled with its stable name (``z_f[t=2]``,
+``f[t=2]``, ``c[t=2]``, ``tanh_c[t=2]``, ``h[t=2]``; ``h[t=2, layer 1]`` with several layers, ``h[t=2][0,1]``
+for an element of the ScalarLSTM), the names `lstm.hand` gives its gradients, and every node is tagged with its
+stage (``t=2 / layer 0 / forget gate``), so
 a drawing shows the stages and the forks: [x_t, h_{t-1}, 1] feeds all four gates, c_t feeds tanh(c_t) and step
 t+1. `LSTM` makes the four gates' pre-activations with one product, z = [x_t, h_{t-1}, 1] @ W of shape
 (4, B, H), gate by gate, and each gate's stage takes its slice z[k]; so in its graph the fork into the four
 gates sits on z, and the product adds their four gradients up on the way back. `ScalarLSTM` builds every sum
-itself. Weights come from `lstm.hand.init_params`, so one seed gives the same weights to the Tensor LSTM, the
-scalar LSTM and the hand derivation, and state dicts (PyTorch ``nn.LSTM`` names and layout) move between them.
+itself. Gate order, parameter shapes and initialisation come from `lstm.params`, the one place that states
+them: one seed gives the same weights to the Tensor LSTM, the scalar LSTM and the hand derivation, state dicts
+(PyTorch ``nn.LSTM`` names and layout) move between them, and ``from_state_dict`` builds a model straight from
+one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from autograd import Tensor, Value, concatenate, stack, stage
 from autograd.nn import Module, checked_state
 from autograd.value import Constant
-from lstm import hand
+from lstm.params import GATES, Gate, init_params, parameter_shapes, sizes_of, step_name
 
-__all__ = ["GATES", "LSTM", "Gate", "ScalarLSTM", "Unrolled", "parameter_shapes"]
-
-
-class Gate(NamedTuple):
-    """One of the four gates: its stage name, its letter in the equations and its activation."""
-
-    stage: str
-    letter: str
-    activation: str  # a method name that Tensor and Value both have
-
-
-# In the order of PyTorch's row blocks inside weight_ih, weight_hh, bias_ih and bias_hh.
-GATES = (Gate("input gate", "i", "sigmoid"), Gate("forget gate", "f", "sigmoid"),
-         Gate("cell candidate", "g", "tanh"), Gate("output gate", "o", "sigmoid"))
-STATE_NAMES = ("h0", "c0")
-
-
-def parameter_shapes(input_size: int, hidden_size: int, num_layers: int = 1) -> dict[str, tuple[int, ...]]:
-    """The ``nn.LSTM`` parameter names and shapes, layer by layer, in PyTorch's order."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for layer in range(num_layers):
-        shapes[f"weight_ih_l{layer}"] = (4 * hidden_size, input_size if layer == 0 else hidden_size)
-        shapes[f"weight_hh_l{layer}"] = (4 * hidden_size, hidden_size)
-        shapes[f"bias_ih_l{layer}"] = (4 * hidden_size,)
-        shapes[f"bias_hh_l{layer}"] = (4 * hidden_size,)
-    return shapes
+__all__ = ["GATES", "LSTM", "RNN", "Gate", "ScalarLSTM", "Unrolled", "parameter_shapes"]
 
 
 @dataclass(frozen=True)
 class Unrolled:
     """One forward pass with its per-step nodes, for looking inside (gradient flow, drawings).
 
-    ``out`` (T, B, H), ``h`` and ``c`` (num_layers, B, H) are what ``model(x, state)`` returns.
-    ``hidden[l][t]`` and ``cell[l][t]`` are the nodes h_t and c_t of layer l, each (B, H): a Tensor for
-    `LSTM`, an object array of Values for `ScalarLSTM`. Their adjoints are dL/dh_t and dL/dc_t.
+    ``out`` (T, B, H), ``h`` and ``c`` (num_layers, B, H) are what ``model(x, state)`` returns (``c`` is None for
+    the `RNN`, which has no cell state). ``hidden[l][t - 1]`` and ``cell[l][t - 1]`` are the nodes h_t and c_t
+    of layer l at step t = 1 ... T (steps count from 1, as in the equations), each (B, H): a Tensor for `LSTM`
+    and `RNN`, an object array of Values for `ScalarLSTM`. Their adjoints are dL/dh_t and dL/dc_t.
     """
 
     out: Any
     h: Any
     c: Any
     hidden: list[list[Any]]
-    cell: list[list[Any]]
+    cell: list[list[Any]] | None
 
 
-class _LSTMBase:
-    """What both implementations share: sizes, checks of inputs and state dicts, and node names."""
+class _Recurrent:
+    """What the models share: sizes, checks of inputs and states, node names, and building from a state dict."""
 
+    blocks = len(GATES)  # row blocks in each weight and bias: one per gate (the RNN has one)
+    state_names = ("h0", "c0")
     input_size: int
     hidden_size: int
     num_layers: int
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, Any], dtype: Any = None) -> Any:
+        """A model holding exactly these parameters (PyTorch names and layout, sizes read from the shapes), with
+        nothing drawn at random first. ``dtype`` (Tensor models): the parameters' own when omitted."""
+        sizes = sizes_of(state, cls.blocks)
+        model = cls.__new__(cls)
+        model._set_sizes(sizes.input_size, sizes.hidden_size, sizes.num_layers)
+        model._set_parameters(state, sizes.dtype if dtype is None else dtype)
+        return model
+
+    def _set_parameters(self, params: Mapping[str, Any], dtype: Any) -> None:
+        raise NotImplementedError
 
     def _set_sizes(self, input_size: int, hidden_size: int, num_layers: int) -> None:
         for name, size in (("input_size", input_size), ("hidden_size", hidden_size),
@@ -105,40 +102,105 @@ class _LSTMBase:
             raise ValueError(f"{name}: x needs at least one time step and one sequence, got shape {shape}")
         return steps, batch
 
-    def _check_state(self, state: Any, batch: int) -> tuple[Any, Any]:
+    def _check_state(self, state: Any, batch: int) -> tuple[Any, ...]:
+        """The initial state's parts, (h0, c0) or (h0,), each checked to be (num_layers, batch, hidden_size)."""
         name = type(self).__name__
-        if not isinstance(state, (tuple, list)) or len(state) != 2:
+        if len(self.state_names) == 1:
+            parts = (state,)
+        elif not isinstance(state, (tuple, list)) or len(state) != 2:
             raise TypeError(f"{name}: state must be a pair (h0, c0), got {type(state).__name__}")
+        else:
+            parts = tuple(state)
         expected = (self.num_layers, batch, self.hidden_size)
-        for label, part in zip(("h0", "c0"), state):
+        for label, part in zip(self.state_names, parts):
             shape = np.shape(part.data if isinstance(part, Tensor) else part)
             if shape != expected:
                 raise ValueError(f"{name}: {label} has shape {shape}, expected (num_layers, batch, "
                                  f"hidden_size) = {expected}")
-        return state[0], state[1]
+        return parts
 
     def _name(self, kind: str, t: int, layer: int) -> str:
         """``h[t=2]``, or ``h[t=2, layer 1]`` when there are several layers."""
-        return f"{kind}[t={t}]" if self.num_layers == 1 else f"{kind}[t={t}, layer {layer}]"
+        return step_name(kind, t, layer, self.num_layers)
+
+
+class _TensorModel(_Recurrent, Module):
+    """What the Tensor models add: a dtype, parameters as Tensors, inputs made Tensors of that dtype."""
+
+    dtype: np.dtype
+
+    def _set_parameters(self, params: Mapping[str, Any], dtype: Any) -> None:
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind != "f":
+            raise TypeError(f"{type(self).__name__}: dtype must be a float type, got {self.dtype}")
+        shapes = parameter_shapes(self.input_size, self.hidden_size, self.num_layers, self.blocks)
+        for name, array in checked_state(self, shapes, params).items():
+            # a Tensor that requires grad copies the array it is given: the model owns its parameters
+            setattr(self, name, Tensor(array, requires_grad=True, dtype=self.dtype, label=name))
+
+    def _stacked_weights(self, layer: int) -> Tensor:
+        """Each block's (I + H + 1, H) matrix [W_ik | W_hk | b_ik + b_hk]^T: for the LSTM's gates stacked,
+        (4, I + H + 1, H); for the RNN's single block, (I + H + 1, H)."""
+        with stage(f"layer {layer}"), stage("gate weights" if self.blocks > 1 else "weights"):
+            bias = getattr(self, f"bias_ih_l{layer}") + getattr(self, f"bias_hh_l{layer}")
+            stacked = concatenate([getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}"),
+                                   bias.reshape(-1, 1)], axis=1)
+            if self.blocks == 1:
+                weight = stacked.swapaxes(0, 1)
+            else:
+                weight = stacked.reshape(self.blocks, self.hidden_size, -1).swapaxes(1, 2)
+            weight.label = "W" if self.num_layers == 1 else f"W_l{layer}"
+        return weight
+
+    def _initial_state(self, state: Any, batch: int) -> list[list[Any]]:
+        """Per part of the state (h0, and c0 for the LSTM), per layer: (B, H) arrays for constants, indexed
+        nodes for differentiable ones."""
+        if state is None:
+            zeros = np.zeros((batch, self.hidden_size), dtype=self.dtype)
+            return [[zeros] * self.num_layers for _ in self.state_names]
+        parts = self._check_state(state, batch)
+        nodes = [self._as_input(part, name) for part, name in zip(parts, self.state_names)]
+        with stage("initial state"):
+            return [[node[k] if node.requires_grad else node.data[k] for k in range(self.num_layers)]
+                    for node in nodes]
+
+    def _as_input(self, data: Any, name: str) -> Tensor:
+        """A Tensor in the model's dtype; a differentiable Tensor of another dtype is an error, not a copy."""
+        kind = type(self).__name__
+        if isinstance(data, Tensor):
+            if data.requires_grad and data.dtype != self.dtype:
+                raise TypeError(f"{kind}: {name} is a {data.dtype} Tensor that requires grad, but the model is "
+                                f"{self.dtype}; create it with dtype={self.dtype}")
+            return data if data.dtype == self.dtype else Tensor(data.data.astype(self.dtype), label=data.label)
+        if isinstance(data, Value) or (isinstance(data, np.ndarray) and data.dtype == object):
+            raise TypeError(f"{kind}: {name} must be a numpy array or a Tensor, got Values (use ScalarLSTM)")
+        try:
+            return Tensor(data, dtype=self.dtype, label=name)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{kind}: {name} must be a numpy array or a Tensor, got {type(data).__name__} "
+                            f"({error})") from None
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(input_size={self.input_size}, hidden_size={self.hidden_size}, "
+                f"num_layers={self.num_layers}, dtype={self.dtype})")
 
 
 # --- the Tensor LSTM ---------------------------------------------------------------------------------------
 
-class LSTM(_LSTMBase, Module):
+class LSTM(_TensorModel):
     """A multi-layer LSTM on Tensors with PyTorch ``nn.LSTM`` parameters, sequence first.
 
     ``out, (h, c) = lstm(x, (h0, c0))`` with x (T, B, input_size), a numpy array or a Tensor (make it
     ``requires_grad=True`` to get dL/dx), and states (num_layers, B, hidden_size), zeros when omitted.
+    ``forget_bias`` sets every forget-gate bias after the usual draw (see `lstm.params.init_params`);
+    ``LSTM.from_state_dict(state)`` builds one from given weights.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dtype: Any = np.float64,
-                 seed: int = 0) -> None:
+                 seed: int = 0, *, forget_bias: float | None = None) -> None:
         self._set_sizes(input_size, hidden_size, num_layers)
-        self.dtype = np.dtype(dtype)
-        if self.dtype.kind != "f":
-            raise TypeError(f"LSTM: dtype must be a float type, got {self.dtype}")
-        for name, array in hand.init_params(input_size, hidden_size, num_layers, seed, self.dtype).items():
-            setattr(self, name, Tensor(array, requires_grad=True, label=name))
+        self._set_parameters(init_params(input_size, hidden_size, num_layers, seed, forget_bias=forget_bias),
+                             dtype)
 
     def forward(self, x: Any, state: tuple[Any, Any] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """``(out, (h, c))``: out (T, B, H) from the last layer; h, c (num_layers, B, H) at the end."""
@@ -151,12 +213,12 @@ class LSTM(_LSTMBase, Module):
         steps, batch = self._check_sequence(x.shape)
         h, c = self._initial_state(state, batch)
         ones = Tensor(np.ones((batch, 1), dtype=self.dtype), label="1")
-        weights = [self._gate_weights(layer) for layer in range(self.num_layers)]
+        weights = [self._stacked_weights(layer) for layer in range(self.num_layers)]
         hidden: list[list[Tensor]] = [[] for _ in range(self.num_layers)]
         cell: list[list[Tensor]] = [[] for _ in range(self.num_layers)]
-        for t in range(steps):
+        for t in range(1, steps + 1):  # t counts from 1, as in the equations: step 1 reads h0 as h_{t-1}
             with stage(f"t={t}"):
-                below: Any = x[t]  # its gradient, if x needs one, is added into place step by step
+                below: Any = x[t - 1]  # its gradient, if x needs one, is added into place step by step
                 for layer in range(self.num_layers):
                     with stage(f"layer {layer}"):
                         h[layer], c[layer] = self._cell(weights[layer], below, h[layer], c[layer], ones,
@@ -172,23 +234,37 @@ class LSTM(_LSTMBase, Module):
             h_n.label, c_n.label = "h_n", "c_n"
         return Unrolled(out, h_n, c_n, hidden, cell)
 
+    def step(self, x_t: Any, h_prev: Any, c_prev: Any, t: int = 1, layer: int = 0) -> tuple[Tensor, Tensor]:
+        """One step of one layer on its own: ``(h_t, c_t)`` from x_t (B, input size of the layer) and the
+        previous state (B, H) each, numpy arrays or Tensors, in the stages and with the names of step t."""
+        x_t, h_prev, c_prev = (self._as_input(part, name) for part, name in
+                               ((x_t, "x"), (h_prev, "h_prev"), (c_prev, "c_prev")))
+        ones = Tensor(np.ones((x_t.shape[0], 1), dtype=self.dtype), label="1")
+        weight = self._stacked_weights(layer)
+        with stage(f"t={t}"), stage(f"layer {layer}"):
+            return self._cell(weight, x_t, h_prev, c_prev, ones, t, layer)
+
     def _cell(self, weight: Tensor, x_t: Any, h_prev: Any, c_prev: Any, ones: Tensor, t: int, layer: int
               ) -> tuple[Tensor, Tensor]:
         """One step of one layer.
 
         One batched product for the four gates rather than four: the (4, K, H) weight gives z gate by gate,
-        (4, B, H), so each gate's slice z[k] is a contiguous block. On the way back the product itself adds the
-        four gates' gradients for [x, h, 1] (no additions at a fork) and the weight gathers one term per step,
-        not four: on small arrays each numpy call costs more than its arithmetic, so fewer calls is what counts.
+        (4, B, H), so each gate's slice z[k] (``z_f[t=1]``) is a contiguous block. On the way back the product
+        itself adds the four gates' gradients for [x, h, 1] (no additions at a fork) and the weight gathers one
+        term per step, not four: on small arrays each numpy call costs more than its arithmetic, so fewer calls
+        is what counts. `autograd.check_derivation` still names the four branches of h_{t-1}'s fork: it
+        follows the path from h_{t-1} through [x, h, 1] and z to the four gate stages.
         """
         gate_input = concatenate([x_t, h_prev, ones], axis=1)
         gate_input.label = self._name("[x, h, 1]", t, layer)
         z = gate_input @ weight  # (B, K) @ (4, K, H) -> (4, B, H)
         z.label = self._name("z", t, layer)
         activations = []
-        for k, gate in enumerate(GATES):
+        for k, gate in enumerate(GATES):  # i, f, g, o
             with stage(gate.stage):
-                activation = getattr(z[k], gate.activation)()  # z[k]: the gate's slice, taken in its stage
+                pre_activation = z[k]  # the gate's slice, taken in its stage
+                pre_activation.label = self._name(gate.pre_activation, t, layer)
+                activation = getattr(pre_activation, gate.activation)()
                 activation.label = self._name(gate.letter, t, layer)
             activations.append(activation)
         i, f, g, o = activations
@@ -196,71 +272,93 @@ class LSTM(_LSTMBase, Module):
             c = f * c_prev + i * g
             c.label = self._name("c", t, layer)
         with stage("hidden state"):
-            h = o * c.tanh()
+            tanh_c = c.tanh()
+            tanh_c.label = self._name("tanh_c", t, layer)
+            h = o * tanh_c
             h.label = self._name("h", t, layer)
         return h, c
 
-    def _gate_weights(self, layer: int) -> Tensor:
-        """The four gates' (I + H + 1, H) matrices [W_ik | W_hk | b_ik + b_hk]^T, stacked: (4, I + H + 1, H)."""
-        with stage(f"layer {layer}"), stage("gate weights"):
-            bias = getattr(self, f"bias_ih_l{layer}") + getattr(self, f"bias_hh_l{layer}")
-            stacked = concatenate([getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}"),
-                                   bias.reshape(-1, 1)], axis=1)
-            weight = stacked.reshape(len(GATES), self.hidden_size, -1).swapaxes(1, 2)
-            weight.label = "W"
-        return weight
 
-    def _initial_state(self, state: Any, batch: int) -> tuple[list[Any], list[Any]]:
-        """Per-layer (B, H) initial states: arrays for constants, indexed nodes for differentiable ones."""
-        if state is None:
-            zeros = np.zeros((batch, self.hidden_size), dtype=self.dtype)
-            return [zeros] * self.num_layers, [zeros] * self.num_layers
-        parts = self._check_state(state, batch)
-        h0, c0 = (self._as_input(part, name) for part, name in zip(parts, STATE_NAMES))
-        with stage("initial state"):
-            return ([h0[k] if h0.requires_grad else h0.data[k] for k in range(self.num_layers)],
-                    [c0[k] if c0.requires_grad else c0.data[k] for k in range(self.num_layers)])
+# --- the plain RNN -----------------------------------------------------------------------------------------
 
-    def _as_input(self, data: Any, name: str) -> Tensor:
-        """A Tensor in the model's dtype; a differentiable Tensor of another dtype is an error, not a copy."""
-        if isinstance(data, Tensor):
-            if data.requires_grad and data.dtype != self.dtype:
-                raise TypeError(f"LSTM: {name} is a {data.dtype} Tensor that requires grad, but the model is "
-                                f"{self.dtype}; create it with dtype={self.dtype}")
-            return data if data.dtype == self.dtype else Tensor(data.data.astype(self.dtype))
-        if isinstance(data, Value) or (isinstance(data, np.ndarray) and data.dtype == object):
-            raise TypeError(f"LSTM: {name} must be a numpy array or a Tensor, got Values (use ScalarLSTM)")
-        try:
-            return Tensor(data, dtype=self.dtype)
-        except (TypeError, ValueError) as error:
-            raise TypeError(f"LSTM: {name} must be a numpy array or a Tensor, got {type(data).__name__} "
-                            f"({error})") from None
+class RNN(_TensorModel):
+    """A plain tanh RNN on Tensors, from the same primitives and with the same conventions as `LSTM`.
 
-    def __repr__(self) -> str:
-        return (f"LSTM(input_size={self.input_size}, hidden_size={self.hidden_size}, "
-                f"num_layers={self.num_layers}, dtype={self.dtype})")
+    h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), PyTorch ``nn.RNN``'s parameters (``weight_ih_l0`` of shape
+    (H, I), ...) and initialisation (uniform in ±1/sqrt(H)), sequence first, steps from t = 1, each step's nodes
+    ``z[t=1]`` (the pre-activation) and ``h[t=1]`` in the stage ``t=1 / layer 0 / hidden state``.
+    ``out, h_n = rnn(x, h0)``, as ``nn.RNN`` returns them. With no cell state its gradient reaches step t
+    only through the product of every later step's tanh' and W_hh: what the LSTM's cell state was made to avoid.
+    """
+
+    blocks = 1
+    state_names = ("h0",)
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dtype: Any = np.float64,
+                 seed: int = 0) -> None:
+        self._set_sizes(input_size, hidden_size, num_layers)
+        self._set_parameters(init_params(input_size, hidden_size, num_layers, seed, blocks=1), dtype)
+
+    def forward(self, x: Any, h0: Any = None) -> tuple[Tensor, Tensor]:
+        """``(out, h_n)``: out (T, B, H) from the last layer; h_n (num_layers, B, H) at the end."""
+        run = self.unroll(x, h0)
+        return run.out, run.h
+
+    def unroll(self, x: Any, h0: Any = None) -> Unrolled:
+        """The forward pass, keeping the per-step nodes h_t of every layer (no cell state: ``cell`` is None)."""
+        x = self._as_input(x, "x")
+        steps, batch = self._check_sequence(x.shape)
+        h, = self._initial_state(h0, batch)
+        ones = Tensor(np.ones((batch, 1), dtype=self.dtype), label="1")
+        weights = [self._stacked_weights(layer) for layer in range(self.num_layers)]
+        hidden: list[list[Tensor]] = [[] for _ in range(self.num_layers)]
+        for t in range(1, steps + 1):
+            with stage(f"t={t}"):
+                below: Any = x[t - 1]
+                for layer in range(self.num_layers):
+                    with stage(f"layer {layer}"), stage("hidden state"):
+                        gate_input = concatenate([below, h[layer], ones], axis=1)
+                        gate_input.label = self._name("[x, h, 1]", t, layer)
+                        z = gate_input @ weights[layer]
+                        z.label = self._name("z", t, layer)
+                        h[layer] = z.tanh()
+                        h[layer].label = self._name("h", t, layer)
+                    hidden[layer].append(h[layer])
+                    below = h[layer]
+        with stage("outputs"):
+            out = concatenate(hidden[-1], axis=0).reshape(steps, batch, self.hidden_size)
+            out.label = "out"
+            h_n = stack(h)
+            h_n.label = "h_n"
+        return Unrolled(out, h_n, None, hidden, None)
 
 
 # --- the scalar LSTM ---------------------------------------------------------------------------------------
 
-class ScalarLSTM(_LSTMBase):
+class ScalarLSTM(_Recurrent):
     """The LSTM with every number a `Value`: each gate element is its own node, for drawing and explaining.
 
     Parameters are numpy object arrays of Values in the ``nn.LSTM`` layout, labelled by the gate block they
     belong to (``W_if[2,0]`` is row 2 of the forget block of weight_ih, column 0). ``model(x, state)`` takes
-    numpy floats, which become constant leaves, or object arrays of Values (for dL/dx, read their ``.grad``),
-    and returns object arrays of Values shaped like `LSTM`'s outputs. It builds O(T B H (I + H)) nodes: keep
-    it small.
+    numpy floats, which become constant leaves (x's labelled by step: ``x[t=1][0,2]``), or object arrays of
+    Values (for dL/dx, read their ``.grad``), and returns object arrays of Values shaped like `LSTM`'s outputs.
+    Its nodes have `LSTM`'s names with the element added: ``f[t=1][0,2]``. It builds O(T B H (I + H)) nodes:
+    keep it small.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, seed: int = 0) -> None:
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, seed: int = 0, *,
+                 forget_bias: float | None = None) -> None:
         self._set_sizes(input_size, hidden_size, num_layers)
+        self._set_parameters(init_params(input_size, hidden_size, num_layers, seed, forget_bias=forget_bias),
+                             np.float64)
+
+    def _set_parameters(self, params: Mapping[str, Any], dtype: Any) -> None:
+        shapes = parameter_shapes(self.input_size, self.hidden_size, self.num_layers)
         self._parameters: dict[str, np.ndarray] = {}
-        for name, array in hand.init_params(input_size, hidden_size, num_layers, seed).items():
+        for name, array in checked_state(self, shapes, params).items():
             self._parameters[name] = np.empty(array.shape, dtype=object)
             for index in np.ndindex(array.shape):
-                label = self._leaf_label(name, index)
-                self._parameters[name][index] = Value(float(array[index]), label=label)
+                self._parameters[name][index] = Value(float(array[index]), label=self._leaf_label(name, index))
 
     def __getattr__(self, name: str) -> np.ndarray:
         parameters = self.__dict__.get("_parameters", {})
@@ -317,13 +415,13 @@ class ScalarLSTM(_LSTMBase):
             h0, c0 = self._as_nodes(zeros, "h0"), self._as_nodes(zeros, "c0")
         else:
             parts = self._check_state(state, batch)
-            h0, c0 = (self._as_nodes(part, name) for part, name in zip(parts, STATE_NAMES))
+            h0, c0 = (self._as_nodes(part, name) for part, name in zip(parts, self.state_names))
         h, c = list(h0), list(c0)
         hidden: list[list[np.ndarray]] = [[] for _ in range(self.num_layers)]
         cell: list[list[np.ndarray]] = [[] for _ in range(self.num_layers)]
-        for t in range(steps):
+        for t in range(1, steps + 1):
             with stage(f"t={t}"):
-                below = x[t]
+                below = x[t - 1]
                 for layer in range(self.num_layers):
                     with stage(f"layer {layer}"):
                         h[layer], c[layer] = self._cell(below, h[layer], c[layer], t, layer)
@@ -350,6 +448,7 @@ class ScalarLSTM(_LSTMBase):
                         total = total + w * v
                     for w, v in zip(weight_hh[row], h_prev[b]):
                         total = total + w * v
+                    total.label = f"{self._name(gate.pre_activation, t, layer)}[{b},{j}]"
                     activations[b, j] = getattr(total, gate.activation)()
                     activations[b, j].label = f"{self._name(gate.letter, t, layer)}[{b},{j}]"
                 gates[gate.letter] = activations
@@ -362,7 +461,9 @@ class ScalarLSTM(_LSTMBase):
                 c[b, j].label = f"{self._name('c', t, layer)}[{b},{j}]"
         with stage("hidden state"):
             for b, j in np.ndindex(batch, size):
-                h[b, j] = o[b, j] * c[b, j].tanh()
+                tanh_c = c[b, j].tanh()
+                tanh_c.label = f"{self._name('tanh_c', t, layer)}[{b},{j}]"
+                h[b, j] = o[b, j] * tanh_c
                 h[b, j].label = f"{self._name('h', t, layer)}[{b},{j}]"
         return h, c
 
@@ -380,7 +481,7 @@ class ScalarLSTM(_LSTMBase):
             return array
         if array.dtype.kind not in "fiu":
             raise TypeError(f"ScalarLSTM: {name} must hold real numbers, got dtype {array.dtype}")
-        return labelled_values(array, name, kind=Constant)
+        return labelled_values(array, name, kind=Constant, time_first=name == "x")
 
     def __repr__(self) -> str:
         return (f"ScalarLSTM(input_size={self.input_size}, hidden_size={self.hidden_size}, "
@@ -389,11 +490,17 @@ class ScalarLSTM(_LSTMBase):
 
 # --- object arrays of Values -------------------------------------------------------------------------------
 
-def labelled_values(array: np.ndarray, name: str, kind: type[Value] = Value) -> np.ndarray:
-    """An object array of Values (or Constants) holding ``array``'s numbers, labelled ``x[0,1,2]``."""
+def labelled_values(array: np.ndarray, name: str, kind: type[Value] = Value, time_first: bool = False
+                    ) -> np.ndarray:
+    """An object array of Values (or Constants) holding ``array``'s numbers, labelled ``h0[0,1,2]``, or with
+    ``time_first`` by step and element: ``x[t=1][1,2]`` for ``array[0, 1, 2]``."""
     nodes = np.empty(array.shape, dtype=object)
     for index in np.ndindex(array.shape):
-        nodes[index] = kind(float(array[index]), label=f"{name}[{','.join(map(str, index))}]")
+        if time_first:
+            label = f"{name}[t={index[0] + 1}][{','.join(map(str, index[1:]))}]"
+        else:
+            label = f"{name}[{','.join(map(str, index))}]"
+        nodes[index] = kind(float(array[index]), label=label)
     return nodes
 
 

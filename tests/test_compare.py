@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_derivation import MISTAKES, learners_backward  # the learner of the derivation tests, with its mistakes
 
-from lstm import compare
-from lstm.compare import FINITE, REFERENCE, SCALAR, TENSOR, Difference
+from lstm import compare, hand
+from lstm.compare import FINITE, REFERENCE, SCALAR, TENSOR, YOURS, Difference
 from lstm.model import parameter_shapes
 
 GRADIENTS = ("x", "h0", "c0")
@@ -102,3 +103,43 @@ def test_difference_is_relative_for_large_arrays_and_absolute_for_small_ones():
     small = Difference.between(np.array([1e-3 + 2e-9]), np.array([1e-3]), tolerance=1e-9)
     assert not small.passed and small.max_abs == pytest.approx(2e-9, rel=1e-6)
     assert Difference.between(np.zeros(3), np.zeros(3), 1e-9) == Difference(0.0, 0.0, 1e-9, True)
+
+
+# --- a derivation of your own --------------------------------------------------------------------------------
+
+def test_your_derivation_joins_the_table_and_is_checked_stage_by_stage():
+    def mine(cache, d_out, d_h, d_c):
+        return hand.backward(cache, d_out, d_h, d_c, adjoints=True)
+
+    result = compare(num_layers=2, seq_len=3, include_scalar=False, include_finite_differences=False,
+                     derivation=mine)
+    assert result.methods == (TENSOR, YOURS) and result.passed
+    assert all((name, YOURS) in result.differences for name in (*parameter_shapes(3, 4, 2), *GRADIENTS))
+    assert result.derivation.passed and len(result.derivation.checks) == 8 + 3 + 3 * 2 * 11
+    assert "your derivation: all 77 gradients it returned agree with the engine's" in str(result)
+
+
+def test_a_wrong_derivation_is_reported_at_its_first_wrong_stage():
+    def mine(cache, d_out, d_h, d_c):
+        return learners_backward(cache, d_out, d_h, d_c, mistake=MISTAKES[1])
+
+    result = compare(seq_len=3, include_scalar=False, include_finite_differences=False, derivation=mine)
+    assert not result.passed and not result.differences[("weight_hh_l0", YOURS)].passed
+    assert result.differences[("weight_hh_l0", TENSOR)].passed
+    first = result.derivation.first_mismatch
+    assert first.name == "h[t=2]" and first.missing == ("output gate", "input gate", "cell candidate")
+    text = str(result)
+    assert ("your derivation first differs at h[t=2] (stage t=2 / layer 0 / hidden state), going back from L"
+            in text)
+    assert "yours equals the forget gate's and outputs' branches only" in text
+    assert text.endswith("SOME CHECKS FAILED") and "print(comparison.derivation)" in text
+    assert "your derivation first differs at h[t=2]" in result._repr_html_()
+
+
+def test_your_derivation_must_return_known_names():
+    with pytest.raises(ValueError, match="no node is labelled 'dh_1'"):
+        compare(seq_len=2, include_scalar=False, include_finite_differences=False,
+                derivation=lambda cache, d_out, d_h, d_c: {"dh_1": np.zeros((2, 4))})
+    with pytest.raises(TypeError, match="must return a dict of gradients by name"):
+        compare(seq_len=2, include_scalar=False, include_finite_differences=False,
+                derivation=lambda cache, d_out, d_h, d_c: d_out)

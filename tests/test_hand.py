@@ -12,7 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import lstm
+from autograd import Tensor, Value, backpropagate
 from lstm import hand
+from lstm.model import labelled_values
+from lstm.params import STEP_NODES, sizes_of, step_name
 
 FD_STEP = 1e-6
 # Largest allowed max|analytic - numeric| relative to the size of the gradients (see
@@ -277,10 +281,9 @@ def test_empty_sequence_passes_the_state_through():
 # --------------------------------------------------------------------------------------------------
 
 
-def test_size_helpers():
-    params = hand.init_params(input_size=5, hidden_size=3, num_layers=4)
-    assert hand.num_layers_of(params) == 4
-    assert hand.hidden_size_of(params) == 3
+def test_sizes_are_read_from_the_state_dict():
+    params = hand.init_params(input_size=5, hidden_size=3, num_layers=4, dtype=np.float32)
+    assert sizes_of(params) == (5, 3, 4, np.float32)
 
 
 def test_init_params_layout_and_bounds():
@@ -508,3 +511,68 @@ def test_gomez_example_gradients_match_finite_differences():
         assert error < FD_RELATIVE_TOLERANCE, f"{name}: relative error {error:.3e}"
     error = relative_error(grads["x"], numeric_gradient(loss, x))
     assert error < FD_RELATIVE_TOLERANCE
+
+
+# --------------------------------------------------------------------------------------------------
+# Every stage's gradient, by the names the models give their nodes
+# --------------------------------------------------------------------------------------------------
+
+
+def engine_adjoints(model_type, params, x, h0, c0, loss_weights):
+    """The engine's dL/d(node) for every labelled node of the model's graph, by label (Tensor) or by label and
+    element (ScalarLSTM: ``f[t=2][0,1]``), with the loss of `scalar_loss`."""
+    model = model_type.from_state_dict(params)
+    if model_type.__name__ == "LSTM":
+        inputs = [Tensor(array, requires_grad=True, label=name) for array, name in ((x, "x"), (h0, "h0"), (c0, "c0"))]
+        out, (h, c) = model(inputs[0], (inputs[1], inputs[2]))
+        loss = sum(((node * weight).sum() for node, weight in zip((out, h, c), loss_weights)), Tensor(0.0))
+    else:
+        leaves = [labelled_values(array, name) for array, name in ((x, "x"), (h0, "h0"), (c0, "c0"))]
+        out, (h, c) = model(leaves[0], (leaves[1], leaves[2]))
+        loss = Value(0.0)
+        for nodes, weights in zip((out, h, c), loss_weights):
+            for node, weight in zip(nodes.flat, weights.flat):
+                loss = loss + node * float(weight)
+    adjoints = backpropagate(loss).adjoints
+    labelled: dict[str, list] = {}
+    for node, adjoint in adjoints.items():
+        if node.label:
+            labelled.setdefault(node.label, []).append(adjoint)
+    return labelled
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("model_name", ["LSTM", "ScalarLSTM"])
+def test_adjoints_agree_with_the_engine_at_every_named_stage_to_1e_12(model_name, num_layers):
+    problem = make_problem(2, 3, num_layers, 2, 3, seed=21)
+    params, x, h0, c0, loss_weights = problem
+    _, _, cache = hand.forward(params, x, (h0, c0))
+    stages = {name: value for name, value in hand.backward(cache, *loss_weights, adjoints=True).items()
+              if "[t=" in name}
+    steps, layers = x.shape[0], num_layers
+    assert len(stages) == steps * layers * len(STEP_NODES)
+    assert list(stages)[:3] == [step_name(kind, steps, layers - 1, layers) for kind in ("h", "tanh_c", "c")]
+    engine = engine_adjoints(getattr(lstm, model_name), params, x, h0, c0, loss_weights)
+    worst = 0.0
+    for name, gradient in stages.items():
+        assert gradient.shape == (2, 3) and gradient.dtype == np.float64
+        if model_name == "LSTM":
+            (found,) = engine[name]  # exactly one node has each name
+        else:
+            found = np.array([[engine[f"{name}[{b},{j}]"][0] for j in range(3)] for b in range(2)])
+        worst = max(worst, float(np.max(np.abs(found - gradient)) / max(1.0, np.max(np.abs(gradient)))))
+    assert worst < 1e-12
+
+
+def test_adjoints_keep_the_plain_result_first_and_change_nothing_in_it():
+    params, x, h0, c0, loss_weights = make_problem(3, 2, 2, 2, 4, seed=8)
+    _, _, cache = hand.forward(params, x, (h0, c0))
+    plain = hand.backward(cache, *loss_weights)
+    full = hand.backward(cache, *loss_weights, adjoints=True)
+    assert list(full)[:len(plain)] == list(plain)
+    for name in plain:
+        np.testing.assert_array_equal(full[name], plain[name])
+    # the fork on c_t, written out: dL/dc_t = dL/dtanh_c_t (1 - tanh_c_t^2) + dL/dc_{t+1} f_{t+1}
+    saved = cache.layers[1]
+    d_c2 = full["tanh_c[t=2, layer 1]"] * (1 - saved.tanh_cell[1] ** 2) + full["c[t=3, layer 1]"] * saved.forget_gate[2]
+    np.testing.assert_allclose(full["c[t=2, layer 1]"], d_c2, rtol=1e-14)

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograd import Tensor, Value, consumers
+import lstm.model
+from autograd import Tensor, Value, consumers, draw, explain
 from autograd.core import topological_order
 from autograd.value import Constant
-from lstm import LSTM, ScalarLSTM, hand
+from lstm import LSTM, RNN, ScalarLSTM, hand, params
 from lstm.model import GATES, data_of, grads_of, parameter_shapes
 
 
@@ -129,6 +130,62 @@ def test_bad_state_dicts_are_refused_before_anything_changes(model_type):
         np.testing.assert_array_equal(array, before[name])
 
 
+def test_the_facts_live_in_lstm_params_and_everyone_reads_them_there():
+    assert lstm.model.GATES is params.GATES and lstm.model.parameter_shapes is params.parameter_shapes
+    assert hand.init_params is params.init_params
+    assert [gate.letter for gate in params.GATES] == ["i", "f", "g", "o"]  # PyTorch's row blocks
+    assert params.STEP_NODES == ("z_i", "i", "z_f", "f", "z_g", "g", "z_o", "o", "c", "tanh_c", "h")
+    assert params.step_name("h", 2) == "h[t=2]" and params.step_name("h", 2, 1, 2) == "h[t=2, layer 1]"
+    assert params.parameter_shapes(3, 4, blocks=1) == {"weight_ih_l0": (4, 3), "weight_hh_l0": (4, 4),
+                                                       "bias_ih_l0": (4,), "bias_hh_l0": (4,)}
+
+
+@pytest.mark.parametrize("model_type", [LSTM, ScalarLSTM])
+def test_from_state_dict_builds_the_model_from_the_weights_without_drawing_any(model_type, monkeypatch):
+    rng = np.random.default_rng(3)
+    state = {name: rng.standard_normal(shape) for name, shape in parameter_shapes(2, 3, 2).items()}
+
+    def no_draws(*args, **kwargs):
+        raise AssertionError("from_state_dict drew random weights")
+
+    monkeypatch.setattr(lstm.model, "init_params", no_draws)
+    model = model_type.from_state_dict(state)
+    assert (model.input_size, model.hidden_size, model.num_layers) == (2, 3, 2)
+    for name, array in model.state_dict().items():
+        np.testing.assert_array_equal(array, state[name])
+    state["weight_hh_l0"][...] = 0.0  # the model holds its own copies
+    assert np.abs(model.state_dict()["weight_hh_l0"]).max() > 0
+
+
+def test_from_state_dict_keeps_the_weights_dtype_unless_told_and_refuses_bad_dicts():
+    single = hand.init_params(2, 3, dtype=np.float32)
+    assert LSTM.from_state_dict(single).dtype == np.float32
+    assert LSTM.from_state_dict(single, dtype=np.float64).dtype == np.float64
+    with pytest.raises(ValueError, match=r"params\['bias_hh_l0'\] has shape \(11,\), expected \(12,\)"):
+        LSTM.from_state_dict({**single, "bias_hh_l0": np.zeros(11, np.float32)})
+    with pytest.raises(ValueError, match="missing 'weight_ih_l0'"):
+        ScalarLSTM.from_state_dict({})
+    with pytest.raises(ValueError, match=r"params\['weight_ih_l0'\] has shape \(12, 2\), expected \(3, 2\)"):
+        RNN.from_state_dict(single)  # an LSTM's weights are not an RNN's
+
+
+def test_forget_bias_sets_the_forget_gates_biases_and_leaves_every_other_number_alone():
+    plain, opened = hand.init_params(2, 3, 2, seed=4), hand.init_params(2, 3, 2, seed=4, forget_bias=1.0)
+    forget = slice(3, 6)
+    for name in plain:
+        if name.startswith("bias"):
+            expected = 1.0 if name.startswith("bias_ih") else 0.0
+            np.testing.assert_array_equal(opened[name][forget], expected)
+            np.testing.assert_array_equal(np.delete(opened[name], forget), np.delete(plain[name], forget))
+        else:
+            np.testing.assert_array_equal(opened[name], plain[name])
+    for model in (LSTM(2, 3, 2, seed=4, forget_bias=1.0), ScalarLSTM(2, 3, 2, seed=4, forget_bias=1.0)):
+        for name, array in model.state_dict().items():
+            np.testing.assert_array_equal(array, opened[name])
+    with pytest.raises(ValueError, match="forget_bias is for an LSTM"):
+        hand.init_params(2, 3, blocks=1, forget_bias=1.0)
+
+
 # --- forward values -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("num_layers", [1, 2])
@@ -224,7 +281,8 @@ def test_scalar_lstm_numbers_become_labelled_constants():
     out, _ = model(np.ones((2, 1, 2)))
     leaves = [node for node in topological_order(out[1, 0, 0]) if node.op is None]
     inputs = [node for node in leaves if isinstance(node, Constant) and node.label.startswith("x")]
-    assert {node.label for node in inputs} == {"x[0,0,0]", "x[0,0,1]", "x[1,0,0]", "x[1,0,1]"}
+    # x by step, from t=1, and element [b, i]
+    assert {node.label for node in inputs} == {"x[t=1][0,0]", "x[t=1][0,1]", "x[t=2][0,0]", "x[t=2][0,1]"}
     assert {"h0[0,0,1]", "c0[0,0,1]"} <= {node.label for node in leaves}
 
 
@@ -288,14 +346,30 @@ def test_every_step_layer_and_stage_is_tagged(model):
     root = out.sum() if isinstance(out, Tensor) else sum(out.flat, Value(0.0))
     nodes = topological_order(root)
     stages = {node.stage for node in nodes}
-    for t in range(3):
+    for t in (1, 2, 3):  # time steps count from 1, as in the equations; layers from 0, as in PyTorch's names
         for layer in range(2):
             for name in STAGES:
                 assert (f"t={t}", f"layer {layer}", name) in stages
+    assert not any(stage[:1] in {("t=0",), ("t=4",)} for stage in stages)
     # outside the steps: only making the gate weights, assembling the outputs, and this test's sum
     outside = {node.stage for node in nodes
                if node.op is not None and not (node.stage and node.stage[0].startswith("t="))}
     assert outside <= {("layer 0", "gate weights"), ("layer 1", "gate weights"), ("outputs",), ()}
+
+
+def test_steps_count_from_one_so_the_cell_state_path_reads_c0_then_c_t1_then_c_t2():
+    model = LSTM(2, 3)
+    c0 = Tensor(np.ones((1, 2, 3)), requires_grad=True, label="c0")
+    out, _ = model(np.ones((2, 2, 2)), (np.zeros((1, 2, 3)), c0))
+    edges = consumers(out.sum())
+    by_label = {node.label: node for node in edges if node.label}
+    assert {"h[t=1]", "h[t=2]", "c[t=1]", "c[t=2]"} <= set(by_label) and "h[t=0]" not in by_label
+    first_step_cell = by_label["c[t=1]"]
+    # c0 -> (its layer's slice) -> f[t=1] * c_{t-1} in step 1's cell state -> c[t=1] -> f[t=2] * c[t=1] -> c[t=2]
+    (piece, _), = edges[c0]
+    (product, _), = edges[piece]
+    assert product.stage == ("t=1", "layer 0", "cell state")
+    assert {consumer.stage for consumer, _ in edges[first_step_cell]} >= {("t=2", "layer 0", "cell state")}
 
 
 def gate_letter(node) -> str:
@@ -336,7 +410,7 @@ def test_tensor_lstm_gates_get_their_own_rows_of_the_pytorch_weights():
     x = np.random.default_rng(2).standard_normal((1, 4, 2))
     run = model.unroll(x)
     edges = consumers(run.out.sum())
-    z = next(node for node in edges if node.label == "z[t=0]")
+    z = next(node for node in edges if node.label == "z[t=1]")
     p = model.state_dict()
     expected = x[0] @ p["weight_ih_l0"].T + p["bias_ih_l0"] + p["bias_hh_l0"]  # h0 = 0
     for k, gate in enumerate(GATES):  # PyTorch's row blocks, in the order i, f, g, o
@@ -350,7 +424,7 @@ def test_scalar_lstm_labels_and_forks():
     edges = consumers(sum(out.flat, Value(0.0)))
     labels = {node.label for node in edges if node.label}
     assert {"h[t=1, layer 0][0,2]", "c[t=1, layer 1][0,0]", "i[t=1, layer 0][0,1]", "f[t=2, layer 1][0,1]",
-            "g[t=0, layer 0][0,1]", "o[t=2, layer 1][0,1]", "W_ii_l0[0,1]"} <= labels
+            "g[t=3, layer 0][0,1]", "o[t=2, layer 1][0,1]", "W_ii_l0[0,1]"} <= labels
     h = next(node for node in edges if node.label == "h[t=1, layer 0][0,2]")
     # h_{t-1} fans out into all 4 H gate units of the next step, and into the layer above
     next_step = [consumer for consumer, _ in edges[h] if consumer.stage[:2] == ("t=2", "layer 0")]
@@ -389,3 +463,23 @@ def test_float32_differentiable_inputs_get_float32_gradients():
     out, _ = model(x)
     out.sum().backward()
     assert x.grad.dtype == np.float32 and x.grad.shape == (3, 2, 2)
+
+
+def test_every_stage_has_its_stable_name_in_both_models_in_explain_and_in_drawings():
+    x = np.random.default_rng(0).standard_normal((2, 1, 2))
+    tensor_out, _ = LSTM(2, 2, num_layers=2)(x)
+    tensor_labels = {node.label for node in consumers(tensor_out.sum()) if node.label}
+    names = {params.step_name(kind, t, layer, 2) for kind in params.STEP_NODES for t in (1, 2) for layer in (0, 1)}
+    assert names <= tensor_labels
+    scalar_out, _ = ScalarLSTM(2, 2, num_layers=2)(x)
+    scalar_root = sum(scalar_out.flat, Value(0.0))
+    scalar_labels = {node.label for node in consumers(scalar_root) if node.label}
+    assert {f"{name}[0,{j}]" for name in names for j in (0, 1)} <= scalar_labels
+    assert {"x[t=1][0,1]", "x[t=2][0,0]"} <= scalar_labels
+
+    tiny_out, _ = ScalarLSTM(1, 1)(np.array([[[0.5]], [[-1.0]]]))
+    text = str(explain(tiny_out[-1, 0, 0], max_steps=None))
+    assert "tanh_c[t=2][0,0] = tanh(c[t=2][0,0])" in text
+    assert "f[t=1][0,0] = sigmoid(z_f[t=1][0,0])" in text and "/dz_f[t=1][0,0] = " in text
+    source = draw(tensor_out[-1].sum(), view="backward").source
+    assert "z_f[t=2, layer 1]" in source and "tanh_c[t=1, layer 0]" in source

@@ -15,8 +15,8 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_the_five_notebooks_are_there():
-    assert [path.stem.split("_")[0] for path in NOTEBOOKS] == ["1", "2", "3", "4", "5"]
+def test_the_six_notebooks_are_there():
+    assert [path.stem.split("_")[0] for path in NOTEBOOKS] == ["1", "2", "3", "4", "5", "6"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)

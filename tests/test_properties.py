@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from conftest import reduce_to_shape
+from conftest import numeric_gradient, reduce_to_shape
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -149,6 +149,16 @@ def _gather_index(n, seed):
     return np.array([(seed * (i + 1) + i // 2) % n for i in range(n)])  # length n, usually with repeats
 
 
+def _permutation(ndim, k):
+    """A permutation of ndim axes picked by k, some written as negative axes (k's bits say which), and its
+    inverse written the same way: the two transposes undo each other."""
+    order = list(range(ndim))
+    np.random.default_rng(k).shuffle(order)
+    inverse = np.argsort(order).tolist()
+    negative = [(k >> bit) & 1 for bit in range(ndim)]
+    return ([a - ndim * n for a, n in zip(order, negative)], [a - ndim * n for a, n in zip(inverse, negative[::-1])])
+
+
 # Each op: (arity, on Tensors, on numpy arrays); ``k`` is a per-instruction integer (an axis or a seed).
 TENSOR_OPS = {
     "add": (2, lambda a, b, k: a + b, lambda a, b, k: a + b),
@@ -173,6 +183,13 @@ TENSOR_OPS = {
     "reshape": (1, lambda a, k: a.reshape(-1).reshape(a.shape), lambda a, k: a.reshape(-1).reshape(a.shape)),
     "stack_sum": (2, lambda a, b, k: autograd.stack([a + b, a * b]).sum(axis=0),
                   lambda a, b, k: np.stack([a + b, a * b]).sum(axis=0)),
+    "transpose_back": (1, lambda a, k: a.transpose(_permutation(a.ndim, k)[0]).transpose(_permutation(a.ndim, k)[1]),
+                       lambda a, k: a.transpose(_permutation(a.ndim, k)[0]).transpose(_permutation(a.ndim, k)[1])),
+    "swapaxes_back": (1, lambda a, k: a.swapaxes(-1, 0).swapaxes(0, -1) if a.ndim else a,
+                      lambda a, k: a.swapaxes(-1, 0).swapaxes(0, -1) if a.ndim else a),
+    "max_negative_axis": (1, lambda a, k: a.max(axis=-1 - k % max(a.ndim, 1), keepdims=True),
+                          lambda a, k: a.max(axis=-1 - k % a.ndim, keepdims=True) if a.ndim else a),
+    "mask": (1, lambda a, k: a * (a.data > 0.2), lambda a, k: a * (a > 0.2)),
 }
 
 
@@ -295,3 +312,125 @@ def test_broadcast_gradients_return_to_input_shapes(pair, op):
     np.testing.assert_allclose(b.grad, reduce_to_shape(db, shape_b), rtol=1e-12)
     if op == "add":  # each element is counted once per copy the broadcast made of it
         np.testing.assert_array_equal(a.grad, np.full(shape_a, np.prod(out_shape) / max(np.prod(shape_a), 1)))
+
+
+# --- permutations, axes and index expressions: numpy's forward, a finite-difference backward ------------------
+
+def _check_against_numpy(shape, seed, on_tensor, on_array):
+    """The op's forward equals numpy's, and its gradient (under a random upstream gradient) equals central
+    differences of sum(w * numpy's forward)."""
+    rng = np.random.default_rng(seed)
+    x0 = rng.standard_normal(shape)
+    expected = np.asarray(on_array(x0))
+    x = Tensor(x0, requires_grad=True)
+    out = on_tensor(x)
+    assert out.shape == expected.shape and out.dtype == expected.dtype
+    np.testing.assert_array_equal(out.data, expected)
+    w = rng.standard_normal(expected.shape)
+    gradient = autograd.grad(out, x, w)
+    numeric = numeric_gradient(lambda arrays: float(np.sum(w * on_array(arrays[0]))), [x0])[0]
+    np.testing.assert_allclose(gradient, numeric, rtol=1e-6, atol=1e-8)
+
+
+small_shapes = st.lists(st.integers(1, 4), min_size=0, max_size=3).map(tuple)
+nonempty_shapes = st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple)
+
+
+@st.composite
+def permutations(draw):
+    shape = draw(nonempty_shapes)
+    order = draw(st.permutations(range(len(shape))))
+    axes = [a - len(shape) if draw(st.booleans()) else a for a in order]  # negative axes count from the end
+    return shape, axes, draw(st.sampled_from(["tuple", "arguments", "swapaxes"]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(permutations(), st.integers(0, 2**31 - 1))
+def test_random_permutations_with_negative_axes(case, seed):
+    shape, axes, how = case
+    if how == "tuple":
+        _check_against_numpy(shape, seed, lambda t: t.transpose(tuple(axes)), lambda a: a.transpose(axes))
+    elif how == "arguments":
+        _check_against_numpy(shape, seed, lambda t: t.transpose(*axes), lambda a: a.transpose(*axes))
+    else:
+        _check_against_numpy(shape, seed, lambda t: t.swapaxes(axes[0], axes[-1]),
+                             lambda a: a.swapaxes(axes[0], axes[-1]))
+
+
+@st.composite
+def reductions(draw):
+    shape = draw(small_shapes)
+    ndim = len(shape)
+    if ndim == 0:  # a 0-d tensor's one pseudo-axis: 0 or -1, alone or in a tuple
+        axis = draw(st.sampled_from([None, 0, -1, (0,), (-1,)]))
+    else:
+        chosen = draw(st.lists(st.integers(0, ndim - 1), unique=True, max_size=ndim))
+        signed = tuple(a - ndim if draw(st.booleans()) else a for a in chosen)
+        axis = draw(st.sampled_from([None, signed[0] if signed else None, signed]))
+    return shape, axis, draw(st.booleans()), draw(st.sampled_from(["sum", "mean", "max", "min"]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(reductions(), st.integers(0, 2**31 - 1))
+def test_reductions_over_random_axes(case, seed):
+    shape, axis, keepdims, name = case
+
+    def on_array(a):
+        if a.ndim == 0:  # reducing a 0-d array over its pseudo-axis leaves it as it is
+            return a
+        return getattr(np, name)(a, axis=axis, keepdims=keepdims)
+
+    _check_against_numpy(shape, seed, lambda t: getattr(t, name)(axis=axis, keepdims=keepdims), on_array)
+
+
+@st.composite
+def index_expressions(draw):
+    """A shape and an index into it: integers and slices (negative ones too), and at most one advanced part: an
+    integer array with repeats and negative entries (as an array, a list or a Tensor), a pair of them, or a
+    boolean mask (as an array or a boolean Tensor); sometimes with None or a leading Ellipsis."""
+    shape = draw(nonempty_shapes)
+    ndim = len(shape)
+    parts: list = []
+    for n in shape:
+        kind = draw(st.sampled_from(["int", "slice", "slice", "all"]))
+        if kind == "int":
+            parts.append(draw(st.integers(-n, n - 1)))
+        elif kind == "slice":
+            bound = st.none() | st.integers(-n - 1, n + 1)
+            parts.append(slice(draw(bound), draw(bound), draw(st.none() | st.sampled_from([-3, -2, -1, 1, 2]))))
+        else:
+            parts.append(slice(None))
+    advanced = draw(st.sampled_from(["none", "integers", "pair", "mask"]))
+    where = draw(st.integers(0, ndim - 1))
+    n = shape[where]
+    picks = st.lists(st.integers(-n, n - 1), max_size=5)
+    if advanced == "integers":
+        chosen = draw(picks)
+        parts[where] = draw(st.sampled_from([np.array(chosen, dtype=np.intp), chosen,
+                                             Tensor(np.array(chosen, dtype=float))]))
+    elif advanced == "pair" and ndim > 1:
+        first = draw(picks)
+        other = (where + 1) % ndim
+        parts[where] = np.array(first, dtype=np.intp)
+        parts[other] = np.array(draw(st.lists(st.integers(-shape[other], shape[other] - 1),
+                                              min_size=len(first), max_size=len(first))), dtype=np.intp)
+    elif advanced == "mask":
+        mask = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+        parts[where] = draw(st.sampled_from([mask, Tensor(mask)]))
+    if draw(st.booleans()):
+        parts.insert(draw(st.integers(0, len(parts))), None)
+    if draw(st.booleans()):
+        parts = [Ellipsis, *parts[draw(st.integers(1, len(parts))):]]
+    return shape, tuple(parts)
+
+
+def _numpy_index(index):
+    return tuple(part.data.astype(np.intp) if isinstance(part, Tensor) and part.dtype.kind == "f" else
+                 part.data if isinstance(part, Tensor) else part for part in index)
+
+
+@settings(max_examples=150, deadline=None)
+@given(index_expressions(), st.integers(0, 2**31 - 1))
+def test_random_index_expressions(case, seed):
+    shape, index = case
+    _check_against_numpy(shape, seed, lambda t: t[index], lambda a: a[_numpy_index(index)])

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from autograd import Tensor, Value, draw, render, stage, step_through
-from lstm import LSTM, gradient_flow
+from lstm import LSTM, RNN, gradient_flow
+from lstm.flow import plot_flows
 
 
 def fork_example() -> Value:
@@ -44,11 +45,12 @@ def main(directory: Path) -> list[Path]:
     written = [render(draw(L, view="backward"), directory / "fork_backward.svg"),
                step_through(L).save_gif(directory / "fork_step_through.gif", duration=1200)]
     loss = lstm_example()
-    written.append(render(draw(loss, view="backward", collapse="t=*", keep="t=5"), directory / "lstm_backward.svg"))
+    written.append(render(draw(loss, view="backward", collapse="t=*", keep="t=6"), directory / "lstm_backward.svg"))
     x = np.random.default_rng(0).standard_normal((30, 4, 3))
-    flow = gradient_flow(LSTM(3, 16, seed=0), x, loss="last")
+    flows = {"RNN (tanh)": RNN(3, 16, seed=0), "LSTM": LSTM(3, 16, seed=0),
+             "LSTM, forget bias 1": LSTM(3, 16, seed=0, forget_bias=1.0)}
     written.append(directory / "gradient_flow.png")
-    flow.plot(written[-1])
+    plot_flows({name: gradient_flow(model, x, loss="last") for name, model in flows.items()}, written[-1])
     return written
 
 
