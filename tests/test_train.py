@@ -69,22 +69,25 @@ def test_resuming_reproduces_the_uninterrupted_run_exactly(tmp_path, straight):
     assert load_checkpoint(path).step == TINY.steps
 
 
-def test_ctrl_c_finishes_the_step_saves_and_resumes_exactly(tmp_path, monkeypatch, straight):
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C; `timeout`, `docker stop`
+def test_a_signal_finishes_the_step_saves_and_resumes_exactly(tmp_path, monkeypatch, straight, signal_number):
     path = str(tmp_path / "run.npz")
     real_step = lstm.train.train_step
     calls = []
 
-    def step_then_interrupt(*args):
+    def step_then_signal(*args):
         calls.append(1)
         if len(calls) == 7:
-            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of step 7
+            os.kill(os.getpid(), signal_number)  # in the middle of step 7
         return real_step(*args)
 
-    monkeypatch.setattr(lstm.train, "train_step", step_then_interrupt)
+    monkeypatch.setattr(lstm.train, "train_step", step_then_signal)
+    handler = signal.getsignal(signal_number)
     stopped = train(replace(TINY, checkpoint=path), verbose=False)
     monkeypatch.undo()
-    assert stopped.interrupted and stopped.step == 7
+    assert stopped.interrupted and stopped.stopped_by == signal_number and stopped.step == 7
     assert load_checkpoint(path).step == 7
+    assert signal.getsignal(signal_number) == handler  # put back as it was
 
     resumed = train(replace(TINY, checkpoint=path), resume=True, verbose=False)
     assert_same_run(straight, resumed)
@@ -346,26 +349,6 @@ def test_resuming_keeps_the_checkpoints_permissions(tmp_path):
 
 
 # --- signals ---------------------------------------------------------------------------------------------------
-
-def test_sigterm_is_treated_like_ctrl_c(tmp_path, monkeypatch, straight):
-    path = str(tmp_path / "run.npz")
-    real_step = lstm.train.train_step
-    calls = []
-
-    def step_then_terminate(*args):
-        calls.append(1)
-        if len(calls) == 7:
-            os.kill(os.getpid(), signal.SIGTERM)  # as `timeout` or `docker stop` would, in the middle of step 7
-        return real_step(*args)
-
-    monkeypatch.setattr(lstm.train, "train_step", step_then_terminate)
-    stopped = train(replace(TINY, checkpoint=path), verbose=False)
-    monkeypatch.undo()
-    assert stopped.stopped_by == signal.SIGTERM and stopped.step == 7 and load_checkpoint(path).step == 7
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # put back as it was
-    resumed = train(replace(TINY, checkpoint=path), resume=True, verbose=False)
-    assert_same_run(straight, resumed)
-
 
 def test_a_start_removes_what_a_killed_save_left(tmp_path, capsys):
     path = tmp_path / "run.npz"
