@@ -82,7 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit:  # --help, or a bad argument already reported
         return exit.code if isinstance(exit.code, int) else 2
     try:
-        status = args.run(args)
+        # Numbers that leave the floats show as inf or nan in what a command prints, or end it with one line (a
+        # diverged run, a failed check); numpy's warnings about them would be lines of another kind.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            status = args.run(args)
         sys.stdout.flush()  # here, so that a reader that went away is noticed while it can still be handled
         return status
     except BrokenPipeError as error:

@@ -460,6 +460,9 @@ def sample(model: CharModel, vocab: CharVocab, prompt: str, length: int = 200, t
         logits, state = model(vocab.encode(prompt)[:, None])
         for _ in range(length):
             scores = logits.data[-1, 0].astype(np.float64)
+            if not np.isfinite(scores).all():
+                raise TrainingDiverged("the model's outputs are not finite numbers (its weights have grown out of "
+                                       "range), so it cannot be sampled; a lower learning rate may help")
             if temperature == 0:
                 next_id = int(np.argmax(scores))
             else:
@@ -556,9 +559,15 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
 
     saved_at = history.step if resume else None
 
+    def diverged(what: str) -> TrainingDiverged:
+        kept = f"; {config.checkpoint} keeps step {saved_at}" if saved_at is not None else ""
+        return TrainingDiverged(f"{what}{kept}. A lower learning rate may help")
+
     def save() -> None:
         nonlocal saved_at
         if config.checkpoint is not None and saved_at != history.step:
+            if not all(np.isfinite(p.data).all() for p in model.parameters()):  # a checkpoint to resume from
+                raise diverged(f"the weights stopped being finite numbers at step {history.step}")
             save_checkpoint(config.checkpoint, Checkpoint(history.step, config.to_dict(), model.state_dict(),
                                                           optimizer.state_dict(), vocab, history.to_arrays()))
             saved_at = history.step
@@ -566,16 +575,17 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     chars_per_step = config.seq_len * config.batch_size
     seconds = 0.0
     first_step = history.step
-    with _one_blas_thread(), _deferred_stop() as stopped_by, _progress(config.steps, history.step, verbose) as bar:
+    # A diverging run overflows on its way to nan: numpy's warnings about it would only repeat, in many lines,
+    # what the checks of the loss and the weights say in one.
+    with _one_blas_thread(), _deferred_stop() as stopped_by, np.errstate(over="ignore", invalid="ignore"), \
+            _progress(config.steps, history.step, verbose) as bar:
         while history.step < config.steps and stopped_by() is None:
             inputs, targets = batch_at(train_ids, config, history.step)
             started = time.perf_counter()
             loss = train_step(model, optimizer, inputs, targets, config.clip_norm)
             seconds += time.perf_counter() - started
             if not math.isfinite(loss):  # the weights are lost too; the checkpoint holds the last good ones
-                kept = f"; {config.checkpoint} keeps step {saved_at}" if saved_at is not None else ""
-                raise TrainingDiverged(f"the training loss became {loss} at step {history.step + 1}{kept}. "
-                                       "A lower learning rate may help")
+                raise diverged(f"the training loss became {loss} at step {history.step + 1}")
             history.train_loss.append(loss)
             speed = (history.step - first_step) * chars_per_step / seconds
             if bar is not None:
@@ -583,8 +593,11 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
                                 refresh=False)
                 bar.update(1)
             if history.step % config.eval_interval == 0 or history.step == config.steps:
+                val_loss = evaluate(model, val_ids, config.seq_len)
+                if not math.isfinite(val_loss):
+                    raise diverged(f"the validation loss became {val_loss} at step {history.step}")
                 history.val_steps.append(history.step)
-                history.val_loss.append(evaluate(model, val_ids, config.seq_len))
+                history.val_loss.append(val_loss)
                 save()  # before the report: a reader that went away (`| head`) must not cost the steps
                 recent = np.mean(history.train_loss[-config.eval_interval:])
                 say(f"step {history.step:>5}/{config.steps}  train {recent:.3f}  "

@@ -399,3 +399,26 @@ def test_a_sample_too_long_for_memory_is_refused(monkeypatch):
 def test_a_tiny_temperature_samples_the_likeliest_characters_without_overflow_warnings():
     model, vocab = CharModel(vocab_size=5, embedding_size=2, hidden_size=3), CharVocab("abcde")
     assert sample(model, vocab, "a", 20, temperature=5e-324) == sample(model, vocab, "a", 20, temperature=0)
+
+
+@pytest.mark.filterwarnings("error")  # numpy's overflow warnings would be noise beside the one-line error
+@pytest.mark.parametrize("validation, message", [
+    ("measured", "the validation loss became nan at step 6"),
+    ("blind to it", "the weights stopped being finite numbers at step 6"),  # say, rows it never looks up
+])
+def test_weights_that_stop_being_finite_are_never_saved(tmp_path, monkeypatch, validation, message):
+    path = str(tmp_path / "run.npz")
+    train(replace(TINY, steps=5, checkpoint=path), verbose=False)
+    if validation == "blind to it":
+        monkeypatch.setattr(lstm.train, "evaluate", lambda *args: 3.0)
+    with pytest.raises(TrainingDiverged, match=f"{message}; .*run.npz keeps step 5. A lower learning rate may help"):
+        train(replace(TINY, steps=10, eval_interval=1, lr=1e308, checkpoint=path), resume=True, override_config=True,
+              verbose=False)
+    assert load_checkpoint(path).step == 5
+
+
+def test_a_model_whose_outputs_are_not_finite_cannot_be_sampled():
+    model = CharModel(vocab_size=5, embedding_size=2, hidden_size=3)
+    model.head.bias.data[:] = np.inf
+    with pytest.raises(TrainingDiverged, match="outputs are not finite numbers"):
+        sample(model, CharVocab("abcde"), "a", 5)
