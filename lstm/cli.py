@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "must agree with them")
     learn.add_argument("--override-config", action="store_true",
                        help="with --resume: go on with the settings given here where they differ from the "
-                            f"checkpoint's ({', '.join(_flag(name) for name in TrainConfig.ADJUSTABLE)}); "
+                            f"checkpoint's ({', '.join(_adjustable_flags())}); "
                             "sizes, --dtype and --corpus cannot change")
     learn.add_argument("--overwrite", action="store_true", help="start afresh, replacing the checkpoint")
     learn.add_argument("--prompt", default="LOVE, n. ", help=_default("text the sample starts from"))
@@ -241,16 +241,7 @@ def _add_train_config(parser: argparse.ArgumentParser) -> None:
     """The TrainConfig flags. They default to None, so that a resumed run can tell what was given."""
     default = TrainConfig()
     config = parser.add_argument_group("model and training")
-    for flag, kind, text in (("--hidden-size", _positive_int, "LSTM hidden units"),
-                             ("--layers", _positive_int, "stacked LSTM layers"),
-                             ("--embedding-size", _positive_int, "character embedding width"),
-                             ("--seq-len", _positive_int, "characters per training sequence"),
-                             ("--batch-size", _positive_int, "sequences per step"),
-                             ("--steps", _positive_int, "training steps in all, resumed ones included"),
-                             ("--lr", _positive_float, "Adam's learning rate"),
-                             ("--clip-norm", _positive_float, "clip gradients to this global norm"),
-                             ("--seed", _non_negative_int, "seed of the weights and the batches"),
-                             ("--eval-interval", _positive_int, "steps between validations and checkpoints")):
+    for flag, kind, text in _CONFIG_FLAGS:
         field = _config_field(flag)
         config.add_argument(flag, dest=field, type=kind, metavar="N" if kind is not _positive_float else "X",
                             help=f"{text} (default: {getattr(default, field)})")
@@ -266,9 +257,9 @@ def _config_field(flag: str) -> str:
     return _FLAGS.get(flag, flag[2:].replace("-", "_"))
 
 
-def _flag(field: str) -> str:
-    """The command-line flag of a TrainConfig field: num_layers -> --layers, clip_norm -> --clip-norm."""
-    return next((flag for flag, name in _FLAGS.items() if name == field), "--" + field.replace("_", "-"))
+def _adjustable_flags() -> list[str]:
+    """The flags of the settings that --override-config lets a resumed run change."""
+    return [flag for flag, _, _ in _CONFIG_FLAGS if _config_field(flag) in TrainConfig.ADJUSTABLE]
 
 
 def _number(kind: Callable[[str], Any], test: Callable[[Any], bool], wanted: str) -> Callable[[str], Any]:
@@ -298,6 +289,17 @@ _non_negative_int = _number(_integer, lambda n: n >= 0, "a non-negative integer"
 _digits = _number(_integer, lambda n: 1 <= n <= 17, "a number of significant digits from 1 to 17")
 _positive_float = _number(float, lambda x: math.isfinite(x) and x > 0, "a positive number")
 _non_negative_float = _number(float, lambda x: math.isfinite(x) and x >= 0, "a non-negative number")
+
+_CONFIG_FLAGS = (("--hidden-size", _positive_int, "LSTM hidden units"),
+                 ("--layers", _positive_int, "stacked LSTM layers"),
+                 ("--embedding-size", _positive_int, "character embedding width"),
+                 ("--seq-len", _positive_int, "characters per training sequence"),
+                 ("--batch-size", _positive_int, "sequences per step"),
+                 ("--steps", _positive_int, "training steps in all, resumed ones included"),
+                 ("--lr", _positive_float, "Adam's learning rate"),
+                 ("--clip-norm", _positive_float, "clip gradients to this global norm"),
+                 ("--seed", _non_negative_int, "seed of the weights and the batches"),
+                 ("--eval-interval", _positive_int, "steps between validations and checkpoints"))
 
 
 # --- demo ---------------------------------------------------------------------------------------------------
