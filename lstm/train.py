@@ -703,9 +703,10 @@ def _deferred_stop() -> Iterator[Callable[[], signal.Signals | None]]:
     if threading.current_thread() is not threading.main_thread():
         yield lambda: None
         return
-    stopping = (signal.SIGINT, signal.SIGTERM)
-    # getsignal gives None for a handler set outside Python: the default is the best we can put back.
-    previous = {number: signal.getsignal(number) or signal.SIG_DFL for number in stopping}
+    # getsignal gives None for a handler set outside Python: the default is the best we can put back. A signal
+    # that the process was told to ignore (nohup, a background job) stays ignored.
+    previous = {number: signal.getsignal(number) or signal.SIG_DFL for number in (signal.SIGINT, signal.SIGTERM)}
+    stopping = [number for number, handler in previous.items() if handler is not signal.SIG_IGN]
 
     def on_signal(number: int, frame: Any) -> None:
         caught.append(signal.Signals(number))

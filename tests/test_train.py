@@ -93,6 +93,23 @@ def test_a_signal_finishes_the_step_saves_and_resumes_exactly(tmp_path, monkeypa
     assert_same_run(straight, resumed)
 
 
+def test_a_signal_the_process_ignores_stays_ignored(monkeypatch):
+    real_step = lstm.train.train_step
+
+    def step_then_terminate(*args):
+        os.kill(os.getpid(), signal.SIGTERM)  # as if sent to a run started with SIGTERM ignored
+        return real_step(*args)
+
+    monkeypatch.setattr(lstm.train, "train_step", step_then_terminate)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        result = train(replace(TINY, steps=3), verbose=False)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.stopped_by is None and result.step == 3
+
+
 def test_resume_errors_are_clear(tmp_path):
     path = str(tmp_path / "run.npz")
     with pytest.raises(CheckpointError, match="no checkpoint at"):
