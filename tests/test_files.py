@@ -19,7 +19,7 @@ import pytest
 
 from autograd import Value
 from autograd.files import FRESH_SECONDS, make_directories, remove_stale_temporaries, write_atomically
-from autograd.view.draw import draw, render
+from autograd.view import draw, render
 from lstm.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
