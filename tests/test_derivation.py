@@ -211,8 +211,8 @@ def test_a_fork_missing_a_branch_on_values():
     assert first.verdict() == "yours equals only the branch through c; the branch through c + a is missing"
     text = str(report)
     assert text.startswith("Your 2 gradients of L against the engine's (rtol 1e-06, atol 1e-09): 1 agree, 1 differs.")
-    assert "First difference, going back from L: dL/da  (stage outside any stage)" in text
-    assert "use c = a * b (stage outside any stage):" in text and "∂c/∂a = b = -3" in text
+    assert "First difference, going back from L: dL/da  (outside any stage)" in text
+    assert "use c = a * b (outside any stage):" in text and "∂c/∂a = b = -3" in text
 
 
 def test_right_numbers_agree_within_the_tolerances_and_not_outside_them():
