@@ -10,7 +10,7 @@ arrive at a fork. Nothing here recurses, so graph depth is bounded by memory, no
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ContextDecorator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -19,6 +19,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 _new = object.__new__
+
+# How Jupyter shows a node, ``display_hook(node, include, exclude) -> mimebundle``: filled in by `autograd.view`,
+# which sits above the core (the core never imports it); None shows the node's repr.
+display_hook: Callable[[Any, Any, Any], dict[str, Any]] | None = None
 
 
 class Node:
@@ -59,10 +63,10 @@ class Node:
         raise NotImplementedError
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """Jupyter shows a node as the drawing of its graph (drawing sits above the core: imported late)."""
-        from autograd.view.draw import mimebundle
-
-        return mimebundle(self, include, exclude)
+        """Jupyter shows a node as the drawing of its graph, through `display_hook`."""
+        if display_hook is None:
+            return {"text/plain": repr(self)}
+        return display_hook(self, include, exclude)
 
     @property
     def label(self) -> str | None:
@@ -243,11 +247,12 @@ def consumer_counts(root: Node) -> dict[Node, int]:
     return counts
 
 
-def topological_order(root: Node) -> list[Node]:
+def topological_order(root: Node, first_input_first: bool = False) -> list[Node]:
     """Every node the root depends on, each after all of its inputs (reverse it for the backward pass).
 
     An iterative depth-first search: a node goes back on the stack under a ``None`` marker while its inputs
-    are explored, and is emitted when the marker comes off. A node met again later is skipped.
+    are explored, and is emitted when the marker comes off. A node met again later is skipped. The last input's
+    subgraph comes first; with ``first_input_first`` the first input's does, in the order a reader meets them.
     """
     order: list[Node] = []
     emit = order.append
@@ -263,7 +268,7 @@ def topological_order(root: Node) -> list[Node]:
             expand(node)
             push(node)
             push(None)
-            for parent in node.parents:
+            for parent in reversed(node.parents) if first_input_first else node.parents:
                 if parent not in expanded:
                     push(parent)
     return order

@@ -4,7 +4,9 @@ Run: python benchmarks/bench_draw.py [--out DIR]   (needs Graphviz's `dot`; imag
 unless --out is given)
 
 Targets (issue #4): the backward drawing of a few hundred nodes rendered to PNG in at most 2 s; the
-100,000-node graph, its stages collapsed into boxes, rendered in at most 5 s. Each time is the best of three
+100,000-node graph, its stages collapsed into boxes, rendered in at most 5 s. Also timed (issue #11): the
+step-through of the smallest ScalarLSTM written as a GIF (it took 75 s before its frames were collapsed and
+laid out narrow). Each time is the best of three
 runs, and covers everything from the graph to the file: working out the drawing (one walk of the graph, and
 for the backward view one reverse pass), Graphviz's layout and the PNG. Rendering a PNG costs in proportion
 to its pixels, so the PNG sizes are printed too.
@@ -20,9 +22,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from autograd import GraphTooLargeError, Value, stage
+import numpy as np
+
+from autograd import GraphTooLargeError, Value, stage, step_through
 from autograd.core import consumer_counts
-from autograd.view.draw import draw, render
+from autograd.view import draw, render
+from lstm import ScalarLSTM
 
 GATES = ("forget", "input", "candidate", "output")
 REPEATS = 3
@@ -74,15 +79,20 @@ class _no_stage:  # noqa: N801 (used like the stage() context manager)
         return None
 
 
-def best_of(label: str, work: Callable[[], Path]) -> float:
+def best_of(label: str, work: Callable[[], Path], size: Callable[[Path], str] | None = None) -> float:
     """The best of a few runs of ``work`` (machines are noisy; the best run is what the code costs)."""
     times = []
     for _ in range(REPEATS):
         start = time.perf_counter()
         path = work()
         times.append(time.perf_counter() - start)
-    print(f"{label:<66}{min(times):7.2f} s   {_png_size(path)}")
+    print(f"{label:<66}{min(times):7.2f} s   {(size or _png_size)(path)}")
     return min(times)
+
+
+def _gif_size(path: Path) -> str:
+    width, height = struct.unpack("<HH", path.read_bytes()[6:10])
+    return f"{width} x {height} px, {path.stat().st_size // 1024:,} KB"
 
 
 def _png_size(path: Path) -> str:
@@ -98,16 +108,19 @@ def main() -> None:
     small = lstm_like(steps=8)
     print(f"small LSTM-like graph: {len(consumer_counts(small)):,} nodes, 8 steps")
     small_time = best_of("backward view in full, rankdir='TB', to PNG",
-                         lambda: render(draw(small, "backward", rankdir="TB"), out / "small_backward.png"))
+                         lambda: render(draw(small, "backward", collapse=None, rankdir="TB"),
+                                        out / "small_backward.png"))
     best_of("backward view in full, rankdir='LR', to PNG",
-            lambda: render(draw(small, "backward", rankdir="LR"), out / "small_backward_lr.png"))
+            lambda: render(draw(small, "backward", collapse=None, rankdir="LR"), out / "small_backward_lr.png"))
     best_of("forward view in full, to PNG",
-            lambda: render(draw(small, "forward"), out / "small_forward.png"))
+            lambda: render(draw(small, "forward", collapse=None), out / "small_forward.png"))
+    best_of("backward view by default (the last step in full), to PNG",
+            lambda: render(draw(small, "backward"), out / "small_default.png"))
 
     big = lstm_like(steps=3200, blocks=32)
     print(f"\nlarge LSTM-like graph: {len(consumer_counts(big)):,} nodes, 32 blocks of 100 steps")
     try:
-        draw(big, "backward")
+        draw(big, "backward", collapse=None)
     except GraphTooLargeError as error:
         print(f"drawn in full it is refused: {error}\n")
     big_time = best_of("backward view, collapse='block=*', to PNG",
@@ -115,7 +128,14 @@ def main() -> None:
     best_of("forward view, collapse='block=*', to PNG",
             lambda: render(draw(big, collapse="block=*"), out / "big_forward.png"))
     best_of("backward view, roll_up=True (block=2 … block=32 as one box), to PNG",
-            lambda: render(draw(big, "backward", roll_up=True), out / "big_rolled.png"))
+            lambda: render(draw(big, "backward", collapse=None, roll_up=True), out / "big_rolled.png"))
+
+    model = ScalarLSTM(1, 1, seed=0)
+    out_lstm, _ = model(np.array([[[0.5]], [[-1.0]]]))
+    frames = step_through(out_lstm[-1, 0, 0])
+    print(f"\nsmallest ScalarLSTM (input 1, hidden 1, 2 steps): {len(frames)} frames")
+    best_of("step-through to an animated GIF", lambda: frames.save_gif(out / "lstm_step_through.gif",
+                                                                         progress=False), size=_gif_size)
 
     print(f"\ntargets: small <= 2 s: {'met' if small_time <= 2 else 'MISSED'} ({small_time:.2f} s); "
           f"large <= 5 s: {'met' if big_time <= 5 else 'MISSED'} ({big_time:.2f} s); images in {out}")

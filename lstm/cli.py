@@ -1,10 +1,12 @@
 """The ``backprop-lens`` command (also ``python -m lstm``): demo, graph, compare, explain and train.
 
 Every subcommand has ``--help``. Problems are reported on one line, ``backprop-lens: error: ...``, never as
-a traceback: a bad argument, a missing, damaged or mismatched checkpoint, or sizes too large to draw exit
-with status 2; a file that cannot be written, a missing Graphviz or a diverging training run with 1.
-`compare` (and `demo`) exit with 1 when a check fails; an interrupted `train` saves its checkpoint and exits
-with 130. Every file is written atomically: it appears complete, or the old one stays.
+a traceback: a bad argument, a missing, damaged or mismatched checkpoint, or sizes too large to draw or to
+train exit with status 2; a file that cannot be written, a missing Graphviz or a diverging training run with 1.
+`compare` (and `demo`) exit with 1 when a check fails; a `train` stopped by SIGINT (Ctrl-C) or SIGTERM saves
+its checkpoint and exits with 130 or 143. When the reader of the output goes away (``| head``), the command
+stops quietly with 141, as Unix tools do. Every file is written atomically: it appears complete, or the old
+one stays; a device or FIFO given as a path is written to, never replaced.
 """
 
 from __future__ import annotations
@@ -16,33 +18,51 @@ import functools
 import importlib.util
 import math
 import operator
+import os
 import shlex
+import signal
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
-import graphviz
 import numpy as np
 
 from autograd import Value, detect_anomaly, stage
-from autograd.core import Node, consumer_counts
-from autograd.files import write_atomically
-from autograd.view.draw import FORMATS, GraphTooLargeError, GraphvizNotFoundError, draw, render
+from autograd.core import Node
+from autograd.files import make_directories, write_atomically
+from autograd.view.boxes import AUTO_SHAPES, GraphTooLargeError
+from autograd.view.draw import draw
 from autograd.view.explain import explain
+from autograd.view.rendering import FORMATS, GraphvizError, GraphvizNotFoundError, GraphvizWarning, render
 from lstm.checkpoint import CheckpointError, load_checkpoint
 from lstm.compare import compare
 from lstm.data import DEFAULT_CORPUS, available_corpora
 from lstm.flow import gradient_flow
 from lstm.model import LSTM, ScalarLSTM, parameter_shapes
-from lstm.train import DTYPES, ConfigError, TrainConfig, TrainingDiverged, prepare_data, sample, train
+from lstm.train import (
+    DTYPES,
+    ConfigError,
+    TrainConfig,
+    TrainingDiverged,
+    check_run_size,
+    check_sample_size,
+    checkpoint_layout,
+    duration,
+    prepare_data,
+    sample,
+    train,
+)
 
 PROG = "backprop-lens"
-AUTO_COLLAPSE_NODES = 200  # above this many nodes, `--collapse auto` draws all but the last step as boxes
+AUTO_COLLAPSE_NODES = AUTO_SHAPES  # above this many shapes, `--collapse auto` draws all but the last step as boxes
 SCALAR_NODE_LIMIT = 50_000  # a ScalarLSTM this large takes long to build and cannot be drawn or read anyway
 FINITE_DIFFERENCE_LIMIT = 250_000  # cell steps of finite differences: at about 40 us each, some 10 seconds
+WARN_SECONDS = 3600  # a run or a sample estimated to take longer gets a warning with the estimate
 
 
 class UsageError(Exception):
@@ -53,7 +73,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a bad argument gives one line on stderr (no usage dump) and exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
+        self.exit(_fail(f"{message} (see {self.prog} --help)", 2))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,13 +84,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit:  # --help, or a bad argument already reported
         return exit.code if isinstance(exit.code, int) else 2
     try:
-        return args.run(args)
+        # Numbers that leave the floats show as inf or nan in what a command prints, or end it with one line (a
+        # diverged run, a failed check); numpy's warnings about them would be lines of another kind.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            status = args.run(args)
+        sys.stdout.flush()  # here, so that a reader that went away is noticed while it can still be handled
+        return status
+    except BrokenPipeError as error:
+        if error.filename is not None:  # a FIFO given as an output, not our standard output
+            return _fail(f"{error.filename}: {error.strerror}", 1)
+        return _quiet_after_broken_pipe()
     except (UsageError, CheckpointError, ConfigError) as error:
         return _fail(error, 2)
     except (GraphvizNotFoundError, TrainingDiverged) as error:
         return _fail(error, 1)
-    except graphviz.CalledProcessError as error:  # dot itself failed, e.g. out of memory on a huge graph
-        return _fail(f"Graphviz's dot failed: {error.stderr or error}", 1)
+    except GraphvizError as error:  # dot itself failed or ran out of time (render_to says what to do)
+        return _fail(error, 1)
     except OSError as error:  # e.g. an --out directory that cannot be written
         return _fail(f"{error.filename}: {error.strerror or error}" if error.filename else error, 1)
     except MemoryError:
@@ -84,6 +113,24 @@ def _fail(error: Any, status: int) -> int:
     message = " ".join(str(error).split())  # one line, whatever the message
     print(f"{PROG}: error: {message}", file=sys.stderr)
     return status
+
+
+def _warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _quiet_after_broken_pipe() -> int:
+    """The reader of our output went away (``| head``): stop without a word, as Unix tools do, with the status
+    a shell reports for them (128 + SIGPIPE)."""
+    try:
+        # What is still buffered can never be written; pointing stdout at /dev/null keeps Python from
+        # complaining about it at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # a stdout without a descriptor (a notebook, a test's capture)
+        pass
+    return 128 + signal.SIGPIPE
 
 
 # --- the parser -------------------------------------------------------------------------------------------
@@ -149,16 +196,23 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("values", nargs="*", metavar="NAME=VALUE", help="a value for each name in it")
     _add_lstm_sizes(why, input_size=1, hidden_size=1, steps=1, batch=1)
     why.add_argument("--format", choices=("text", "markdown", "latex"), default="text", help=_default(""))
-    why.add_argument("--precision", type=_positive_int, default=4, metavar="N",
-                     help=_default("significant digits shown"))
+    why.add_argument("--precision", type=_digits, default=4, metavar="N",
+                     help=_default("significant digits shown, 1 to 17 (a float has no more)"))
 
     learn = command("train", run_train, "Train a character-level LSTM language model on the shipped text "
                     "and measure it against the unigram baseline; writes a checkpoint, the loss curve and a "
-                    "sample. Ctrl-C stops after the current step and saves.")
+                    "sample. Ctrl-C (SIGINT) or SIGTERM stops after the current step and saves (exit status "
+                    "130 or 143); after SIGKILL, --resume goes on from the last checkpoint.")
     _add_train_config(learn)
     learn.add_argument("--out", default="out/train", help=_default("directory for the files"))
     learn.add_argument("--checkpoint", metavar="PATH", help="checkpoint file (default: OUT/checkpoint.npz)")
-    learn.add_argument("--resume", action="store_true", help="go on with the run saved in the checkpoint")
+    learn.add_argument("--resume", action="store_true",
+                       help="go on with the run saved in the checkpoint, with its settings; settings given here "
+                            "must agree with them")
+    learn.add_argument("--override-config", action="store_true",
+                       help="with --resume: go on with the settings given here where they differ from the "
+                            f"checkpoint's ({', '.join(_adjustable_flags())}); "
+                            "sizes, --dtype and --corpus cannot change")
     learn.add_argument("--overwrite", action="store_true", help="start afresh, replacing the checkpoint")
     learn.add_argument("--prompt", default="LOVE, n. ", help=_default("text the sample starts from"))
     learn.add_argument("--sample-length", type=_non_negative_int, default=400, metavar="N",
@@ -187,16 +241,7 @@ def _add_train_config(parser: argparse.ArgumentParser) -> None:
     """The TrainConfig flags. They default to None, so that a resumed run can tell what was given."""
     default = TrainConfig()
     config = parser.add_argument_group("model and training")
-    for flag, kind, text in (("--hidden-size", _positive_int, "LSTM hidden units"),
-                             ("--layers", _positive_int, "stacked LSTM layers"),
-                             ("--embedding-size", _positive_int, "character embedding width"),
-                             ("--seq-len", _positive_int, "characters per training sequence"),
-                             ("--batch-size", _positive_int, "sequences per step"),
-                             ("--steps", _positive_int, "training steps in all, resumed ones included"),
-                             ("--lr", _positive_float, "Adam's learning rate"),
-                             ("--clip-norm", _positive_float, "clip gradients to this global norm"),
-                             ("--seed", _non_negative_int, "seed of the weights and the batches"),
-                             ("--eval-interval", _positive_int, "steps between validations and checkpoints")):
+    for flag, kind, text in _CONFIG_FLAGS:
         field = _config_field(flag)
         config.add_argument(flag, dest=field, type=kind, metavar="N" if kind is not _positive_float else "X",
                             help=f"{text} (default: {getattr(default, field)})")
@@ -205,27 +250,56 @@ def _add_train_config(parser: argparse.ArgumentParser) -> None:
                         help=f"shipped text (default: {DEFAULT_CORPUS})")
 
 
+_FLAGS = {"--layers": "num_layers"}
+
+
 def _config_field(flag: str) -> str:
-    return {"--layers": "num_layers"}.get(flag, flag[2:].replace("-", "_"))
+    return _FLAGS.get(flag, flag[2:].replace("-", "_"))
+
+
+def _adjustable_flags() -> list[str]:
+    """The flags of the settings that --override-config lets a resumed run change."""
+    return [flag for flag, _, _ in _CONFIG_FLAGS if _config_field(flag) in TrainConfig.ADJUSTABLE]
 
 
 def _number(kind: Callable[[str], Any], test: Callable[[Any], bool], wanted: str) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
             value = kind(text)
-        except ValueError:
+        except (ValueError, ArithmeticError):
             value = None
         if value is None or not test(value):
-            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {shown!r}")
         return value
 
     return parse
 
 
-_positive_int = _number(int, lambda n: n > 0, "a positive integer")
-_non_negative_int = _number(int, lambda n: n >= 0, "a non-negative integer")
+def _integer(text: str) -> int:
+    """An integer, also in scientific notation when it is one exactly (1e6, 2.5e3); at most 100 digits."""
+    number = Decimal(text)  # InvalidOperation (an ArithmeticError) if not a number
+    if not number.is_finite() or number != number.to_integral_value() or number.adjusted() >= 100:
+        raise ValueError(f"not an integer of at most 100 digits: {text!r}")
+    return int(number)
+
+
+_positive_int = _number(_integer, lambda n: n > 0, "a positive integer")
+_non_negative_int = _number(_integer, lambda n: n >= 0, "a non-negative integer")
+_digits = _number(_integer, lambda n: 1 <= n <= 17, "a number of significant digits from 1 to 17")
 _positive_float = _number(float, lambda x: math.isfinite(x) and x > 0, "a positive number")
 _non_negative_float = _number(float, lambda x: math.isfinite(x) and x >= 0, "a non-negative number")
+
+_CONFIG_FLAGS = (("--hidden-size", _positive_int, "LSTM hidden units"),
+                 ("--layers", _positive_int, "stacked LSTM layers"),
+                 ("--embedding-size", _positive_int, "character embedding width"),
+                 ("--seq-len", _positive_int, "characters per training sequence"),
+                 ("--batch-size", _positive_int, "sequences per step"),
+                 ("--steps", _positive_int, "training steps in all, resumed ones included"),
+                 ("--lr", _positive_float, "Adam's learning rate"),
+                 ("--clip-norm", _positive_float, "clip gradients to this global norm"),
+                 ("--seed", _non_negative_int, "seed of the weights and the batches"),
+                 ("--eval-interval", _positive_int, "steps between validations and checkpoints"))
 
 
 # --- demo ---------------------------------------------------------------------------------------------------
@@ -235,16 +309,16 @@ def run_demo(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
 
-    print("1. A ScalarLSTM (input 1, hidden 1, 2 steps): every number is a node; L = sum of the last output.")
+    print("1. A ScalarLSTM (input 1, hidden 1, 2 steps): every number is a node; L = sum of the last output.\n"
+          "   The first step is drawn as a box, the last in full.")
     scalar_loss = lstm_loss(True, input_size=1, hidden_size=1, layers=1, steps=2, batch=1, seed=args.seed)
     for view in ("forward", "backward"):
-        written += save_drawing(draw_lstm(scalar_loss, view, steps=2), out / f"scalar_{view}", ("png", "svg"))
+        written += save_drawing(draw_lstm(scalar_loss, view), out / f"scalar_{view}", ("png", "svg"))
 
-    print("2. The Tensor LSTM (input 3, hidden 4, batch 2, 6 steps): steps 0-4 as boxes, step 5 in full.")
+    print("2. The Tensor LSTM (input 3, hidden 4, batch 2, 6 steps): every step but the last as a box.")
     tensor_loss = lstm_loss(False, input_size=3, hidden_size=4, layers=1, steps=6, batch=2, seed=args.seed)
     for view in ("forward", "backward"):
-        drawing = draw_lstm(tensor_loss, view, steps=6, collapse="t=*", keep="t=5")
-        written += save_drawing(drawing, out / f"lstm_{view}", ("png", "svg"))
+        written += save_drawing(draw_lstm(tensor_loss, view), out / f"lstm_{view}", ("png", "svg"))
 
     print("\n3. The same gradients four ways:\n")
     comparison = compare(seed=args.seed)
@@ -271,7 +345,7 @@ def run_graph(args: argparse.Namespace) -> int:
     loss = lstm_loss(args.scalar, args.input_size, args.hidden_size, args.layers, args.steps, args.batch,
                      args.seed)
     try:
-        drawing = draw_lstm(loss, args.view, args.steps, args.collapse, args.keep, args.max_nodes, args.roll_up,
+        drawing = draw_lstm(loss, args.view, args.collapse, args.keep, args.max_nodes, args.roll_up,
                             args.precision)
     except GraphTooLargeError as error:
         raise UsageError(f"{error} On the command line: --collapse PATTERN, --keep PATTERN, --roll-up or "
@@ -325,30 +399,41 @@ def check_scalar_size(input_size: int, hidden_size: int, layers: int, steps: int
 
 
 def _scalar_nodes(input_size: int, hidden_size: int, layers: int, steps: int, batch: int) -> int:
-    """Roughly how many Values a ScalarLSTM builds: per gate unit and step a multiply and an add per input."""
-    per_step = sum(4 * hidden_size * (2 * ((input_size if layer == 0 else hidden_size) + hidden_size) + 2)
-                   + 5 * hidden_size for layer in range(layers))
-    return per_step * steps * batch
+    """Roughly how many Values a ScalarLSTM builds: per gate unit and step a multiply and an add per input.
+
+    A formula, not a loop over the layers: the sizes may be absurd (``--layers 99999999999999999999``).
+    """
+
+    def layer(inputs: int) -> int:
+        return 4 * hidden_size * (2 * (inputs + hidden_size) + 2) + 5 * hidden_size
+
+    return (layer(input_size) + (layers - 1) * layer(hidden_size)) * steps * batch
 
 
-def draw_lstm(root: Node, view: str, steps: int, collapse: str | None = "auto", keep: str | None = None,
+def draw_lstm(root: Node, view: str, collapse: str | None = "auto", keep: str | None = None,
               max_nodes: int = 2000, roll_up: bool = False, precision: int = 4) -> Any:
-    """`autograd.view.draw`; ``collapse="auto"`` boxes all time steps but the last when the graph is large."""
-    if collapse == "auto":
-        large = steps > 1 and len(consumer_counts(root)) > AUTO_COLLAPSE_NODES
-        collapse, keep = ("t=*", keep or f"t={steps - 1}") if large else (None, keep)
-    elif collapse == "none":
-        collapse = None
-    return draw(root, view, collapse=collapse, keep=keep, roll_up=roll_up, max_nodes=max_nodes,
-                precision=precision)
+    """`autograd.view.draw.draw`; ``collapse="auto"`` boxes all time steps but one (``keep``, else the last) when
+    the graph is large, and "none" draws every node."""
+    return draw(root, view, collapse=None if collapse == "none" else collapse, keep=keep, roll_up=roll_up,
+                max_nodes=max_nodes, precision=precision)
 
 
 def render_to(drawing: Any, path: Path, fmt: str) -> Path:
-    """`autograd.view.draw.render`, with an OSError that names ``path`` rather than its temporary file."""
-    try:
-        return render(drawing, path, fmt)
-    except OSError as error:
-        raise OSError(error.errno, error.strerror or str(error), str(path)) from None
+    """`autograd.view.rendering.render`, with an OSError that names ``path`` rather than its temporary file, the
+    command line's advice when ``dot`` fails, and its warnings on one line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GraphvizWarning)
+        try:
+            return render(drawing, path, fmt)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from None
+        except GraphvizError as error:
+            raise GraphvizError(f"Graphviz's dot could not draw {path} ({error.reason}): draw fewer shapes with "
+                                "--collapse 't=*' (or --roll-up), or the Tensor LSTM with --tensor",
+                                error.reason) from None
+        finally:
+            for warning in caught:
+                print(f"{PROG}: warning: {' '.join(str(warning.message).split())}", file=sys.stderr)
 
 
 def save_drawing(drawing: Any, stem: Path, formats: Sequence[str]) -> list[Path]:
@@ -389,11 +474,19 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def run_explain(args: argparse.Namespace) -> int:
     if args.expression is None:
+        check_scalar_size(args.input_size, args.hidden_size, args.layers, args.steps, args.batch,
+                          instead="explain an expression")
         root = lstm_loss(True, args.input_size, args.hidden_size, args.layers, args.steps, args.batch,
                          args.seed)
     else:
         root = expression_value(args.expression, _assignments(args.values))
-    print(explain(root, precision=args.precision, format=args.format))
+    try:
+        text = explain(root, precision=args.precision, format=args.format)
+    except ArithmeticError as error:  # a local derivative that a rule cannot compute at these values
+        what = _quoted(args.expression) if args.expression is not None else "this LSTM"
+        reason = "a number is too large for a float" if isinstance(error, OverflowError) else error
+        raise UsageError(f"cannot differentiate {what} at these values: {reason}") from None
+    print(text)
     return 0
 
 
@@ -406,11 +499,16 @@ def _assignments(pairs: Sequence[str]) -> dict[str, float]:
         except ValueError:
             equals = ""
         if not equals or not name.isidentifier():
-            raise UsageError(f"expected NAME=VALUE with a number, got {pair!r}")
+            raise UsageError(f"expected NAME=VALUE with a number, got {_quoted(pair)}")
         if name in values:
             raise UsageError(f"{name} is given twice")
         values[name] = value
     return values
+
+
+def _quoted(text: str, limit: int = 60) -> str:
+    """``text`` in quotes for an error message, shortened in the middle when long."""
+    return repr(text if len(text) <= limit else f"{text[:limit // 2]} ... {text[-limit // 2:]}")
 
 
 _OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
@@ -428,38 +526,72 @@ def expression_value(text: str, values: dict[str, float]) -> Value:
         tree = ast.parse(text, mode="eval").body
     except SyntaxError as error:
         hint = " (the expression comes first, then NAME=VALUE)" if "=" in text else ""
-        raise UsageError(f"cannot read the expression {text!r}: {error.msg}{hint}") from None
+        raise UsageError(f"cannot read the expression {_quoted(text)}: {error.msg}{hint}") from None
+    except RecursionError:  # Python's parser stops at a depth of some thousands (a sum of 5,000 terms)
+        raise UsageError(f"the expression {_quoted(text)} is nested too deeply for Python's parser: use "
+                         "fewer terms or parentheses") from None
+    except ValueError as error:  # e.g. a NUL character
+        raise UsageError(f"cannot read the expression {_quoted(text)}: {error}") from None
     leaves = {name: Value(number, label=name) for name, number in values.items()}
 
-    def evaluate(node: ast.AST) -> Any:
-        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+    def operands(node: ast.AST) -> list[ast.AST]:
+        """The parts ``node`` is computed from; UsageError for anything but the little language above."""
+        if isinstance(node, ast.Name) or (isinstance(node, ast.Constant) and type(node.value) in (int, float)):
+            return []
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            return [node.left, node.right]
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            return [node.operand]
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS
+                and len(node.args) == 1 and not node.keywords):
+            return [node.args[0]]
+        part = ast.get_source_segment(text, node) or type(node).__name__
+        raise UsageError(f"cannot explain {_quoted(part)}: use numbers, names, + - * / ** and "
+                         f"{', '.join(_FUNCTIONS)}")
+
+    def apply(node: ast.AST, arguments: list[Any]) -> Any:
+        if isinstance(node, ast.Constant):
             return float(node.value)  # a float overflows where an int would grow without end: 9**9**9
         if isinstance(node, ast.Name):
             if node.id not in leaves:
                 raise UsageError(f"{node.id!r} has no value: add {node.id}=NUMBER after the expression")
             return leaves[node.id]
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-            return _OPERATORS[type(node.op)](evaluate(node.left), evaluate(node.right))
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            operand = evaluate(node.operand)
-            return -operand if isinstance(node.op, ast.USub) else operand
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS
-                and len(node.args) == 1 and not node.keywords):
-            argument = evaluate(node.args[0])
-            return getattr(argument if isinstance(argument, Value) else Value(argument), node.func.id)()
-        raise UsageError(f"cannot explain {ast.unparse(node)!r}: use numbers, names, + - * / ** and "
-                         f"{', '.join(_FUNCTIONS)}")
+        if isinstance(node, ast.BinOp):
+            return _OPERATORS[type(node.op)](*arguments)
+        if isinstance(node, ast.UnaryOp):
+            return -arguments[0] if isinstance(node.op, ast.USub) else arguments[0]
+        argument = arguments[0]
+        return getattr(argument if isinstance(argument, Value) else Value(argument), node.func.id)()
+
+    def evaluate(tree: ast.AST) -> Any:
+        """Children before parents, left to right, on a stack of our own: a sum of thousands of terms nests
+        thousands deep, past Python's recursion limit."""
+        results: list[Any] = []
+        pending: list[tuple[ast.AST, bool]] = [(tree, False)]
+        while pending:
+            node, ready = pending.pop()
+            parts = operands(node)
+            if not ready:
+                pending.append((node, True))
+                pending.extend((part, False) for part in reversed(parts))
+                continue
+            first = len(results) - len(parts)
+            arguments = results[first:]
+            del results[first:]
+            results.append(apply(node, arguments))
+        return results[0]
 
     unused = sorted(set(values) - {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)})
     if unused:
-        raise UsageError(f"{', '.join(unused)} not in the expression {text!r}")
+        raise UsageError(f"{', '.join(unused)} not in the expression {_quoted(text)}")
     try:
         with detect_anomaly():  # the engine computes log(-1) as nan: here it is a mistake to report
             root = evaluate(tree)
     except (ValueError, ArithmeticError) as error:
-        raise UsageError(f"cannot evaluate {text!r}: {error}") from None
+        raise UsageError(f"cannot evaluate {_quoted(text)}: {error}") from None
     if not isinstance(root, Value) or not leaves:
-        raise UsageError(f"the expression {text!r} has no variables to differentiate by, e.g. 'a*b' a=2 b=3")
+        raise UsageError(f"the expression {_quoted(text)} has no variables to differentiate by, e.g. 'a*b' a=2 "
+                         "b=3")
     root.label = root.label or "L"
     return root
 
@@ -469,11 +601,15 @@ def expression_value(text: str, values: dict[str, float]) -> Value:
 def run_train(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite contradict each other")
+    if args.override_config and not args.resume:
+        raise UsageError("--override-config only applies with --resume: a fresh run takes the settings given")
     out = Path(args.out)
     checkpoint = Path(args.checkpoint) if args.checkpoint else out / "checkpoint.npz"
-    config = _train_config(args, checkpoint)
+    config, done = _train_config(args, checkpoint)
     vocab, _, _ = prepare_data(config)
     # Everything that can be found wrong is found now, not after minutes of training.
+    estimate = check_run_size(config, vocab.size)
+    check_sample_size(args.sample_length)
     if not args.prompt:
         raise UsageError("--prompt must not be empty: the model needs at least one character to go on from")
     unknown = sorted(set(args.prompt) - set(vocab.chars))
@@ -486,15 +622,22 @@ def run_train(args: argparse.Namespace) -> int:
                          "choose another --out or --checkpoint")
     for directory in {out, checkpoint.parent}:
         _check_writable(directory)
+    training = estimate.step_seconds * max(config.steps - done, 0)
+    if training > WARN_SECONDS:
+        _warn(f"{config.steps - done:,} steps will take about {duration(training)} (about "
+              f"{duration(estimate.step_seconds)} each); Ctrl-C or SIGTERM stops after a step and saves")
+    sampling = estimate.sample_seconds * args.sample_length
+    if sampling > WARN_SECONDS:
+        _warn(f"a sample of {args.sample_length:,} characters will take about {duration(sampling)} after training")
 
     started = time.perf_counter()
-    result = train(config, resume=args.resume, overwrite=args.overwrite)
+    result = train(config, resume=args.resume, overwrite=args.overwrite, override_config=args.override_config)
     wall_time = time.perf_counter() - started
-    if result.interrupted:
+    if result.stopped_by is not None:
         where = f"--out {shlex.quote(str(out))}" + (f" --checkpoint {shlex.quote(str(checkpoint))}"
                                                      if args.checkpoint else "")
         print(f"stopped at step {result.step}; go on with: {PROG} train --resume {where}")
-        return 130
+        return 128 + result.stopped_by
 
     recent = result.history.train_loss[-config.eval_interval:]
     gain = result.unigram_loss - result.val_loss
@@ -517,23 +660,21 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_config(args: argparse.Namespace, checkpoint: Path) -> TrainConfig:
-    """The flags given, over the checkpoint's settings when resuming, over the defaults."""
+def _train_config(args: argparse.Namespace, checkpoint: Path) -> tuple[TrainConfig, int]:
+    """The flags given, over the checkpoint's settings when resuming, over the defaults; and the step the
+    checkpoint has reached (0 for a fresh run)."""
     flags = {field.name: getattr(args, field.name, None) for field in dataclasses.fields(TrainConfig)
              if field.name != "checkpoint"}
     given = {name: value for name, value in flags.items() if value is not None}
     if not args.resume:
-        return TrainConfig(**given, checkpoint=str(checkpoint))
-    saved = load_checkpoint(checkpoint).config
-    try:
-        return TrainConfig(**{**saved, **given, "checkpoint": str(checkpoint)})
-    except (TypeError, ValueError) as error:  # fields unknown to this version, or values out of range
-        raise CheckpointError(f"{checkpoint} holds settings this version cannot use ({error})") from None
+        return TrainConfig(**given, checkpoint=str(checkpoint)), 0
+    saved = load_checkpoint(checkpoint, checkpoint_layout)  # its configuration is checked there
+    return TrainConfig.from_dict({**saved.config, **given, "checkpoint": str(checkpoint)}), saved.step
 
 
 def _check_writable(directory: Path) -> None:
     """Create ``directory`` and make sure a file can be written in it; OSError (naming it) if not."""
-    directory.mkdir(parents=True, exist_ok=True)
+    make_directories(directory)
     with tempfile.TemporaryFile(dir=directory):
         pass
 

@@ -217,6 +217,19 @@ class CharVocab:
         return cls(chr(int(codepoint)) for codepoint in codepoints)
 
 
+    @staticmethod
+    def size_from_shapes(shapes: Mapping[str, tuple[int, ...]]) -> int:
+        """The size of the vocabulary that ``to_dict()`` arrays of these shapes hold, known before reading them
+        (a checkpoint's sizes are checked before its data is read); ValueError if they cannot hold one."""
+        if set(shapes) != {_VOCAB_KEY}:
+            raise ValueError(f"expected exactly one array, {_VOCAB_KEY!r}; found {sorted(shapes)}")
+        shape = tuple(shapes[_VOCAB_KEY])
+        if len(shape) != 1 or shape[0] > _MAX_CODEPOINT + 1:
+            raise ValueError(f"{_VOCAB_KEY!r} has shape {shape}; a vocabulary is 1-D, of at most "
+                             f"{_MAX_CODEPOINT + 1:,} characters")
+        return shape[0]
+
+
 def _as_id_array(ids: Sequence[int] | np.ndarray, name: str = "ids") -> np.ndarray:
     array = np.asarray(ids)
     if array.size == 0:

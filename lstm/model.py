@@ -17,9 +17,8 @@ for an element of the ScalarLSTM), the names `lstm.hand` gives its gradients, an
 stage (``t=2 / layer 0 / forget gate``), so
 a drawing shows the stages and the forks: [x_t, h_{t-1}, 1] feeds all four gates, c_t feeds tanh(c_t) and step
 t+1. `LSTM` makes the four gates' pre-activations with one product, z = [x_t, h_{t-1}, 1] @ W of shape
-(B, 4H), the gates' blocks of columns side by side as in PyTorch's layout, and each gate's stage takes its
-block; so in its graph the fork into the four gates sits on z, and the product adds their four gradients up on
-the way back. `ScalarLSTM` builds every sum
+(4, B, H), gate by gate, and each gate's stage takes its slice z[k]; so in its graph the fork into the four
+gates sits on z, and the product adds their four gradients up on the way back. `ScalarLSTM` builds every sum
 itself. Gate order, parameter shapes and initialisation come from `lstm.params`, the one place that states
 them: one seed gives the same weights to the Tensor LSTM, the scalar LSTM and the hand derivation, state dicts
 (PyTorch ``nn.LSTM`` names and layout) move between them, and ``from_state_dict`` builds a model straight from
@@ -141,14 +140,16 @@ class _TensorModel(_Recurrent, Module):
             setattr(self, name, Tensor(array, requires_grad=True, dtype=self.dtype, label=name))
 
     def _stacked_weights(self, layer: int) -> Tensor:
-        """All blocks' weights as one (I + H + 1, blocks * H) matrix, [W_ih | W_hh | b_ih + b_hh]^T: the blocks
-        side by side in PyTorch's row order (i, f, g, o for the LSTM), so that one product gives every block's
-        pre-activation."""
+        """Each block's (I + H + 1, H) matrix [W_ik | W_hk | b_ik + b_hk]^T: for the LSTM's gates stacked,
+        (4, I + H + 1, H); for the RNN's single block, (I + H + 1, H)."""
         with stage(f"layer {layer}"), stage("gate weights" if self.blocks > 1 else "weights"):
             bias = getattr(self, f"bias_ih_l{layer}") + getattr(self, f"bias_hh_l{layer}")
             stacked = concatenate([getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}"),
                                    bias.reshape(-1, 1)], axis=1)
-            weight = stacked.swapaxes(0, 1)
+            if self.blocks == 1:
+                weight = stacked.swapaxes(0, 1)
+            else:
+                weight = stacked.reshape(self.blocks, self.hidden_size, -1).swapaxes(1, 2)
             weight.label = "W" if self.num_layers == 1 else f"W_l{layer}"
         return weight
 
@@ -248,21 +249,21 @@ class LSTM(_TensorModel):
               ) -> tuple[Tensor, Tensor]:
         """One step of one layer (``names``: its nodes' names, `_step_names`).
 
-        One product for the four gates rather than four: z = [x, h, 1] @ W is (B, 4H), the gates' blocks of
-        columns side by side, and each gate's stage takes its block (``z_f[t=1]``). On the way back the
-        product itself adds the four gates' gradients for [x, h, 1] (no additions at a fork) and the weight
-        gathers one term per step, not four: on small arrays each numpy call costs more than its arithmetic,
-        so fewer calls is what counts. `autograd.check_derivation` still names the four branches of h_{t-1}'s
+        One batched product for the four gates rather than four: the (4, K, H) weight gives z gate by gate,
+        (4, B, H), so each gate's slice z[k] (``z_f[t=1]``) is a contiguous block. On the way back the product
+        itself adds the four gates' gradients for [x, h, 1] (no additions at a fork) and the weight gathers
+        one term per step, not four: on small arrays each numpy call costs more than its arithmetic, so fewer
+        calls is what counts. `autograd.check_derivation` still names the four branches of h_{t-1}'s
         fork: it follows the path from h_{t-1} through [x, h, 1] and z to the four gate stages.
         """
         gate_input = concatenate([x_t, h_prev, ones], axis=1)
         gate_input.label = names["[x, h, 1]"]
-        z = gate_input @ weight  # (B, K) @ (K, 4H) -> (B, 4H)
+        z = gate_input @ weight  # (B, K) @ (4, K, H) -> (4, B, H)
         z.label = names["z"]
         activations = []
-        for gate, gate_stage, block, activate in _gate_steps(self.hidden_size):  # i, f, g, o
+        for k, (gate, gate_stage, activate) in enumerate(_GATE_STEPS):  # i, f, g, o
             with gate_stage:
-                pre_activation = z[block]  # the gate's block of columns, taken in its stage
+                pre_activation = z[k]  # the gate's slice, taken in its stage
                 pre_activation.label = names[gate.pre_activation]
                 activation = activate(pre_activation)
                 activation.label = names[gate.letter]
@@ -284,12 +285,8 @@ class LSTM(_TensorModel):
 _CELL_STATE, _HIDDEN_STATE = stage("cell state"), stage("hidden state")
 
 
-@functools.lru_cache(maxsize=64)
-def _gate_steps(hidden_size: int) -> tuple[tuple[Gate, stage, tuple[slice, slice], Any], ...]:
-    """For each gate, in the order of GATES: the gate, its stage, its block of z's columns and its activation
-    (a Tensor method), made once per hidden size."""
-    return tuple((gate, stage(gate.stage), (slice(None), slice(k * hidden_size, (k + 1) * hidden_size)),
-                  getattr(Tensor, gate.activation)) for k, gate in enumerate(GATES))
+# For each gate, in the order of GATES: the gate, its stage and its activation (a Tensor method).
+_GATE_STEPS = tuple((gate, stage(gate.stage), getattr(Tensor, gate.activation)) for gate in GATES)
 
 
 _made_once = functools.lru_cache(maxsize=4096)(stage)  # the stages of steps and layers, ``t=2``, ``layer 0``

@@ -5,9 +5,12 @@
 
 `train` measures the validation loss against the unigram baseline (a model that knows character frequencies
 but no context): the gap between the two is what the LSTM learned from context. With a checkpoint path it
-saves everything after every evaluation and when interrupted (Ctrl-C finishes the current step first), and
-``resume=True`` goes on from there. Step k's batch is drawn from a generator seeded with (seed, k), so a run
-that was stopped and resumed produces exactly the losses of one that never stopped.
+saves everything after every evaluation and when stopped by SIGINT (Ctrl-C) or SIGTERM (which finish the
+current step first), and ``resume=True`` goes on from there. Step k's batch is drawn from a generator seeded
+with (seed, k), so a run that was stopped and resumed produces exactly the losses of one that never stopped.
+
+Sizes are checked before anything is built: `estimate_run` says roughly how much memory and time a run takes,
+and a run that cannot fit in the memory this process may use is refused (ConfigError) at once, not after minutes.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import signal
 import sys
 import threading
@@ -27,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autograd import Tensor, cross_entropy, no_grad
-from autograd.files import write_atomically
+from autograd.files import remove_stale_temporaries, write_atomically
 from autograd.nn import Embedding, Linear, Module
 from autograd.nn.optim import Adam, clip_grad_norm
 from lstm.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
@@ -41,13 +45,14 @@ from lstm.data import (
     train_val_split,
     unigram_cross_entropy,
 )
-from lstm.model import LSTM
+from lstm.model import LSTM, parameter_shapes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["CharModel", "ConfigError", "History", "TrainConfig", "TrainResult", "TrainingDiverged", "evaluate",
-           "loss_figure", "plot_losses", "prepare_data", "sample", "train"]
+__all__ = ["CharModel", "ConfigError", "History", "RunEstimate", "TrainConfig", "TrainResult", "TrainingDiverged",
+           "check_run_size", "check_sample_size", "checkpoint_layout", "duration", "estimate_run", "evaluate",
+           "loss_figure", "memory_limit", "plot_losses", "prepare_data", "sample", "train"]
 
 DTYPES = ("float32", "float64")
 EVAL_LANES = 64  # validation text is read as this many parallel lanes (sequential_batches' batch size)
@@ -90,6 +95,9 @@ class TrainConfig:
 
     # Fields a resumed run may change: they decide how long to train and where to save, not what happens.
     RESUMABLE = ("steps", "eval_interval", "checkpoint")
+    # Fields a resumed run may change when asked to (override_config): they change the run from there on. The
+    # others (sizes, dtype, corpus) decide the shapes of the weights and the vocabulary, so they stay.
+    ADJUSTABLE = ("lr", "clip_norm", "batch_size", "seq_len", "seed", "val_fraction")
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "embedding_size", "seq_len", "batch_size", "steps",
@@ -115,11 +123,20 @@ class TrainConfig:
         return {name: value.item() if isinstance(value, np.generic) else value
                 for name, value in dataclasses.asdict(self).items()}
 
-    def differences(self, other: TrainConfig) -> list[str]:
-        """The fields, other than those a resumed run may change, whose values differ: ``name: a != b``."""
+    @classmethod
+    def from_dict(cls, fields: Mapping[str, Any]) -> TrainConfig:
+        """The inverse of `to_dict`; ConfigError for a field this version does not know or a bad value."""
+        unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown settings {', '.join(map(str, unknown))}")
+        return cls(**fields)
+
+    def differences(self, other: TrainConfig, allowed: tuple[str, ...] = ()) -> list[str]:
+        """The fields whose values differ (``name: a != b``), other than those a resumed run may change and
+        those in ``allowed``."""
         return [f"{f.name}: {getattr(self, f.name)!r} != {getattr(other, f.name)!r}"
                 for f in dataclasses.fields(self)
-                if f.name not in self.RESUMABLE and getattr(self, f.name) != getattr(other, f.name)]
+                if f.name not in self.RESUMABLE + allowed and getattr(self, f.name) != getattr(other, f.name)]
 
 
 class CharModel(Module):
@@ -136,6 +153,14 @@ class CharModel(Module):
     def for_config(cls, config: TrainConfig, vocab_size: int) -> CharModel:
         return cls(vocab_size, config.embedding_size, config.hidden_size, config.num_layers,
                    dtype=np.dtype(config.dtype), seed=config.seed)
+
+    @staticmethod
+    def parameter_shapes(config: TrainConfig, vocab_size: int) -> dict[str, tuple[int, ...]]:
+        """The name and shape of every parameter of ``for_config(config, vocab_size)``, without building it."""
+        lstm = parameter_shapes(config.embedding_size, config.hidden_size, config.num_layers)
+        return {"embedding.weight": (vocab_size, config.embedding_size),
+                **{f"lstm.{name}": shape for name, shape in lstm.items()},
+                "head.weight": (vocab_size, config.hidden_size), "head.bias": (vocab_size,)}
 
     def forward(self, ids: np.ndarray, state: State | None = None) -> tuple[Tensor, State]:
         """``ids`` (T, B) integers -> logits (T, B, vocab_size) and the LSTM's final (h, c)."""
@@ -180,7 +205,10 @@ class History:
 
 @dataclass
 class TrainResult:
-    """What a run produced; ``chars_per_second`` counts this run's training steps only (not evaluation)."""
+    """What a run produced; ``chars_per_second`` counts this run's training steps only (not evaluation).
+
+    ``stopped_by`` is the signal (SIGINT or SIGTERM) that ended the run before ``config.steps``, if one did.
+    """
 
     model: CharModel
     vocab: CharVocab
@@ -188,7 +216,11 @@ class TrainResult:
     history: History
     unigram_loss: float
     chars_per_second: float
-    interrupted: bool = False
+    stopped_by: signal.Signals | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped_by is not None
 
     @property
     def step(self) -> int:
@@ -206,6 +238,157 @@ class TrainResult:
     def figure(self) -> Figure:
         """The loss curve as a matplotlib figure (what a notebook shows)."""
         return loss_figure(self.history, baseline=self.unigram_loss)
+
+
+# --- what a run costs, known before it is built --------------------------------------------------------------
+
+# Measured on the reference machine (two cores, one BLAS thread; see benchmarks/bench_train.py) and rounded up;
+# the estimates are meant to be right within a factor of about two, enough to tell a run that cannot finish.
+PARAMETER_COPIES = 10  # weights, gradients, Adam's two moments, and the temporaries of the update and products
+UNIT_COPIES = 24  # numbers per hidden unit, layer, time step and sequence that a step's graph keeps for backward
+OUTPUT_COPIES = 20  # numbers per vocabulary entry, time step and sequence: logits, softmax and their gradients
+HISTORY_BYTES = 48  # per step of the loss curve: a float in a list, and its copy in a checkpoint
+SAMPLE_BYTES = 40  # per sampled character: its id, its code point, the text and its encoded copy
+FLOPS = {"float32": 4e10, "float64": 2e10}  # multiply-adds per second of the matrix products of a step
+SAMPLE_FLOPS = 3e9  # the same for sampling, one character at a time (matrix-vector products)
+CELL_SECONDS = 1e-4  # the engine's own work per LSTM layer and time step (Python, graph bookkeeping)
+
+
+@dataclass(frozen=True)
+class RunEstimate:
+    """What a run of ``config`` costs, estimated from its sizes alone: memory in bytes, time in seconds."""
+
+    config: TrainConfig
+    parameters: int
+    parameter_bytes: int  # the weights with their gradients and Adam's moments
+    step_bytes: int  # what one training step keeps for its backward pass
+    history_bytes: int  # the loss curve of config.steps steps
+    step_seconds: float
+    sample_seconds: float  # per sampled character
+
+    @property
+    def memory(self) -> int:
+        return self.parameter_bytes + self.step_bytes + self.history_bytes
+
+    def describe_memory(self) -> str:
+        """Where the memory goes, in words."""
+        config = self.config
+        layers = f"{config.num_layers:,} layer{'s' if config.num_layers > 1 else ''}"
+        return (f"about {_bytes(self.memory)}: {_bytes(self.parameter_bytes)} for {self.parameters:,} parameters "
+                f"with their gradients and Adam moments, {_bytes(self.step_bytes)} for a step of "
+                f"{config.batch_size:,} sequences of {config.seq_len:,} characters through {layers} of "
+                f"{config.hidden_size:,} units, {_bytes(self.history_bytes)} for the loss curve of "
+                f"{config.steps:,} steps")
+
+
+def estimate_run(config: TrainConfig, vocab_size: int) -> RunEstimate:
+    """The memory and time a run of ``config`` takes, from its sizes alone (nothing is built)."""
+    itemsize = np.dtype(config.dtype).itemsize
+    parameters = _parameter_count(config, vocab_size)
+    characters = config.seq_len * config.batch_size
+    per_character = (UNIT_COPIES * config.num_layers * config.hidden_size + OUTPUT_COPIES * vocab_size
+                     + 4 * config.embedding_size)
+    step_seconds = (config.seq_len * config.num_layers * CELL_SECONDS
+                    + 6 * characters * parameters / FLOPS[config.dtype])  # forward 2, backward 4 per weight
+    sample_seconds = (1 + config.num_layers) * CELL_SECONDS / 2 + 2 * parameters / SAMPLE_FLOPS
+    return RunEstimate(config, parameters, itemsize * PARAMETER_COPIES * parameters,
+                       itemsize * characters * per_character, HISTORY_BYTES * config.steps, step_seconds,
+                       sample_seconds)
+
+
+def _parameter_count(config: TrainConfig, vocab_size: int) -> int:
+    """How many numbers `CharModel.parameter_shapes` lists, by a formula: the number of layers may be absurd
+    (``--layers 99999999999999999999``), so the layers are not listed one by one."""
+
+    def count(shapes: Mapping[str, tuple[int, ...]]) -> int:
+        return sum(math.prod(shape) for shape in shapes.values())
+
+    one_layer = count(CharModel.parameter_shapes(dataclasses.replace(config, num_layers=1), vocab_size))
+    each_further_layer = count(parameter_shapes(config.hidden_size, config.hidden_size))
+    return one_layer + (config.num_layers - 1) * each_further_layer
+
+
+def check_run_size(config: TrainConfig, vocab_size: int, advice: str = ": use smaller sizes or fewer steps"
+                   ) -> RunEstimate:
+    """The run's estimate, or ConfigError if it needs more memory than this process may use (`memory_limit`)."""
+    estimate = estimate_run(config, vocab_size)
+    limit = memory_limit()
+    if limit is not None and estimate.memory > limit:
+        raise ConfigError(f"a run of these sizes needs {estimate.describe_memory()}; this process may use "
+                          f"{_bytes(limit)}{advice}")
+    return estimate
+
+
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")  # v2, v1
+
+
+def check_sample_size(length: int) -> None:
+    """ConfigError if a sample of ``length`` characters needs more memory than this process may use."""
+    limit = memory_limit()
+    if limit is not None and SAMPLE_BYTES * length > limit:
+        raise ConfigError(f"a sample of {length:,} characters needs about {_bytes(SAMPLE_BYTES * length)} of "
+                          f"memory; this process may use {_bytes(limit)}")
+
+
+def memory_limit() -> int | None:
+    """The memory this process may use, in bytes: the machine's, or less where a limit says so (``ulimit -v``,
+    a container's cgroup); None where the system does not say."""
+    limits = []
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        limits.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    with contextlib.suppress(ImportError, ValueError, OSError):
+        import resource  # POSIX only
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            limits.append(soft)
+    for path in CGROUP_LIMITS:
+        with contextlib.suppress(OSError):
+            text = Path(path).read_text().strip()
+            if text.isdigit():  # "max" in cgroup v2 means no limit
+                limits.append(int(text))
+    return min(limits, default=None)
+
+
+def checkpoint_layout(saved: dict[str, Any], step: int, vocab_size: int) -> dict[str, tuple[int, ...]]:
+    """What a checkpoint of the run ``saved`` (a `TrainConfig` as a dict) at ``step`` holds, by entry: the model's
+    and the optimizer's arrays and the loss history, each at its largest shape (see `lstm.checkpoint.Layout`).
+
+    ValueError if no run could have written it: settings this version does not know, a step past the run's
+    end, or sizes this process cannot hold (so a file cannot make us allocate more than its run would).
+    """
+    try:
+        config = TrainConfig.from_dict(saved)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"its configuration is not one this version can use ({error})") from None
+    if step > config.steps:
+        raise ValueError(f"it is at step {step:,}, past the {config.steps:,} steps of its run")
+    try:
+        check_run_size(config, vocab_size, advice="")
+    except ConfigError as error:
+        raise ValueError(f"it describes a run that cannot be resumed here ({error})") from None
+    model = CharModel.parameter_shapes(config, vocab_size)
+    optimizer = Adam.state_shapes(list(model.values()), Adam.BUFFERS)
+    history = {"train_loss": (step,), "val_steps": (step + 1,), "val_loss": (step + 1,)}
+    groups = {"model": model, "optimizer": optimizer, "history": history}
+    return {f"{group}/{name}": shape for group, shapes in groups.items() for name, shape in shapes.items()}
+
+
+def _bytes(count: int) -> str:
+    """A number of bytes for people: 950 KB, 26 GB, 4,800 PB."""
+    for unit, size in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if count >= size:
+            return f"{count / size:,.{1 if count < 10 * size else 0}f} {unit}"
+    return f"{count} bytes"
+
+
+def duration(seconds: float) -> str:
+    """A duration for people: 8 ms, 40 seconds, 12 minutes, 3.5 hours, 9 days, 320 years."""
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("hours", 3600), ("minutes", 60),
+                       ("seconds", 1)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:,.{1 if seconds < 10 * size else 0}f} {unit}"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} seconds"
 
 
 # --- the pieces of a run -----------------------------------------------------------------------------------
@@ -270,16 +453,21 @@ def sample(model: CharModel, vocab: CharVocab, prompt: str, length: int = 200, t
         raise ValueError("sample needs a non-empty prompt: the model has to be fed at least one character")
     if not (math.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be a non-negative number, got {temperature!r}")
+    check_sample_size(length)
     rng = np.random.default_rng() if rng is None else rng
     written = []
     with no_grad():
         logits, state = model(vocab.encode(prompt)[:, None])
         for _ in range(length):
             scores = logits.data[-1, 0].astype(np.float64)
+            if not np.isfinite(scores).all():
+                raise TrainingDiverged("the model's outputs are not finite numbers (its weights have grown out of "
+                                       "range), so it cannot be sampled; a lower learning rate may help")
             if temperature == 0:
                 next_id = int(np.argmax(scores))
             else:
-                weights = np.exp((scores - scores.max()) / temperature)
+                with np.errstate(over="ignore"):  # a tiny temperature: -inf, so exp gives 0, as it should
+                    weights = np.exp((scores - scores.max()) / temperature)
                 next_id = int(rng.choice(len(weights), p=weights / weights.sum()))
             written.append(next_id)
             logits, state = model(np.array([[next_id]]), state)
@@ -323,32 +511,43 @@ def loss_figure(history: History, baseline: float | None = None) -> Figure:
 
 # --- the run -----------------------------------------------------------------------------------------------
 
-def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False, verbose: bool = True
-          ) -> TrainResult:
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False, override_config: bool = False,
+          verbose: bool = True) -> TrainResult:
     """Train a `CharModel` on ``config.corpus`` for ``config.steps`` steps in all (counting resumed ones).
 
-    With ``config.checkpoint`` the run is saved after every evaluation, at the end and on Ctrl-C; a fresh run
-    refuses to replace an existing checkpoint unless ``overwrite=True`` (the old file then stays whole until
-    the first save replaces it). ``resume=True`` loads it and goes on to ``config.steps``;
-    the checkpoint's configuration must agree with ``config`` except in `TrainConfig.RESUMABLE` fields.
-    Raises CheckpointError for a missing, damaged or mismatched checkpoint.
+    With ``config.checkpoint`` the run is saved after every evaluation, at the end, and when SIGINT (Ctrl-C) or
+    SIGTERM stops it (after the current step; the result's ``stopped_by`` says which); temporaries that a killed
+    run left beside the checkpoint are removed first. A fresh run refuses to replace an existing checkpoint
+    unless ``overwrite=True`` (the old file then stays whole until the first save replaces it). ``resume=True``
+    loads it and goes on to ``config.steps``; the checkpoint's configuration must agree with ``config`` except
+    in `TrainConfig.RESUMABLE` fields, and, with ``override_config=True``, in `TrainConfig.ADJUSTABLE` ones,
+    which then take ``config``'s values from here on (the learning rate, say, after a divergence).
+    Raises CheckpointError for a missing, damaged or mismatched checkpoint, and ConfigError for a run that
+    cannot fit in memory (before anything is built).
     """
+    if resume and overwrite:
+        raise ValueError("resume and overwrite contradict each other: go on with the checkpoint, or replace it")
+    if override_config and not resume:
+        raise ValueError("override_config only applies when resuming: a fresh run takes its configuration as it is")
     say = _printer(verbose)
     vocab, train_ids, val_ids = prepare_data(config)
+    check_run_size(config, vocab.size)
     model = CharModel.for_config(config, vocab.size)
     optimizer = Adam(model.parameters(), lr=config.lr)
     history = History()
-    if resume and overwrite:
-        raise ValueError("resume and overwrite contradict each other: go on with the checkpoint, or replace it")
     if resume:
         if config.checkpoint is None:
             raise CheckpointError("resuming needs a checkpoint path")
-        history = _restore(load_checkpoint(config.checkpoint), config, vocab, model, optimizer)
+        checkpoint = load_checkpoint(config.checkpoint, checkpoint_layout)
+        history = _restore(checkpoint, config, vocab, model, optimizer, override_config)
         say(f"resuming from {config.checkpoint} at step {history.step}"
             + (f"; steps={config.steps}, so nothing is left to train" if history.step >= config.steps else ""))
     elif config.checkpoint is not None and Path(config.checkpoint).exists() and not overwrite:
         raise CheckpointError(f"{config.checkpoint} already exists; resume from it, overwrite it, or choose "
                               "another checkpoint path")
+    if config.checkpoint is not None:
+        for leftover in remove_stale_temporaries(config.checkpoint):
+            say(f"removed {leftover}, left by a save that was killed before it finished")
 
     unigram = unigram_cross_entropy(train_ids, val_ids, vocab.size)
     say(f"{config.corpus}: {len(train_ids):,} training and {len(val_ids):,} validation characters, "
@@ -360,9 +559,15 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
 
     saved_at = history.step if resume else None
 
+    def diverged(what: str) -> TrainingDiverged:
+        kept = f"; {config.checkpoint} keeps step {saved_at}" if saved_at is not None else ""
+        return TrainingDiverged(f"{what}{kept}. A lower learning rate may help")
+
     def save() -> None:
         nonlocal saved_at
         if config.checkpoint is not None and saved_at != history.step:
+            if not all(np.isfinite(p.data).all() for p in model.parameters()):  # a checkpoint to resume from
+                raise diverged(f"the weights stopped being finite numbers at step {history.step}")
             save_checkpoint(config.checkpoint, Checkpoint(history.step, config.to_dict(), model.state_dict(),
                                                           optimizer.state_dict(), vocab, history.to_arrays()))
             saved_at = history.step
@@ -370,17 +575,17 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     chars_per_step = config.seq_len * config.batch_size
     seconds = 0.0
     first_step = history.step
-    with _one_blas_thread(), _deferred_interrupt() as interrupted, \
+    # A diverging run overflows on its way to nan: numpy's warnings about it would only repeat, in many lines,
+    # what the checks of the loss and the weights say in one.
+    with _one_blas_thread(), _deferred_stop() as stopped_by, np.errstate(over="ignore", invalid="ignore"), \
             _progress(config.steps, history.step, verbose) as bar:
-        while history.step < config.steps and not interrupted():
+        while history.step < config.steps and stopped_by() is None:
             inputs, targets = batch_at(train_ids, config, history.step)
             started = time.perf_counter()
             loss = train_step(model, optimizer, inputs, targets, config.clip_norm)
             seconds += time.perf_counter() - started
             if not math.isfinite(loss):  # the weights are lost too; the checkpoint holds the last good ones
-                kept = f"; {config.checkpoint} keeps step {saved_at}" if saved_at is not None else ""
-                raise TrainingDiverged(f"the training loss became {loss} at step {history.step + 1}{kept}. "
-                                       "A lower learning rate may help")
+                raise diverged(f"the training loss became {loss} at step {history.step + 1}")
             history.train_loss.append(loss)
             speed = (history.step - first_step) * chars_per_step / seconds
             if bar is not None:
@@ -388,33 +593,37 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
                                 refresh=False)
                 bar.update(1)
             if history.step % config.eval_interval == 0 or history.step == config.steps:
+                val_loss = evaluate(model, val_ids, config.seq_len)
+                if not math.isfinite(val_loss):
+                    raise diverged(f"the validation loss became {val_loss} at step {history.step}")
                 history.val_steps.append(history.step)
-                history.val_loss.append(evaluate(model, val_ids, config.seq_len))
+                history.val_loss.append(val_loss)
+                save()  # before the report: a reader that went away (`| head`) must not cost the steps
                 recent = np.mean(history.train_loss[-config.eval_interval:])
                 say(f"step {history.step:>5}/{config.steps}  train {recent:.3f}  "
                     f"val {history.val_loss[-1]:.3f}  (unigram {unigram:.3f})  {speed:,.0f} chars/s")
-                save()
         save()
-        stopped = interrupted()
-    if stopped:
+        signal_number = stopped_by()
+    if signal_number is not None:
         where = f"; saved to {config.checkpoint}" if config.checkpoint else ""
-        say(f"interrupted after step {history.step}{where}")
+        say(f"stopped by {signal_number.name} after step {history.step}{where}")
     speed = (history.step - first_step) * chars_per_step / seconds if seconds else 0.0
-    return TrainResult(model, vocab, config, history, unigram, speed, stopped)
+    return TrainResult(model, vocab, config, history, unigram, speed, signal_number)
 
 
 def _restore(checkpoint: Checkpoint, config: TrainConfig, vocab: CharVocab, model: CharModel,
-             optimizer: Adam) -> History:
+             optimizer: Adam, override_config: bool) -> History:
     """Load a checkpoint into a fresh model and optimizer, after checking that it belongs to this run."""
     source = config.checkpoint
-    try:
-        saved = TrainConfig(**checkpoint.config)
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f"{source} holds a configuration this version cannot use ({error})") from None
-    differences = saved.differences(config)
+    saved = TrainConfig.from_dict(checkpoint.config)  # checkpoint_layout has checked it
+    allowed = TrainConfig.ADJUSTABLE if override_config else ()
+    differences = saved.differences(config, allowed)
     if differences:
+        fixed = [line for line in differences if line.partition(":")[0] not in TrainConfig.ADJUSTABLE]
+        hint = ("; these decide the shapes of the weights or the vocabulary, so they cannot change" if fixed else
+                "; to go on with the new settings, resume with override_config=True (--override-config)")
         raise CheckpointError(f"{source} was written by a run with other settings (checkpoint != now): "
-                              + "; ".join(differences))
+                              + "; ".join(fixed or differences) + hint)
     if checkpoint.vocab != vocab:
         raise CheckpointError(f"{source} has a vocabulary of {checkpoint.vocab.size} characters that differs "
                               f"from the corpus's ({vocab.size}); was the corpus changed?")
@@ -428,9 +637,14 @@ def _restore(checkpoint: Checkpoint, config: TrainConfig, vocab: CharVocab, mode
                               "validation losses")
     try:
         model.load_state_dict(checkpoint.model)
-        optimizer.load_state_dict(checkpoint.optimizer)
+        if not all(np.isfinite(array).all() for array in checkpoint.model.values()):
+            raise ValueError("the model's weights are not all finite numbers")
+        optimizer.load_state_dict(checkpoint.optimizer, override=override_config)
     except (KeyError, ValueError, TypeError, IndexError) as error:
         raise CheckpointError(f"{source} does not fit the model: {error}") from None
+    if optimizer.steps != checkpoint.step:
+        raise CheckpointError(f"{source} is inconsistent: step {checkpoint.step}, but its optimizer has taken "
+                              f"{optimizer.steps} steps")
     return history
 
 
@@ -478,23 +692,31 @@ def _one_blas_thread() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _deferred_interrupt() -> Iterator[Callable[[], bool]]:
-    """Turn the first Ctrl-C into a flag, so the loop finishes its step and saves; a second one interrupts.
+def _deferred_stop() -> Iterator[Callable[[], signal.Signals | None]]:
+    """Turn the first SIGINT (Ctrl-C) or SIGTERM (what `timeout`, `docker stop` and schedulers send) into a flag,
+    so the loop finishes its step and saves; a second one acts as it would have without us (KeyboardInterrupt,
+    or the end of the process).
 
     Outside the main thread signals cannot be caught, and the flag simply never goes up.
     """
-    caught = threading.Event()
+    caught: list[signal.Signals] = []
     if threading.current_thread() is not threading.main_thread():
-        yield caught.is_set
+        yield lambda: None
         return
-    previous = signal.getsignal(signal.SIGINT) or signal.SIG_DFL  # None: a handler set outside Python
+    # getsignal gives None for a handler set outside Python: the default is the best we can put back. A signal
+    # that the process was told to ignore (nohup, a background job) stays ignored.
+    previous = {number: signal.getsignal(number) or signal.SIG_DFL for number in (signal.SIGINT, signal.SIGTERM)}
+    stopping = [number for number, handler in previous.items() if handler is not signal.SIG_IGN]
 
-    def on_interrupt(signum: int, frame: Any) -> None:
-        caught.set()
-        signal.signal(signal.SIGINT, previous)
+    def on_signal(number: int, frame: Any) -> None:
+        caught.append(signal.Signals(number))
+        for each in stopping:
+            signal.signal(each, previous[each])
 
-    signal.signal(signal.SIGINT, on_interrupt)
+    for number in stopping:
+        signal.signal(number, on_signal)
     try:
-        yield caught.is_set
+        yield lambda: caught[0] if caught else None
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number in stopping:
+            signal.signal(number, previous[number])

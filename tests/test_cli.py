@@ -1,24 +1,30 @@
 """The command line, run as users run it: ``python -m lstm ...`` in a subprocess, in a scratch directory.
 
-Every subcommand, its ``--help``, bad arguments (one line on stderr, exit status 2), damaged or mismatched
-checkpoints, unwritable outputs, and a training run that is interrupted with SIGINT and resumed.
+Every subcommand, its ``--help``, bad arguments (one line on stderr, exit status 2), damaged, hostile or
+mismatched checkpoints, unwritable outputs, sizes that cannot fit, a reader that goes away, and training runs
+stopped with SIGINT, SIGTERM and SIGKILL (the last two in the middle of writing a checkpoint) and resumed.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import resource
+import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import lstm.cli
 from autograd import Value
-from lstm.checkpoint import load_checkpoint
+from lstm.checkpoint import load_checkpoint, save_checkpoint
+from lstm.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -99,6 +105,13 @@ def test_every_command_has_help(tmp_path, command):
     (["train", "--prompt", "\u2603"], "characters the corpus does not"),
     (["train", "--seq-len", "1000000"], "seq_len=1000000 does not fit"),
     (["train", "--resume"], "no checkpoint at out/train/checkpoint.npz"),
+    (["train", "--steps", "1.5"], "--steps: must be a positive integer, got '1.5'"),
+    (["train", "--steps", "99999999999999999999"], "for the loss curve of 99,999,999,999,999,999,999 steps"),
+    (["train", "--override-config"], "--override-config only applies with --resume"),
+    (["explain", "a**10000000000", "a=2"], "cannot evaluate 'a**10000000000': pow(a=2.0, 10000000000.0) produced "
+                                           "inf"),
+    (["explain", "+".join(["a"] * 20_000), "a=1"], "is nested too deeply for Python's parser"),
+    (["explain", "--hidden-size", "1000"], "use smaller sizes, or explain an expression"),
 ])
 def test_bad_arguments_give_one_line_and_status_2(tmp_path, args, fragment):
     result = cli(*args, cwd=tmp_path)
@@ -313,8 +326,145 @@ def test_a_checkpoint_of_other_settings_is_refused_in_one_line(tmp_path, straigh
     assert_one_line_error(result, 2, "other settings", "hidden_size: 8 != 9")
 
 
-def test_train_checks_that_it_can_write_before_training(tmp_path):
+@pytest.mark.parametrize("out", ["blocker/run", "blocker"])
+def test_train_checks_that_it_can_write_before_training(tmp_path, out):
     (tmp_path / "blocker").write_text("a file where a directory should be")
-    result = cli("train", *TINY, "--steps", "100000", "--out", "blocker/run", cwd=tmp_path)
-    assert_one_line_error(result, 1, "blocker")  # at once, not after training
-    assert result.stdout == ""
+    result = cli("train", *TINY, "--steps", "100000", "--out", out, cwd=tmp_path)
+    assert_one_line_error(result, 1, f"{out}: blocker is a file, not a directory")  # at once, not after training
+    assert result.stdout == "" and (tmp_path / "blocker").read_text().startswith("a file")
+
+
+# --- faults: sizes, signals, broken pipes ------------------------------------------------------------------------
+
+def test_sizes_that_cannot_fit_are_refused_before_anything_is_built(tmp_path):
+    """`train --layers 10000` grew to 4 GB before failing; now the estimate refuses it at once. Under a 4 GB
+    address-space limit, building the model would fail with "out of memory" (status 1) instead."""
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))
+
+    result = subprocess.run([sys.executable, "-m", "lstm", "train", "--layers", "10000"], cwd=tmp_path,
+                            env=environment(), capture_output=True, text=True, timeout=TIMEOUT,
+                            preexec_fn=limit_memory)
+    assert_one_line_error(result, 2, "a run of these sizes needs about 305 GB", "1,320,924,211 parameters",
+                          "this process may use 4.3 GB: use smaller sizes or fewer steps")
+    assert result.stdout == "" and only_files(tmp_path) == []
+
+
+def test_long_runs_and_samples_are_warned_about_before_training(tmp_path, monkeypatch, capsys):
+    def no_training(*args, **kwargs):
+        raise KeyboardInterrupt  # the warnings must have come before training starts
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(lstm.cli, "train", no_training)
+    assert main(["train", "--steps", "1e6", "--sample-length", "1e8"]) == 130
+    warnings = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(r"backprop-lens: warning: 1,000,000 steps will take about [\d.]+ (hours|days) \(about "
+                        r"\d+ ms each\); Ctrl-C or SIGTERM stops after a step and saves", warnings[0]), warnings
+    assert re.fullmatch(r"backprop-lens: warning: a sample of 100,000,000 characters will take about [\d.]+ hours "
+                        "after training", warnings[1]), warnings
+    assert warnings[2:] == ["backprop-lens: interrupted"]
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
+    """`explain ... | head -2`: the pipe breaks; the command stops without a word, with status 141 as Unix tools
+    do (128 + SIGPIPE), not with a traceback or "Broken pipe"."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before a byte is written
+    try:
+        result = subprocess.run([sys.executable, "-m", "lstm", "explain", "tanh(a*b + c)", "a=2", "b=-3", "c=1"],
+                                cwd=tmp_path, env=environment(), stdout=write_end, stderr=subprocess.PIPE,
+                                text=True, timeout=TIMEOUT)
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, "")
+
+
+def test_a_checkpoint_that_describes_a_huge_model_is_blamed_in_one_line(tmp_path, straight_run):
+    checkpoint = load_checkpoint(straight_run / "checkpoint.npz")
+    checkpoint.config["hidden_size"] = 200_000  # the arrays stay small: only the meta lies
+    save_checkpoint(tmp_path / "huge.npz", checkpoint)
+    result = cli("train", "--resume", "--checkpoint", "huge.npz", cwd=tmp_path)
+    assert_one_line_error(result, 2, "huge.npz is not a valid checkpoint: it describes a run that cannot be "
+                          "resumed here (a run of these sizes needs about")
+
+
+def test_override_config_goes_on_with_a_new_learning_rate(tmp_path, straight_run):
+    shutil.copy(straight_run / "checkpoint.npz", tmp_path / "run.npz")
+    refused = cli("train", "--resume", "--steps", "22", "--lr", "0.005", "--checkpoint", "run.npz", cwd=tmp_path)
+    assert_one_line_error(refused, 2, "lr: 0.01 != 0.005", "--override-config")
+    resumed = cli("train", "--resume", "--steps", "22", "--lr", "0.005", "--override-config", "--checkpoint",
+                  "run.npz", "--sample-length", "0", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    saved = load_checkpoint(tmp_path / "run.npz")
+    assert saved.step == 22 and saved.config["lr"] == 0.005 and saved.optimizer["lr"] == 0.005
+
+
+SLOW_SAVE = textwrap.dedent("""
+    import runpy, sys, time
+    import numpy as np
+
+    # The second checkpoint (step 10) is written, not yet renamed into place, when the parent is told: a
+    # signal sent then arrives in the middle of saving.
+    real_savez, saves = np.savez, []
+
+    def slow_savez(file, **arrays):
+        real_savez(file, **arrays)
+        file.flush()
+        saves.append(arrays["meta"])
+        if len(saves) == 2:
+            print("saving step 10", file=sys.stderr, flush=True)
+            time.sleep(1)
+
+    np.savez = slow_savez
+    sys.argv = ["backprop-lens", *sys.argv[1:]]
+    sys.exit(runpy.run_module("lstm", run_name="__main__"))
+""")
+
+
+def stop_while_saving(directory: Path, signal_number: int) -> subprocess.CompletedProcess[str]:
+    """Run a 20-step training that is sent ``signal_number`` while it writes its checkpoint of step 10."""
+    command = [sys.executable, "-c", SLOW_SAVE, "train", *TINY, "--steps", "20", "--out", "run"]
+    process = subprocess.Popen(command, cwd=directory, env=environment(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(TIMEOUT, process.kill)
+    watchdog.start()
+    try:
+        for line in process.stderr:
+            if line == "saving step 10\n":
+                process.send_signal(signal_number)
+                break
+        stdout, stderr = process.communicate(timeout=TIMEOUT)
+    finally:
+        watchdog.cancel()
+        process.kill()
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def resume_in_process(directory: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """`train --resume` to step 20, run here (no interpreter to start); returns what it printed."""
+    capsys.readouterr()
+    assert main(["train", "--resume", "--steps", "20", "--out", str(directory / "run")]) == 0
+    return capsys.readouterr().out
+
+
+def test_sigterm_mid_checkpoint_saves_exits_143_and_resumes_to_the_same_curve(tmp_path, straight_run, capsys):
+    stopped = stop_while_saving(tmp_path, signal.SIGTERM)
+    assert stopped.returncode == 143, stopped.stderr
+    assert "stopped at step 10; go on with: backprop-lens train --resume --out run" in stopped.stdout
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.npz").step == 10  # the save it was in finished
+    assert only_files(tmp_path / "run") == ["checkpoint.npz"]
+    resume_in_process(tmp_path, capsys)
+    assert_same_run(tmp_path / "run" / "checkpoint.npz", straight_run / "checkpoint.npz")
+
+
+def test_sigkill_mid_checkpoint_keeps_the_last_one_and_the_next_start_cleans_up(tmp_path, straight_run, capsys):
+    killed = stop_while_saving(tmp_path, signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.npz").step == 5  # the save before, whole
+    left = [name for name in only_files(tmp_path / "run") if name != "checkpoint.npz"]
+    assert len(left) == 1 and re.fullmatch(r"\.checkpoint\.npz\.\w{8}\.tmp", left[0])  # step 10, never renamed
+    printed = resume_in_process(tmp_path, capsys)
+    assert f"removed {tmp_path / 'run' / left[0]}, left by a save that was killed" in printed
+    assert only_files(tmp_path / "run") == ["checkpoint.npz", "loss.png", "sample.txt"]
+    assert_same_run(tmp_path / "run" / "checkpoint.npz", straight_run / "checkpoint.npz")

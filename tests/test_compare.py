@@ -127,7 +127,7 @@ def test_a_wrong_derivation_is_reported_at_its_first_wrong_stage():
     assert not result.passed and not result.differences[("weight_hh_l0", YOURS)].passed
     assert result.differences[("weight_hh_l0", TENSOR)].passed
     first = result.derivation.first_mismatch
-    assert first.name == "h[t=2]" and first.missing == ("output gate", "input gate", "cell candidate")
+    assert first.name == "h[t=2]" and first.missing == ("input gate", "cell candidate", "output gate")
     text = str(result)
     assert ("your derivation first differs at h[t=2] (stage t=2 / layer 0 / hidden state), going back from L"
             in text)

@@ -131,12 +131,12 @@ def test_a_missing_branch_of_the_fork_on_h_is_found_and_the_branches_named(model
     if model_name == "LSTM":  # one product for the four gates: the branches are found behind it
         assert {group.via for group in first.groups if group.name in gates} == {("[x, h, 1][t=3]", "z[t=3]")}
         assert loss_branch == "outputs"  # a stage: the verdict says whose branches
-        assert verdict == ("yours equals the forget gate's and outputs' branches only; the output gate's, "
-                           "input gate's and cell candidate's are missing")
+        assert verdict == ("yours equals the forget gate's and outputs' branches only; the input gate's, "
+                           "cell candidate's and output gate's are missing")
     else:  # the loss of this test is outside any stage: its use is named by how it was computed
         assert loss_branch == f"{first.name} * ({-1.28954})"
         assert verdict == (f"yours equals only the branches through the forget gate and {loss_branch}; those "
-                           "through the output gate, the input gate and the cell candidate are missing")
+                           "through the input gate, the cell candidate and the output gate are missing")
 
 
 @pytest.mark.parametrize("model_name", ["LSTM", "ScalarLSTM"])
@@ -211,8 +211,8 @@ def test_a_fork_missing_a_branch_on_values():
     assert first.verdict() == "yours equals only the branch through c; the branch through c + a is missing"
     text = str(report)
     assert text.startswith("Your 2 gradients of L against the engine's (rtol 1e-06, atol 1e-09): 1 agree, 1 differs.")
-    assert "First difference, going back from L: dL/da  (stage outside any stage)" in text
-    assert "use c = a * b (stage outside any stage):" in text and "∂c/∂a = b = -3" in text
+    assert "First difference, going back from L: dL/da  (outside any stage)" in text
+    assert "use c = a * b (outside any stage):" in text and "∂c/∂a = b = -3" in text
 
 
 def test_right_numbers_agree_within_the_tolerances_and_not_outside_them():

@@ -8,27 +8,27 @@ checked against the engine's own reverse pass.
 from __future__ import annotations
 
 import ast
-import base64
 import html
-import io
 import math
 import os
 import re
 import struct
-import sys
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 
-import graphviz
 import numpy as np
 import pytest
 
 import autograd
-from autograd import GraphTooLargeError, GraphvizNotFoundError, Tensor, Value, draw, render, stage, step_through
+from autograd import GraphTooLargeError, GraphvizNotFoundError, Tensor, Value, draw, render, stage
 from autograd.core import backpropagate, grad, topological_order
-from autograd.view.draw import BACKWARD_FILL, FORK_BORDER, GRADIENT, PENDING, DotWriter, mimebundle
+from autograd.view.annotated import AnnotatedPass
+from autograd.view.boxes import Box
+from autograd.view.display import node_bundle
+from autograd.view.dot import BACKWARD_FILL, FORK_BORDER, GRADIENT, DotWriter
 from autograd.view.notation import format_number, local_derivative
-from autograd.view.scene import Box, Proxy, Scene
+from autograd.view.scene import Scene
+from autograd.view.scene import source as source_of
 
 # --- reading DOT back ---------------------------------------------------------------------------------------
 
@@ -142,8 +142,19 @@ def shown(label: str) -> str:
                    re.findall(r'<FONT COLOR="([^"]+)"><B>([^<]*)</B></FONT>', label) if colour == GRADIENT)
 
 
+def gradient_row(label: str) -> str:
+    """The gradient row of a node's label, its lines (a long row goes on on further lines) joined."""
+    lines = plain(label).split("\n")
+    start = next(i for i, line in enumerate(lines) if re.match(r"d[^/\s]+/d", line))
+    return "".join(lines[start:])
+
+
 def engine(root):
     return backpropagate(root, record_branches=True)
+
+
+def scene(root, view="forward", **options):
+    return Scene(AnnotatedPass(root), view, **options)
 
 
 # --- graphs ---------------------------------------------------------------------------------------------------
@@ -189,7 +200,7 @@ def test_forward_view_writes_each_node_as_name_expression_and_value():
     _, node_a = dot.named("a")
     assert plain(node_a["label"]).startswith("a = 0.7")
     texts = [plain(attrs["label"]) for attrs in dot.nodes.values()]
-    assert any(text.startswith("v1 = a * a = 0.49") for text in texts)
+    assert any(text.startswith("v1 = a * a = 0.49") for text in texts)  # short: on one line
     assert any(text.startswith("L = ") for text in texts)
     assert len(dot.nodes) == len(topological_order(loss))  # every node once, no constants here
     assert "fork: 4 uses" in plain(node_a["label"]) and node_a["color"] == FORK_BORDER
@@ -210,9 +221,9 @@ def test_tensor_nodes_show_shape_and_a_summary_and_tiny_arrays_in_full():
     low, high = format_number(w1.data.min(), 3), format_number(w1.data.max(), 3)
     assert lines[1] == f"{low} … {high}, mean {format_number(w1.data.mean(), 3)}"
     gradient = engine(loss).adjoints[w1]
-    assert lines[2].startswith(f"dL/dW1 = {format_number(gradient.min(), 3)} … ")
+    assert gradient_row(dot.named("W1")[1]["label"]).startswith(f"dL/dW1 = {format_number(gradient.min(), 3)} … ")
     assert plain(dot.named("b1")[1]["label"]).split("\n")[1] == "[0.5, -0.25]"  # two elements: in full
-    assert plain(dot.named("b1")[1]["label"]).split("\n")[2] == "dL/db1 = [4, 4]"  # one per row of x
+    assert gradient_row(dot.named("b1")[1]["label"]) == "dL/db1 = [4, 4]"  # one per row of x
 
 
 # --- backward view: the numbers on nodes and edges ------------------------------------------------------------
@@ -221,12 +232,13 @@ def test_a_fork_shows_its_branch_terms_adding_up_to_the_engines_gradient():
     a, _, loss = forked()
     dot = parse(draw(loss, "backward").source)
     _, node = dot.named("a")
-    row = plain(node["label"]).split("\n")[1]
-    match = re.fullmatch(r"dL/da = (.+) = (\S+)", row)
+    match = re.fullmatch(r"dL/da = (.+) = (\S+)", gradient_row(node["label"]))
     terms = [float(text.strip("()")) for text in match[1].split(" + ")]
     branches = engine(loss).terms(a)
     assert len(terms) == len(branches) == 4
-    assert terms == pytest.approx([b.term for b in branches], rel=5e-3)  # in the order they arrived
+    # in the order the annotated pass sends them: the consumer listed last first
+    assert terms == pytest.approx([b.term for b in AnnotatedPass(loss).terms(a)], rel=5e-3)
+    assert sorted(terms) == pytest.approx(sorted(b.term for b in branches), rel=5e-3)
     assert match[2] == format_number(engine(loss).adjoints[a], 3)
     assert format_number(math.fsum(terms), 3) == match[2]  # the written terms add up to the written total
     assert node["color"] == FORK_BORDER
@@ -236,18 +248,18 @@ def test_a_fork_of_many_branches_writes_their_number_instead():
     x = Value(0.3, label="x")
     loss = sum((x * k for k in range(1, 7)), Value(0.0, label="zero"))
     loss.label = "L"
-    row = plain(parse(draw(loss, "backward").source).named("x")[1]["label"]).split("\n")[1]
+    row = gradient_row(parse(draw(loss, "backward").source).named("x")[1]["label"])
     assert row == f"dL/dx = Σ 6 branches = {format_number(21.0, 3)}"
 
 
 def test_every_edge_carries_the_local_derivative_and_the_term_the_engine_sent_back():
     a, b, loss = forked()
-    scene = Scene(loss, "backward")
-    writer = DotWriter(scene, 3, "LR")
-    dot = parse(writer.digraph().source)
+    shown = scene(loss, "backward")
+    writer = DotWriter(shown, 3, "LR")
+    dot = parse(writer.write().source)
     terms = {(br.consumer, br.position): br.term for branches in engine(loss).branches.values() for br in branches}
     checked = 0
-    for edge in scene.edges:
+    for edge in shown.edges:
         (consumer, position), = edge.branches
         labels = [plain(attrs["label"]) for attrs in dot.between(writer.ids[edge.tail], writer.ids[edge.head])]
         expected = (f"× {format_number(local_derivative(consumer, position), 3)} =\n"
@@ -256,7 +268,7 @@ def test_every_edge_carries_the_local_derivative_and_the_term_the_engine_sent_ba
         checked += 1
     assert checked == len(dot.edges) == 11
     assert all(attrs["dir"] == "back" for _, _, attrs in dot.edges)  # arrows point the way gradients flow
-    tooltip = dot.between(writer.ids[a], writer.ids[next(n for n in scene.nodes if n.parents == (a, b))])
+    tooltip = dot.between(writer.ids[a], writer.ids[next(n for n in shown.nodes if n.parents == (a, b))])
     assert tooltip[0]["tooltip"].startswith("dL/dv") and "where ∂v" in tooltip[0]["tooltip"]
 
 
@@ -294,7 +306,7 @@ def test_a_graph_recorded_by_create_graph_is_drawn_as_the_backward_computation()
     # the drawing's dL/dx is the second derivative, d/dx [(1 - tanh(x^2)^2) 2x]
     first = lambda v: (1 - math.tanh(v * v) ** 2) * 2 * v  # noqa: E731
     second = (first(0.5 + 1e-6) - first(0.5 - 1e-6)) / 2e-6
-    row = plain(dot.named("x")[1]["label"]).split("\n")[1]
+    row = gradient_row(dot.named("x")[1]["label"])
     assert float(row.rsplit(" = ", 1)[1]) == pytest.approx(second, rel=5e-3)
 
 
@@ -311,69 +323,138 @@ def test_constants_can_be_hidden_and_stay_readable_in_expressions():
 
 # --- stages: clusters, boxes, roll-up, shared inputs ---------------------------------------------------------
 
-def test_stages_become_nested_clusters_and_loop_steps_are_not_boxed_around_their_stages():
+def test_stages_become_nested_clusters_one_under_another_in_computation_order():
     a = Value(2.0, label="a")
     with stage("model"), stage("layer 1"):
         hidden = (a * 3).tanh()
         hidden.label = "hidden"
     loss = recurrent(2) + hidden
-    dot = parse(draw(loss).source)
+    writer = DotWriter(scene(loss, collapse=None), 3, "TB")
+    dot = parse(writer.write().source)
     clusters = dot.clusters()
-    assert ("model", "layer 1") in clusters
-    assert dot.where(dot.named("hidden")[0]) == ("model", "layer 1")
-    # t=1 is one of a numbered run: its stages are clusters of their own, labelled with the path
-    assert ("t=1 · gate",) in clusters and ("t=1 · cell",) in clusters and ("t=1",) in clusters
-    assert not any(path[:1] == ("t=1",) and len(path) > 1 for path in clusters)
+    assert ("model · layer 1",) in clusters  # a stage holding only one other is drawn as one cluster with it
+    assert dot.where(dot.named("hidden")[0]) == ("model · layer 1",)
+    assert {("t=1",), ("t=1", "gate"), ("t=1", "cell"), ("t=2", "gate")} <= set(clusters)
+    # t=1 comes above t=2, and within a step "gate" above "cell": invisible edges from the bottom of one to an
+    # invisible anchor, and from it to the top of the next, which Graphviz keeps pointing down
+    anchors: dict[str, tuple[set, set]] = {}
+    for tail, head, attrs in dot.edges:
+        if attrs.get("style") == "invis":
+            if head.startswith("a"):
+                anchors.setdefault(head, (set(), set()))[0].add(dot.where(tail))
+            else:
+                anchors.setdefault(tail, (set(), set()))[1].add(dot.where(head))
+    assert sum(len(found) for found in writer.anchors.values()) == len(anchors)
+    stacked = [(above, below) for aboves, belows in anchors.values() for above in aboves for below in belows]
+    assert any(above[:1] == ("t=1",) and below[:1] == ("t=2",) for above, below in stacked)
+    assert (("t=1", "gate"), ("t=1", "cell")) in stacked
+    assert not any(above[:1] == ("t=2",) and below[:1] == ("t=1",) for above, below in stacked)
 
 
 def test_collapse_draws_matching_stages_as_boxes_and_keep_exempts_one():
     loss = recurrent(4)
-    scene = Scene(loss, "backward", collapse="t=*", keep="t=3")
-    writer = DotWriter(scene, 3, "LR")
-    dot = parse(writer.digraph().source)
-    titles = sorted(box.title for box in scene.boxes)
+    shown = scene(loss, "backward", collapse="t=*", keep="t=3")
+    writer = DotWriter(shown, 3, "LR")
+    dot = parse(writer.write().source)
+    titles = sorted(box.title for box in shown.boxes)
     assert titles == ["t=1", "t=2", "t=4"]
-    for box in scene.boxes:
+    for box in shown.boxes:
         label = plain(dot.nodes[writer.ids[box]]["label"])
         assert label.startswith(f"{box.title}\n{box.nodes} nodes")
-    assert ("t=3 · gate",) in dot.clusters()  # the kept step in full
-    # between boxes one line stands for all their edges, with the sum of the terms
+    assert ("t=3 · gate",) in dot.clusters()  # the kept step in full (left to right: a cluster per stage in it)
+    # between boxes one line stands for all their edges, with what comes back to each value the line carries
     terms = {(br.consumer, br.position): br.term for branches in engine(loss).branches.values() for br in branches}
-    merged = [edge for edge in scene.edges if isinstance(edge.tail, Box) and isinstance(edge.head, Box)]
+    merged = [edge for edge in shown.edges if isinstance(edge.tail, Box) and isinstance(edge.head, Box)]
     assert merged
     for edge in merged:
         (attrs,) = dot.between(writer.ids[edge.tail], writer.ids[edge.head])
-        total = sum(terms[branch] for branch in edge.branches)
-        assert plain(attrs["label"]) == f"Σ {len(edge.branches)} edges =\n{format_number(total, 3)}"
+        per_value = {}
+        for consumer, position in edge.branches:
+            value = consumer.parents[position]
+            per_value[value] = per_value.get(value, 0.0) + terms[consumer, position]
+        rows = plain(attrs["label"]).split("\n")
+        assert rows == [f"{writer.names[value]}: {format_number(total, 3)}" for value, total in per_value.items()]
 
 
-def test_weights_of_a_loop_are_listed_in_its_boxes_and_copied_into_its_steps_adding_up_to_their_gradient():
+def test_collapse_auto_draws_every_step_of_a_loop_but_the_last_as_a_box():
+    loss = recurrent(5)
+    shown = scene(loss, "backward")
+    assert sorted(box.title for box in shown.boxes) == ["t=1", "t=2", "t=3", "t=4"]
+    assert {node.stage[0] for node in shown.nodes if node.stage} == {"t=5"}
+    kept = scene(loss, "backward", keep="t=2")
+    assert sorted(box.title for box in kept.boxes) == ["t=1", "t=3", "t=4", "t=5"]
+    assert scene(loss, collapse=None).boxes == []
+    assert scene(recurrent(1), "backward").boxes == []  # one step is no loop
+    x = Value(0.5, label="x")
+    with stage("t=1"):
+        y = x * 2
+    with stage("t=2"):
+        y = y * 3
+    assert scene(y).boxes == []  # a loop this small is drawn in full
+
+
+def test_a_loop_box_summarises_the_inputs_it_uses_and_the_step_in_full_draws_them_with_their_totals():
     loss = recurrent(4)
-    scene = Scene(loss, "backward", collapse="t=*", keep="t=3")
-    w = next(node for node in scene.names if scene.names[node] == "w")
-    assert not any(edge.tail is w for edge in scene.edges)  # no line from w across the picture
-    listed = [box.shared[w] for box in scene.boxes]
-    copies = [proxy for proxy in scene.proxies if proxy.original is w]
-    assert len(listed) == 3 and len(copies) == 1 and copies[0].stage == ("t=3", "gate")
-    added = [scene.term(branch) for part in listed + copies for branch in part.branches]
+    shown = scene(loss, "backward", collapse="t=*", keep="t=3")
+    w = next(node for node in shown.names if shown.names[node] == "w")
+    assert all(w in box.inputs for box in shown.boxes)  # no line from w into each box
+    assert not any(edge.tail is w and isinstance(edge.head, Box) for edge in shown.edges)
+    assert w in shown.nodes and shown.place(w) == ("t=3", "gate")  # drawn where the step in full uses it
+    added = [shown.term(link) for box in shown.boxes for link in box.inputs[w]]
+    added += [shown.term((consumer, position)) for consumer in shown.nodes
+              for position, parent in enumerate(consumer.parents) if parent is w]
     assert math.fsum(added) == pytest.approx(engine(loss).adjoints[w])
-    writer = DotWriter(scene, 3, "LR")
-    dot = parse(writer.digraph().source)
-    box = scene.boxes[0]
-    assert f"dL/dw += {format_number(sum(scene.term(b) for b in box.shared[w].branches), 3)}" \
-        in plain(dot.nodes[writer.ids[box]]["label"])
+    writer = DotWriter(shown, 3, "LR")
+    dot = parse(writer.write().source)
+    box = next(box for box in shown.boxes if box.title == "t=1")
+    label = plain(dot.nodes[writer.ids[box]]["label"])
+    assert {shown.names[node] for node in box.inputs} == {"w", "u", "b", "x1", "h0"}
+    assert "uses 5 values outside" in label and "adds to 5 gradients" in label
+    assert f"dL/dw += {format_number(sum(shown.term(b) for b in box.inputs[w]), 6)}" in dot.nodes[
+        writer.ids[box]]["tooltip"]
     total = format_number(engine(loss).adjoints[w], 3)
-    assert w in scene.floating and re.search(rf"w0\.5dL/dw = [^=]+ = {total}u", plain(dot.nodes["shared"]["label"]))
+    assert gradient_row(dot.named("w")[1]["label"]).endswith(f"= {total}")
+
+
+def test_inputs_shared_by_many_steps_in_full_are_copied_into_each_with_a_table_of_totals():
+    loss = recurrent(4)
+    shown = scene(loss, "backward", collapse=None)
+    w = next(node for node in shown.names if shown.names[node] == "w")
+    copies = [proxy for proxy in shown.proxies if proxy.original is w]
+    assert sorted(copy.stage for copy in copies) == [("t=1", "gate"), ("t=2", "gate"), ("t=3", "gate"),
+                                                     ("t=4", "gate")]
+    added = [shown.term(branch) for copy in copies for branch in copy.branches]
+    assert math.fsum(added) == pytest.approx(engine(loss).adjoints[w])
+    dot = parse(DotWriter(shown, 3, "TB").write().source)
+    total = format_number(engine(loss).adjoints[w], 3)
+    assert w in shown.floating and re.search(rf"w0\.5dL/dw = [^=]+ = {total}u", plain(dot.nodes["shared"]["label"]))
+
+
+def test_a_value_from_a_box_that_forks_into_the_step_in_full_is_drawn_there_with_its_sum():
+    loss = recurrent(3)
+    shown = scene(loss, "backward")  # t=1 and t=2 are boxes; h of t=2 feeds t=3 three times
+    (copy,) = [proxy for proxy in shown.proxies if proxy.box is not None]
+    assert copy.box.title == "t=2" and copy.original.label == "h" and len(copy.branches) == 2  # u * h, z * h
+    assert [edge.head for edge in shown.edges if edge.tail is copy] == [link[0] for link in copy.branches]
+    (into,) = [edge for edge in shown.edges if edge.head is copy]
+    assert into.tail is copy.box and into.branches == copy.branches
+    writer = DotWriter(shown, 3, "TB")
+    label = plain(parse(writer.write().source).nodes[writer.ids[copy]]["label"])
+    assert label.startswith(f"{writer.names[copy.original]} = ") and "from t=2" in label
+    total = sum(shown.term(link) for link in copy.branches)
+    assert label.replace("\n", "").endswith(f"= {format_number(total, 3)}")
 
 
 def test_roll_up_draws_a_run_of_alike_steps_as_one_box_that_feeds_itself():
-    scene = Scene(recurrent(6), roll_up=True)
-    dot = parse(DotWriter(scene, 3, "LR").digraph().source)
-    (box,) = scene.boxes  # t=1 differs (no running total yet); t=2 … t=6 are alike
+    shown = scene(recurrent(6), roll_up=True, collapse=None)
+    dot = parse(DotWriter(shown, 3, "LR").write().source)
+    (box,) = shown.boxes  # t=1 differs (no running total yet); t=2 … t=6 are alike
     assert (box.title, box.repeats) == ("t=2 … t=6", 5)
     (node,) = [attrs for attrs in dot.nodes.values() if attrs.get("shape") == "box3d"]
     assert plain(node["label"]).startswith("t=2 … t=6  ×5\n")
+    assert "uses 8 values outside" in plain(node["label"])  # w, u, b, x2 … x6: summarised, no line from each
     assert [attrs["style"] for t, h, attrs in dot.edges if t == h] == ["dashed"]  # step t feeds step t+1
+    assert not any(isinstance(edge.head, Box) and source_of(edge.tail) in box.inputs for edge in shown.edges)
 
 
 def test_an_edge_across_many_ranks_is_drawn_from_a_copy_beside_its_head():
@@ -383,11 +464,11 @@ def test_an_edge_across_many_ranks_is_drawn_from_a_copy_beside_its_head():
         y = (y * 0.9).tanh()
     loss = y + x
     loss.label = "L"
-    scene = Scene(loss, "backward")
-    (copy,) = [proxy for proxy in scene.proxies if proxy.original is x]
+    shown = scene(loss, "backward")
+    (copy,) = [proxy for proxy in shown.proxies if proxy.original is x]
     assert copy.branches == [(loss, 1)]
-    assert not any(edge.tail is x and edge.head is loss for edge in scene.edges)
-    label = plain(parse(DotWriter(scene, 3, "TB").digraph().source).nodes["p0"]["label"])
+    assert not any(edge.tail is x and edge.head is loss for edge in shown.edges)
+    label = plain(parse(DotWriter(shown, 3, "TB").write().source).nodes["p0"]["label"])
     assert label == "dL/dx += 1"  # a copy says what its stage adds; x = 0.4 is on its own node
 
 
@@ -396,6 +477,33 @@ def test_auto_direction_draws_shallow_graphs_left_to_right_and_deep_ones_top_dow
     assert parse(draw(small).source).graph["rankdir"] == "LR"
     assert parse(draw(recurrent(6)).source).graph["rankdir"] == "TB"
     assert parse(draw(recurrent(6), rankdir="LR").source).graph["rankdir"] == "LR"
+
+
+def test_index_plumbing_folds_into_its_consumer_unless_asked_for():
+    x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True, label="x")
+    y = Tensor(np.ones((2, 2)), requires_grad=True, label="y")
+    joined = autograd.concatenate([x, y], axis=1).reshape(5, 2).T  # plumbing: concatenate, reshape, transpose
+    loss = (joined * 2.0).sum()
+    loss.label = "L"
+    folded = scene(loss, "backward")
+    assert {node.op.name for node in folded.folded} == {"concatenate", "reshape", "transpose"}
+    assert not folded.folded & set(folded.nodes)
+    dot = parse(draw(loss, "backward").source)
+    product = next(attrs for attrs in dot.nodes.values() if " * 2" in plain(attrs["label"]))
+    assert plain(product["label"]).split("\n")[0].endswith("= [x | y]^T * 2  2×5")
+    x_id, product_id = dot.named("x")[0], next(key for key, attrs in dot.nodes.items() if attrs is product)
+    (into,) = dot.between(x_id, product_id)  # x goes straight into the product, its gradient on the line
+    assert plain(into["label"]) == "all 2"
+    assert "taken apart by concatenate" in into["tooltip"]
+    unfolded = parse(draw(loss, "backward", fold=False).source)
+    assert len(unfolded.nodes) == len(dot.nodes) + 3
+
+
+def test_an_index_is_written_as_it_was_given():
+    x = Tensor(np.arange(24.0).reshape(2, 3, 4), requires_grad=True, label="x")
+    picks = [x[-1], x[0, 1:3], x[..., ::2], x[:, None, 0], x[[0, 1], 0, 2]]
+    texts = [plain(parse(draw(pick).source).nodes["n1"]["label"]).split("  ")[0] for pick in picks]
+    assert texts == ["L = x[-1]", "L = x[0, 1:3]", "L = x[..., ::2]", "L = x[:, None, 0]", "L = x[[0, 1], 0, 2]"]
 
 
 # --- the guard and its advice ------------------------------------------------------------------------------------
@@ -410,7 +518,7 @@ def advice_in(message: str) -> tuple[str, dict]:
 def test_a_graph_larger_than_max_nodes_is_refused_with_advice_that_works():
     loss = recurrent(30)
     with pytest.raises(GraphTooLargeError) as refused:
-        draw(loss, "backward", max_nodes=150)
+        draw(loss, "backward", max_nodes=150, collapse=None)
     message = str(refused.value)
     assert "max_nodes=150" in message and "t=1 (" in message
     view, options = advice_in(message)
@@ -457,13 +565,13 @@ def test_the_advice_says_when_there_is_nothing_to_collapse():
 def test_the_guard_refuses_before_the_reverse_pass():
     loss = recurrent(300)
     calls = []
-    original = autograd.view.scene.backpropagate
-    autograd.view.scene.backpropagate = lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs)
+    original = autograd.view.annotated.backpropagate
+    autograd.view.annotated.backpropagate = lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs)
     try:
         with pytest.raises(GraphTooLargeError):
-            draw(loss, "backward")
+            draw(loss, "backward", collapse=None)
     finally:
-        autograd.view.scene.backpropagate = original
+        autograd.view.annotated.backpropagate = original
     assert calls == []
 
 
@@ -526,130 +634,22 @@ def test_without_dot_rendering_names_the_install_command_and_dot_text_still_save
         render(drawing, tmp_path / "graph.png")
     assert not (tmp_path / "graph.png").exists()
     assert render(drawing, tmp_path / "graph.gv").read_text() == drawing.source
-    bundle = mimebundle(forked()[2])
-    assert list(bundle) == ["text/plain"]
+    assert list(node_bundle(forked()[2])) == ["text/plain"]
+    assert "apt-get install graphviz" in drawing._repr_mimebundle_()["text/plain"]
 
 
-def test_a_missing_dot_reported_by_the_graphviz_package_gives_the_same_error(monkeypatch, tmp_path):
-    def missing(*args, **kwargs):
-        raise graphviz.ExecutableNotFound(["dot", "-Tsvg"])
-    monkeypatch.setattr(graphviz.Digraph, "pipe", missing)
-    with pytest.raises(GraphvizNotFoundError, match="brew install graphviz"):
-        render(draw(forked()[2]), tmp_path / "graph.svg")
-
-
-def test_values_tensors_and_drawings_display_inline_in_jupyter():
+def test_values_tensors_and_drawings_display_inline_in_jupyter_as_svg_with_their_tooltips():
     _, _, loss = forked()
     bundle = loss._repr_mimebundle_()
-    assert "<svg" in bundle["image/svg+xml"] and bundle["text/plain"] == repr(loss)
+    assert bundle["text/plain"] == repr(loss)
+    html_svg = bundle["text/html"]
+    assert html_svg.startswith("<div") and "overflow:auto" in html_svg and "resize:horizontal" in html_svg
+    svg = ElementTree.fromstring(html_svg[html_svg.index("<svg"):html_svg.rindex("</svg>") + 6])
+    titles = [element.get("{http://www.w3.org/1999/xlink}title") for element in svg.iter("{http://www.w3.org/2000/svg}a")]
+    assert "a = 0.7" in titles  # the tooltips are there: inline SVG, not an image
+    assert svg.get("width") == "100%"
     tensor = (Tensor(np.ones((2, 2)), requires_grad=True, label="T") * 2).sum()
-    assert "<svg" in tensor._repr_mimebundle_()["image/svg+xml"]
+    assert "<svg" in tensor._repr_mimebundle_()["text/html"]
     assert list(loss._repr_mimebundle_(include={"text/plain"})) == ["text/plain"]
     assert list(recurrent(20)._repr_mimebundle_()) == ["text/plain"]  # too large to show unasked
-    assert "image/svg+xml" in draw(loss)._repr_mimebundle_()
-
-
-# --- step-through ----------------------------------------------------------------------------------------------
-
-def test_frames_follow_the_engines_reverse_order_one_node_per_step():
-    a, b, loss = forked()
-    frames = step_through(loss)
-    order = [node for node in reversed(topological_order(loss)) if node.op is not None]
-    assert len(frames) == len(order) + 1
-    assert [moment.current for moment in frames.moments[1:]] == order
-    assert frames.captions[0] == f"step 0/{len(order)}: the pass starts at L with dL/dL = 1"
-    assert frames.captions[1].startswith(f"step 1/{len(order)}: dL/dL = 1 goes back to ")
-    assert all(caption.startswith(f"step {k}/{len(order)}: ") for k, caption in enumerate(frames.captions))
-
-
-def test_each_frame_shows_the_gradients_so_far_and_the_node_being_processed():
-    a, b, loss = forked()
-    frames = step_through(loss)
-    writer = frames._writer
-    first, last = parse(frames[0].source), parse(frames[-1].source)
-    gradient_edges = [attrs for _, _, attrs in first.edges if attrs.get("dir") == "back"]
-    assert gradient_edges and all(shown(attrs["label"]) == "" for attrs in gradient_edges)  # nothing sent yet
-    assert all(attrs["color"] == PENDING for attrs in gradient_edges)
-    full = parse(draw(loss, "backward").source)
-    assert [shown(attrs["label"]) for _, _, attrs in last.edges] == \
-        [shown(attrs["label"]) for _, _, attrs in full.edges]  # at the end, every term is back
-    for k in range(1, len(frames)):
-        dot = parse(frames[k].source)
-        current = writer.ids[frames.moments[k].current]
-        assert dot.nodes[current]["color"] == GRADIENT
-        fresh = [(tail, attrs) for tail, head, attrs in dot.edges if attrs.get("penwidth") == "2.4"]
-        assert fresh and all(attrs["color"] == GRADIENT for _, attrs in fresh)
-        assert {tail for tail, _ in fresh} <= {writer.ids[p] for p in frames.moments[k].current.parents}
-    # a's four terms arrive one at a time: its row grows, term by term, to the sum
-    rows = [shown(parse(frame.source).named("a")[1]["label"]) for frame in frames]
-    sums = [row.removeprefix("dL/da = ").split(" = ")[0] for row in rows]
-    counts = [sum_.count(" + ") + 1 if sum_ else 0 for sum_ in sums]
-    assert rows[0] == "dL/da = " and rows[-1] == plain(full.named("a")[1]["label"]).split("\n")[1]
-    assert counts == sorted(counts) and set(counts) == {0, 1, 3, 4}  # a * a sends two terms in one step
-    assert all(" = " not in row.removeprefix("dL/da = ") for row, count in zip(rows, counts) if count < 4)
-
-
-def test_frames_render_to_pngs_of_one_size_and_to_an_animated_gif(tmp_path):
-    from PIL import Image
-
-    a, b, loss = forked()
-    frames = step_through(loss)
-    paths = frames.save_pngs(tmp_path / "frames")
-    assert [path.name for path in paths] == [f"frame_{k:03d}.png" for k in range(len(frames))]
-    sizes = {Image.open(path).size for path in paths}
-    assert len(sizes) == 1  # one layout for every frame
-    gif = frames.save_gif(tmp_path / "pass.gif", duration=500)
-    with Image.open(gif) as image:
-        assert image.format == "GIF" and image.n_frames == len(frames) and image.size == sizes.pop()
-        assert image.info["duration"] == 500
-
-
-def test_jupyter_plays_few_frames_inline_and_lists_many(monkeypatch):
-    from PIL import Image
-
-    frames = step_through(forked()[2])
-    bundle = frames._repr_mimebundle_()
-    encoded = re.fullmatch(r'<img src="data:image/gif;base64,([A-Za-z0-9+/=]+)" style="max-width:100%"/>',
-                           bundle["text/html"])[1]
-    with Image.open(io.BytesIO(base64.b64decode(encoded))) as image:
-        assert image.format == "GIF" and image.n_frames == len(frames)
-    monkeypatch.setattr("autograd.view.frames.INLINE_MAX_FRAMES", len(frames) - 1)
-    assert frames._repr_mimebundle_() == {"text/plain": repr(frames)}
-
-
-def test_save_gif_names_the_install_command_without_pillow(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "PIL", None)
-    frames = step_through(forked()[2])
-    with pytest.raises(ImportError, match=r'pip install "backprop-lens\[plot\]"'):
-        frames.save_gif(tmp_path / "pass.gif")
-    assert not (tmp_path / "pass.gif").exists()
-
-
-def test_in_a_collapsed_drawing_the_steps_inside_a_box_make_one_frame():
-    loss = recurrent(4)
-    frames = step_through(loss, collapse="t=*", keep="t=4")
-    units = [moment.current for moment in frames.moments[1:]]
-    assert {unit.title for unit in units if isinstance(unit, Box)} == {"t=1", "t=2", "t=3"}
-    assert all(a is not b for a, b in zip(units, units[1:]))  # a box's consecutive steps make one frame
-    inside = [node for node in reversed(topological_order(loss)) if isinstance(frames.scene.unit_of(node), Box)]
-    assert len(frames) < len(topological_order(loss)) - len(inside) / 2
-    for moment in frames.moments:
-        if isinstance(moment.current, Box):
-            assert re.fullmatch(rf"step \d+/{len(frames) - 1}: the \d+ nodes inside {moment.current.title} send "
-                                "their gradients back", moment.caption)
-    assert not any(isinstance(moment.current, Proxy) for moment in frames.moments)
-
-
-def test_frames_are_built_from_one_scene_and_reused(monkeypatch):
-    calls = []
-    original = Scene.__init__
-
-    def counting(self, *args, **kwargs):
-        calls.append(1)
-        original(self, *args, **kwargs)
-    monkeypatch.setattr(Scene, "__init__", counting)
-    frames = step_through(recurrent(3))
-    sources = [frame.source for frame in frames]
-    assert calls == [1] and len(set(sources)) == len(frames)
-    assert isinstance(frames[1:3], list) and len(frames[1:3]) == 2
-    assert io.StringIO(repr(frames)).read().startswith("<Frames: ")
+    assert "<svg" in draw(loss)._repr_mimebundle_()["text/html"]

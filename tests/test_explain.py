@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import autograd
-from autograd import Constant, Tensor, Value, explain
+from autograd import Constant, Tensor, Value, draw, explain
 from autograd.core import topological_order
 from autograd.view import notation
 from autograd.view.explain import LATEX_BLOCK, MAX_STEPS, MAX_TERMS, WIDTH
@@ -27,10 +27,11 @@ from autograd.view.notation import (
     latex_name,
     names_in,
     node_names,
-    reading_order,
-    stage_order,
     summarize,
 )
+from autograd.view.order import reading_order, stage_order
+from lstm import LSTM, ScalarLSTM
+from lstm.model import labelled_values
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -679,3 +680,51 @@ def test_jupyter_shows_markdown_unless_latex_is_asked_for():
     assert str(markdown) == markdown.to_markdown()
     latex = explain(root, format="latex")
     assert str(latex) == latex.to_latex() == latex._repr_latex_() and latex._repr_markdown_() is None
+
+
+# --- every name defined, stages in computation order -------------------------------------------------------------
+
+def names_used(explanation):
+    """The node names an explanation writes: in its forward expressions and in its adjoint equations."""
+    used = set()
+    for line in explanation.forward:
+        if line.expression is not None:
+            used.update(explanation.names[parent] for parent in line.node.parents)
+    for step in explanation.steps:
+        used.add(step.name)
+        for term in step.terms:
+            used.update(explanation.names[node] for node in (term.consumer, *term.consumer.parents))
+    return used
+
+
+def test_explain_defines_every_name_it_uses_even_with_wrt():
+    model = ScalarLSTM(1, 1, seed=0)
+    x = labelled_values(np.array([[[0.5]], [[-1.0]]]), "x")
+    out, _ = model(x)
+    loss = out[-1, 0, 0]
+    weight = model.weight_hh_l0[1, 0]  # the forget gate's recurrent weight, on some paths only
+    for explanation in (explain(loss), explain(loss, wrt=weight), explain(loss, wrt=[x[0, 0, 0], weight])):
+        defined = {line.name for line in explanation.forward}
+        undefined = {name for name in names_used(explanation) - defined if not notation.is_number(name)}
+        assert undefined == set()
+    lines = {line.name: line for line in explain(loss, wrt=weight).forward}
+    off_path = [line for line in lines.values() if line.node.op is not None and line.expression is None]
+    assert off_path  # the inputs of nodes on the paths that are themselves off them: written by their values
+    assert all(f"{line.name} = " in explain(loss, wrt=weight).to_text() for line in off_path)
+
+
+@pytest.mark.parametrize("tensor", [False, True], ids=["ScalarLSTM", "LSTM"])
+def test_stages_are_listed_in_computation_order_gates_as_drawn(tensor):
+    model = LSTM(1, 1, seed=0) if tensor else ScalarLSTM(1, 1, seed=0)
+    out, _ = model(np.array([[[0.5]], [[-1.0]]]))
+    loss = out[-1].sum() if tensor else out[-1, 0, 0]
+    forward, backward = stage_headings(explain(loss, max_steps=None).to_text())
+    steps = [heading.split(" / ")[0] for heading in forward if heading.startswith("t=")]
+    last = [heading.split(" / ")[-1] for heading in forward if heading.split(" / ")[0] == steps[-1]]
+    gates = ["input gate", "forget gate", "cell candidate", "output gate", "cell state", "hidden state"]
+    assert [name for name in last if name in gates] == gates
+    assert steps == sorted(steps, key=lambda name: int(name[2:]))  # time in order
+    assert backward == list(reversed(forward))
+    from test_draw import parse
+    clusters = [path[-1] for path in parse(draw(loss, collapse=None).source).clusters() if path[-1] in gates]
+    assert clusters == gates * 2  # the drawing, both steps, in the same order

@@ -481,5 +481,5 @@ def test_every_stage_has_its_stable_name_in_both_models_in_explain_and_in_drawin
     text = str(explain(tiny_out[-1, 0, 0], max_steps=None))
     assert "tanh_c[t=2][0,0] = tanh(c[t=2][0,0])" in text
     assert "f[t=1][0,0] = sigmoid(z_f[t=1][0,0])" in text and "/dz_f[t=1][0,0] = " in text
-    source = draw(tensor_out[-1].sum(), view="backward").source
+    source = draw(tensor_out[-1].sum(), view="backward", collapse=None).source
     assert "z_f[t=2, layer 1]" in source and "tanh_c[t=1, layer 0]" in source

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,9 +22,13 @@ def clip_grad_norm(parameters: Iterable[Tensor], max_norm: float) -> float:
 
 
 class Optimizer:
-    """Holds the parameters and per-parameter state arrays; ``state_dict`` is plain numpy for ``.npz`` files."""
+    """Holds the parameters and per-parameter state arrays; ``state_dict`` is plain numpy for ``.npz`` files.
 
-    def __init__(self, parameters: Iterable[Tensor], lr: float) -> None:
+    A subclass names its per-parameter buffers (Adam: ``mean`` and ``square``); they start at zero, so the state
+    dict always has the same keys: ``steps``, ``lr`` and ``NAME.INDEX`` for every buffer and parameter.
+    """
+
+    def __init__(self, parameters: Iterable[Tensor], lr: float, buffers: Sequence[str] = ()) -> None:
         self.parameters = list(parameters)
         if not self.parameters:
             raise ValueError(f"{type(self).__name__} got no parameters")
@@ -32,7 +36,8 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: learning rate must be positive, got {lr}")
         self.lr = lr
         self.steps = 0
-        self.state: dict[str, list[np.ndarray]] = {}
+        self.state: dict[str, list[np.ndarray]] = {name: [np.zeros_like(p.data) for p in self.parameters]
+                                                   for name in buffers}
 
     def zero_grad(self) -> None:
         for p in self.parameters:
@@ -47,10 +52,15 @@ class Optimizer:
     def update(self, index: int, grad: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _buffers(self, name: str) -> list[np.ndarray]:
-        if name not in self.state:
-            self.state[name] = [np.zeros_like(p.data) for p in self.parameters]
-        return self.state[name]
+    @staticmethod
+    def state_shapes(parameter_shapes: Sequence[tuple[int, ...]], buffers: Sequence[str]
+                     ) -> dict[str, tuple[int, ...]]:
+        """The key and shape of every array in the state dict of an optimizer with these ``buffers`` over
+        parameters of these shapes: known without building one (a checkpoint's sizes are checked this way)."""
+        shapes: dict[str, tuple[int, ...]] = {"steps": (), "lr": ()}
+        shapes.update({f"{name}.{index}": tuple(shape) for name in buffers
+                       for index, shape in enumerate(parameter_shapes)})
+        return shapes
 
     def state_dict(self) -> dict[str, np.ndarray]:
         arrays = {"steps": np.array(self.steps), "lr": np.array(self.lr)}
@@ -59,31 +69,52 @@ class Optimizer:
                 arrays[f"{name}.{index}"] = buffer.copy()
         return arrays
 
-    def load_state_dict(self, arrays: Mapping[str, Any]) -> None:
-        self.steps = int(arrays["steps"])
-        self.lr = float(arrays["lr"])
-        self.state = {}
-        for key, value in arrays.items():
+    def load_state_dict(self, arrays: Mapping[str, Any], override: bool = False) -> None:
+        """Take up the state of ``state_dict()``: exactly its keys, each of the right shape, or nothing is loaded.
+
+        The learning rate stays this optimizer's: a state saved with another one is refused, unless
+        ``override=True`` asks to go on with this optimizer's rate.
+        """
+        where = f"{type(self).__name__}.load_state_dict"
+        expected = self.state_shapes([p.shape for p in self.parameters], list(self.state))
+        missing, unexpected = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
+        if missing or unexpected:
+            raise ValueError(f"{where}: missing {missing}, unexpected {unexpected}")
+        loaded = {key: np.asarray(arrays[key]) for key in expected}
+        for key, array in loaded.items():
+            kinds = "iu" if key == "steps" else "f"
+            if array.shape != expected[key] or array.dtype.kind not in kinds:
+                raise ValueError(f"{where}: {key} is an array of shape {array.shape} and dtype {array.dtype}, "
+                                 f"expected shape {expected[key]} of {'integers' if kinds == 'iu' else 'floats'}")
+            if kinds == "f" and not np.isfinite(array).all():
+                raise ValueError(f"{where}: {key} holds values that are not finite numbers")
+        steps, lr = int(loaded.pop("steps")), float(loaded.pop("lr"))
+        if steps < 0:
+            raise ValueError(f"{where}: steps must be a non-negative integer, got {steps}")
+        if lr != self.lr and not override:
+            raise ValueError(f"{where}: the state was saved with learning rate {lr!r}, this optimizer has "
+                             f"{self.lr!r} (override=True goes on with {self.lr!r})")
+        self.check_buffers(loaded)
+        self.steps = steps
+        for key, array in loaded.items():
             name, _, index = key.rpartition(".")
-            if name:
-                buffers = self._buffers(name)
-                if buffers[int(index)].shape != np.shape(value):
-                    raise ValueError(f"{type(self).__name__}.load_state_dict: {key} has shape "
-                                     f"{np.shape(value)}, expected {buffers[int(index)].shape}")
-                buffers[int(index)] = np.array(value, dtype=self.parameters[int(index)].dtype)
+            self.state[name][int(index)] = array.astype(self.parameters[int(index)].dtype, copy=True)
+
+    def check_buffers(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Raise ValueError for buffer values that this optimizer cannot have produced (none, here)."""
 
 
 class SGD(Optimizer):
     """Stochastic gradient descent, with optional (heavy-ball) momentum."""
 
     def __init__(self, parameters: Iterable[Tensor], lr: float = 0.1, momentum: float = 0.0) -> None:
-        super().__init__(parameters, lr)
+        super().__init__(parameters, lr, ("velocity",) if momentum else ())
         self.momentum = momentum
 
     def update(self, index: int, grad: np.ndarray) -> np.ndarray:
         if not self.momentum:
             return self.lr * grad
-        velocity = self._buffers("velocity")
+        velocity = self.state["velocity"]
         velocity[index] = self.momentum * velocity[index] + grad
         return self.lr * velocity[index]
 
@@ -91,15 +122,23 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015) with bias-corrected first and second moments."""
 
+    BUFFERS = ("mean", "square")
+
     def __init__(self, parameters: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8) -> None:
-        super().__init__(parameters, lr)
+        super().__init__(parameters, lr, self.BUFFERS)
         self.betas = betas
         self.eps = eps
 
+    def check_buffers(self, arrays: Mapping[str, np.ndarray]) -> None:
+        negative = [key for key, array in arrays.items() if key.startswith("square.") and (array < 0).any()]
+        if negative:
+            raise ValueError(f"Adam.load_state_dict: {negative[0]} holds negative values, but it is a running "
+                             "mean of squares")
+
     def update(self, index: int, grad: np.ndarray) -> np.ndarray:
         beta1, beta2 = self.betas
-        mean, square = self._buffers("mean"), self._buffers("square")
+        mean, square = self.state["mean"], self.state["square"]
         mean[index] = beta1 * mean[index] + (1 - beta1) * grad
         square[index] = beta2 * square[index] + (1 - beta2) * grad * grad
         mean_hat = mean[index] / (1 - beta1**self.steps)

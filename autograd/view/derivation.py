@@ -37,16 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from autograd.core import Backprop, Node, backpropagate, check_root
+from autograd.core import Backprop, Node, check_root
+from autograd.view.annotated import AnnotatedPass
 from autograd.view.notation import (
-    ROOT_NAME,
     expression,
     is_number,
     local_formula,
     local_value,
-    names_in,
-    reading_order,
-    stage_order,
     summarize,
 )
 
@@ -218,7 +215,7 @@ class DerivationCheck:
             return lines
         d = self._adjoint
         lines.append(("head", f"First difference, going back from {self.root_name}: {d(first.name)}  "
-                              f"(stage {first.stage})"))
+                              f"({_where(first.node)})"))
         lines.append(("line", f"yours:  {summarize(first.yours)}"))
         lines.append(("line", f"engine: {summarize(first.engine)}"))
         lines.append(("line", f"largest difference: {summarize(first.check.max_difference)}"))
@@ -251,7 +248,7 @@ class DerivationCheck:
         d = self._adjoint
         whose = "you did not claim it: the engine's" if branch.upstream_yours is None else "yours agrees"
         use = f"{branch.consumer_name} = {branch.expression}"
-        lines = [("line", f"use {use} (stage {_stage_text(branch.consumer)}):"),
+        lines = [("line", f"use {use} ({_where(branch.consumer)}):"),
                  ("line", f"  {d(branch.consumer_name)} = {summarize(branch.upstream)}  ({whose})")]
         constant = is_number(branch.formula.strip("()"))  # a number is its own value: written once
         local = branch.formula + ("" if branch.local is None or constant else f" = {summarize(branch.local)}")
@@ -325,10 +322,10 @@ def check_derivation(root: Node, claimed: Mapping[Node | str, Any], *, rtol: flo
         raise ValueError(f"check_derivation: the root must be a scalar loss L, got shape {np.shape(root.data)}; "
                          "reduce it first, e.g. with .sum()")
     check_root(root, None, "check_derivation", "grad")
-    listing = stage_order(reading_order(root))
-    names = names_in(listing, root_name=ROOT_NAME)
+    graph = AnnotatedPass(root)  # the order, names and reverse pass that drawings and explain read too
+    listing, names = graph.listing, graph.names
     claims = _resolve(claimed, listing, names)
-    backprop = backpropagate(root, record_branches=True)
+    backprop = graph.backprop
     adjoints = backprop.adjoints
 
     checks = []
@@ -591,8 +588,9 @@ def _listing(words: Iterable[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
-def _stage_text(node: Node) -> str:
-    return " / ".join(node.stage) or "outside any stage"
+def _where(node: Node) -> str:
+    """"stage t=1 / layer 0 / cell state", or "outside any stage"."""
+    return f"stage {' / '.join(node.stage)}" if node.stage else "outside any stage"
 
 
 def _markdown(text: str) -> str:

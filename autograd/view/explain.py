@@ -17,11 +17,13 @@
             = 0.00036317 + 0.00036317
             = 0.0007263
 
-The forward pass is listed stage by stage (``with autograd.stage("t=1"):``), then the reverse pass node by
-node, each local derivative being the primitive table's formula with the operands' names filled in. Every
-number comes from one reverse pass of the engine with its branch terms recorded, so what is written is what the
-engine computed. Numbers have ``precision`` significant digits; the terms of a sum get more where fewer would
-make them not add up to the printed total (as 0.0003632 + 0.0003632 = 0.0007263 would not).
+The forward pass is listed stage by stage (``with autograd.stage("t=1"):``), the stages in computation order
+(an LSTM's gates as i, f, g, o, as drawings show them), then the reverse pass node by node in the opposite
+order, each local derivative being the primitive table's formula with the operands' names filled in. Every
+number comes from one reverse pass of the engine with its branch terms recorded (`autograd.view.annotated`, as
+drawings and step-throughs read it), so what is written is what the engine computed. Numbers have
+``precision`` significant digits; the terms of a sum get more where fewer would make them not add up to the
+printed total (as 0.0003632 + 0.0003632 = 0.0007263 would not).
 
 How nodes, numbers and formulas are written is `autograd.view.notation`'s, shared with the drawings.
 """
@@ -35,9 +37,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from autograd.core import Node, backpropagate
+from autograd.core import Node
+from autograd.view.annotated import AnnotatedPass
 from autograd.view.notation import (
-    ROOT_NAME,
     expression,
     fill,
     format_sum,
@@ -51,11 +53,8 @@ from autograd.view.notation import (
     latex_template,
     latex_text,
     local_value,
-    names_in,
     operand_names,
-    reading_order,
     shape_text,
-    stage_order,
     summarize,
     written_as_number,
 )
@@ -118,7 +117,7 @@ class ForwardLine:
 
     node: Node
     name: str
-    expression: str | None  # None for a leaf
+    expression: str | None  # None for a leaf, and for a value off the paths explained (written by its value)
     stage: tuple[str, ...]
 
 
@@ -301,16 +300,14 @@ def explain(root: Node, wrt: Node | Iterable[Node] | None = None, *, precision: 
         raise ValueError(f"explain: precision is a number of significant digits, at least 1; got {precision!r}")
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
         raise ValueError(f"explain: max_steps must be a positive integer or None, got {max_steps!r}")
-    order = reading_order(root)
-    listing = stage_order(order)
-    names = names_in(listing, root_name=ROOT_NAME)
+    annotated = AnnotatedPass(root)
+    listing, names = annotated.listing, annotated.names
     if not root.requires_grad:
         raise ValueError(f"explain: {names[root]!r} depends on nothing that needs a gradient, so there is "
                          "nothing to derive")
     sources = _sources(wrt)
-    on_path = _on_paths(order, root, sources, names)
-    backprop = backpropagate(root, record_branches=True)
-    adjoints = backprop.adjoints
+    on_path = _on_paths(annotated.order, root, sources, names)
+    adjoints = annotated.backprop.adjoints
 
     steps = []
     for node in reversed(listing):
@@ -321,13 +318,16 @@ def explain(root: Node, wrt: Node | Iterable[Node] | None = None, *, precision: 
                  formula_template(branch.consumer, branch.position),
                  operand_names(branch.consumer, branch.position, names),
                  local_value(branch.consumer, branch.position), branch.term)
-            for branch in backprop.terms(node))
+            for branch in annotated.terms(node))
         steps.append(Step(node, names[node], adjoints[node], terms))
 
+    # Every name the derivation uses is defined: the nodes on the paths by how they were computed, the other
+    # inputs of those nodes by their values alone (what made them is off the paths asked for).
     mentioned = set(on_path)
     for node in on_path:
         mentioned.update(node.parents)
-    forward = [ForwardLine(node, names[node], expression(node, names) if node.op else None, node.stage)
+    forward = [ForwardLine(node, names[node], expression(node, names) if node.op and node in on_path else None,
+                           node.stage)
                for node in listing if node in mentioned and not written_as_number(node)]
     return Explanation(root, names, forward, steps, precision, format, max_steps=max_steps, sources=sources)
 

@@ -1,24 +1,25 @@
 """Notation: how nodes, numbers and the primitive table's formulas are written, in text and in LaTeX.
 
 Explanations and drawings share it, so a node has one name everywhere and a number is written one way:
-names come from labels, or ``v1``, ``v2``, ... in the order a reader meets the nodes (stage by stage), the root
-being ``L``; numbers have a given count of significant digits; a local derivative is its primitive's formula
-text with the operands' names filled in.
+names come from labels, or ``v1``, ``v2``, ... in the order a reader meets the nodes (stage by stage, see
+`autograd.view.order`), the root being ``L``; numbers have a given count of significant digits (`format_number`,
+and for arrays `brief` in drawings, `summarize` in explanations); a local derivative is its primitive's formula
+text with the operands' names filled in; an index is written as it was given (``x[0]``, ``out[-1]``).
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from autograd.core import Node
+from autograd.view.order import reading_order, stage_order
 
 TINY = 4  # arrays with at most this many elements are shown in full, larger ones summarised
 ROOT_NAME = "L"  # what a hand derivation calls the output, when the root has no label of its own
@@ -36,80 +37,6 @@ def _scalar_of(node: Node) -> float | None:
     if isinstance(data, np.ndarray):
         return data.item() if data.size == 1 else None
     return data
-
-
-def reading_order(root: Node) -> list[Node]:
-    """The nodes under ``root``, each after its inputs, explored first input first.
-
-    Any topological order would do for the chain rule; this one follows the order in which code usually
-    writes a computation, so listings read like the program and generated names count up along it.
-    """
-    order: list[Node] = []
-    expanded: set[Node] = set()
-    stack: list[Node | None] = [root]
-    while stack:
-        node = stack.pop()
-        if node is None:  # the marker under which a node waited for its inputs
-            order.append(stack.pop())
-        elif node not in expanded:
-            expanded.add(node)
-            stack += (node, None)
-            stack += [parent for parent in reversed(node.parents) if parent not in expanded]
-    return order
-
-
-def stage_order(order: Sequence[Node]) -> list[Node]:
-    """``order`` (a topological order) regrouped so that every stage is listed in one piece.
-
-    The reading order visits whatever the output needs first, so it hops between stages (an LSTM step's
-    output gate, then its forget gate, then a weight, then the cell state...). A hand derivation goes stage by
-    stage: the inputs and parameters (leaves outside any stage) first, then each stage after the stages it
-    uses (ties: the one met first in ``order``), each stage's nodes in ``order``. Where stages feed one another
-    both ways no such listing exists, and ``order`` is kept; a graph without stages keeps it too.
-    """
-    if not any(node.stage for node in order):
-        return list(order)
-    first: dict[tuple[str, ...], int] = {}  # every stage path and prefix, numbered in order of appearance
-    for node in order:
-        for depth in range(1, len(node.stage) + 1):
-            first.setdefault(node.stage[:depth], len(first))
-
-    def seniority(stage: tuple[str, ...]) -> tuple[int, ...]:  # keeps the stages under "t=1" together
-        return tuple(first[stage[:depth]] for depth in range(1, len(stage) + 1))
-
-    def is_given(node: Node) -> bool:
-        return node.op is None and not node.stage
-
-    uses: dict[tuple[str, ...], set[tuple[str, ...]]] = {}  # stage -> the stages it takes values from
-    for node in order:
-        if not is_given(node):
-            uses.setdefault(node.stage, set()).update(
-                parent.stage for parent in node.parents if not is_given(parent) and parent.stage != node.stage)
-    rank = _topological_rank(uses, seniority)
-    if rank is None:
-        return list(order)
-    position = {node: i for i, node in enumerate(order)}
-    return sorted(order, key=lambda node: (-1 if is_given(node) else rank[node.stage], position[node]))
-
-
-def _topological_rank(uses: dict[Any, set[Any]], priority: Callable[[Any], Any]) -> dict[Any, int] | None:
-    """Kahn's algorithm on a small graph, the ready item of lowest priority first; None if it has a cycle."""
-    waiting = {item: len(needs) for item, needs in uses.items()}
-    users: dict[Any, list[Any]] = {}
-    for item, needs in uses.items():
-        for need in needs:
-            users.setdefault(need, []).append(item)
-    ready = [(priority(item), item) for item, count in waiting.items() if count == 0]
-    heapq.heapify(ready)
-    rank: dict[Any, int] = {}
-    while ready:
-        _, item = heapq.heappop(ready)
-        rank[item] = len(rank)
-        for user in users.get(item, ()):
-            waiting[user] -= 1
-            if waiting[user] == 0:
-                heapq.heappush(ready, (priority(user), user))
-    return rank if len(rank) == len(uses) else None
 
 
 def node_names(root: Node) -> dict[Node, str]:
@@ -227,6 +154,31 @@ def summarize(raw: Any, precision: int = 4, latex: bool = False) -> str:
             rf"\operatorname{{mean}} {number(raw.mean())},\ \max {number(raw.max())} \rangle")
 
 
+def brief(raw: Any, digits: int = 3, mean: bool = True) -> str:
+    """A number; a tiny array in full; a larger one as its range and mean: ``-0.04 … 0.88, mean 0.4``
+    (``all 0`` when its elements print alike). Drawings write numbers so; explanations use `summarize`."""
+    if not isinstance(raw, np.ndarray):
+        return format_number(raw, digits)
+    if raw.size == 1:
+        return format_number(raw.item(), digits)
+    if raw.size == 0:
+        return "empty"
+    if raw.size <= TINY:
+        text = np.array2string(raw, separator=", ", formatter={"all": lambda v: format_number(v, digits)})
+        return " ".join(text.split())
+    low, high = format_number(raw.min(), digits), format_number(raw.max(), digits)
+    if low == high:
+        return f"all {low}"
+    return f"{low} … {high}, mean {format_number(raw.mean(), digits)}" if mean else f"{low} … {high}"
+
+
+def sum_texts(terms: Sequence[float], total: float, digits: int) -> list[str]:
+    """The terms of a fork's sum as a drawing writes them: with the digits they need to add up, by hand, to the
+    total as written (`format_sum`), a negative one after the first in brackets."""
+    texts, _ = format_sum([float(term) for term in terms], float(total), digits)
+    return [text if i == 0 or not text.startswith("-") else f"({text})" for i, text in enumerate(texts)]
+
+
 # --- the primitive table's symbols and formulas, with names filled in ---------------------------------------
 
 _VARIABLE = re.compile(r"\b(x|a|b|out|g)\b")
@@ -250,16 +202,50 @@ def fill(template: str, operands: dict[str, str]) -> str:
 
 
 def expression(node: Node, names: dict[Node, str]) -> str:
-    """How ``node`` was computed, in its inputs' names: ``tanh(z)``, ``a * b``; a leaf is its own name."""
+    """How ``node`` was computed, in its inputs' names: ``tanh(z)``, ``a * b``, ``out[-1]``; a leaf is its own
+    name."""
     op = node.op
     if op is None:
         return names[node]
-    operands = [_operand(names[parent]) for parent in node.parents]
-    if op.variadic:
-        return op.symbol.format(x=", ".join(operands))
+    return symbol(node).format(**_operands(node, [_operand(names[parent]) for parent in node.parents]))
+
+
+def symbol(node: Node) -> str:
+    """The primitive's symbol for this node, its index filled in: ``{x}[i]`` with index -1 is ``{x}[-1]``."""
+    text = node.op.symbol
+    if "[i]" in text and "index" in node.params:
+        text = text.replace("[i]", "[" + index_text(node.params["index"]).replace("{", "{{").replace("}", "}}") + "]")
+    return text
+
+
+def _operands(node: Node, operands: list[str]) -> dict[str, str]:
+    if node.op.variadic:
+        return {"x": ", ".join(operands)}
     if len(operands) == 1:
-        return op.symbol.format(x=operands[0])
-    return op.symbol.format(a=operands[0], b=operands[1])
+        return {"x": operands[0]}
+    return {"a": operands[0], "b": operands[1]}
+
+
+def index_text(index: Any) -> str:
+    """An index as it was written: ``0``, ``-1``, ``1:3``, ``..., 0``, ``:, None``; an array by its values when
+    it is small (``[0, 2]``), else by its shape."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return ", ".join(_index_part(part) for part in parts) if parts else "()"
+
+
+def _index_part(part: Any) -> str:
+    if part is Ellipsis:
+        return "..."
+    if part is None:
+        return "None"
+    if isinstance(part, slice):
+        text = ":".join("" if bound is None else str(bound) for bound in (part.start, part.stop))
+        return text + ("" if part.step is None else f":{part.step}")
+    if isinstance(part, np.ndarray) and part.ndim > 0:
+        if part.size > TINY:
+            return f"⟨{shape_text(part.shape)} {'mask' if part.dtype == bool else 'indices'}⟩"
+        return "[" + ", ".join(map(str, part.tolist())) + "]"
+    return str(part.item() if isinstance(part, np.generic) else part)
 
 
 def local_formula(node: Node, position: int, names: dict[Node, str], upstream: str = "g") -> str:
@@ -308,6 +294,11 @@ def local_value(node: Node, position: int) -> Any:
     inputs = [parent.data for parent in node.parents]
     with np.errstate(all="ignore"):
         return np.asarray(node.op.term(position, np.ones_like(node.data), node.data, inputs, node.params))
+
+
+def is_prose(formula: str) -> bool:
+    """Whether a formula text says in words what it does (``1 at the picked elements``) rather than compute."""
+    return _PROSE.search(formula) is not None
 
 
 def is_number(text: str) -> bool:
@@ -399,15 +390,8 @@ def latex_formula(template: str, operands: dict[str, str]) -> str:
 
 def latex_expression(node: Node, names: dict[Node, str]) -> str:
     """How a node was computed, as LaTeX: ``tanh({x})`` -> ``\\tanh(z)``, ``{a} @ {b}`` -> ``x W``."""
-    operands = [latex_name(names[parent]) for parent in node.parents]
-    op = node.op
-    if op.variadic:
-        named = {"x": ", ".join(operands)}
-    elif len(operands) == 1:
-        named = {"x": operands[0]}
-    else:
-        named = {"a": operands[0], "b": operands[1]}
-    return latex_template(re.sub(r"\{(x|a|b)\}", r"\1", op.symbol), named)
+    named = _operands(node, [latex_name(names[parent]) for parent in node.parents])
+    return latex_template(re.sub(r"\{(x|a|b)\}", r"\1", symbol(node).replace("{{", "{").replace("}}", "}")), named)
 
 
 def _latex_function(match: re.Match) -> str:

@@ -30,7 +30,7 @@ def fork_example() -> Value:
 
 
 def lstm_example() -> Tensor:
-    """The README's LSTM example: six steps, the last one drawn in full."""
+    """The README's LSTM example: six steps; drawn by default, the last one in full."""
     model = LSTM(input_size=3, hidden_size=4, seed=0)
     x = np.random.default_rng(1).standard_normal((6, 2, 3))  # (T, B, I): sequence first
     out, (h, c) = model(x)
@@ -43,9 +43,9 @@ def lstm_example() -> Tensor:
 def main(directory: Path) -> list[Path]:
     L = fork_example()
     written = [render(draw(L, view="backward"), directory / "fork_backward.svg"),
-               step_through(L).save_gif(directory / "fork_step_through.gif", duration=1200)]
+               step_through(L).save_gif(directory / "fork_step_through.gif", duration=1200, progress=False)]
     loss = lstm_example()
-    written.append(render(draw(loss, view="backward", collapse="t=*", keep="t=6"), directory / "lstm_backward.svg"))
+    written.append(render(draw(loss, view="backward"), directory / "lstm_backward.svg"))
     x = np.random.default_rng(0).standard_normal((30, 4, 3))
     flows = {"RNN (tanh)": RNN(3, 16, seed=0), "LSTM": LSTM(3, 16, seed=0),
              "LSTM, forget bias 1": LSTM(3, 16, seed=0, forget_bias=1.0)}

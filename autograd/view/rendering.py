@@ -1,0 +1,136 @@
+"""Turning a drawing into a file with Graphviz's ``dot`` program, on every Graphviz people have.
+
+`render` writes PNG, SVG or PDF (``.gv``: the DOT text, which needs no ``dot``), all or nothing; `pipe` gives
+the bytes. ``dot`` runs under a timeout (`DOT_TIMEOUT` seconds, or ``timeout=``). Some releases of ``dot``
+(Debian's and Ubuntu's 2.42 and 2.43 among them) fail on some layouts with clusters: when ``dot`` fails but
+wrote its output anyway, the output is kept; when it wrote nothing, a drawing made by `autograd.view.draw`
+is laid out once more without its ordering constraints. Either way one warning says so. A failure that
+remains is a `GraphvizError` with one line of explanation and advice, never ``dot``'s raw output.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+from autograd.files import write_atomically
+
+FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".gv": "dot", ".dot": "dot"}
+DOT_TIMEOUT = 60.0  # seconds: a layout that takes longer is stopped with an error (set it, or pass timeout=)
+
+DOT_MISSING = ("Graphviz's `dot` program is needed to render a drawing, and it is not on PATH. Install it "
+               "with `sudo apt-get install graphviz` (macOS: `brew install graphviz`), or run `bash .ci/setup` "
+               "in this project. The DOT source needs no `dot`: drawing.save('graph.gv') or drawing.source.")
+ADVICE = "draw fewer shapes: collapse stages (collapse='t=*'), or draw the Tensor LSTM instead of the ScalarLSTM"
+
+
+class GraphvizNotFoundError(RuntimeError):
+    """Rendering needs Graphviz's ``dot`` program, which is not installed."""
+
+
+class GraphvizError(RuntimeError):
+    """``dot`` failed, or took longer than its timeout. ``reason`` is ``dot``'s own one-line account."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class GraphvizWarning(UserWarning):
+    """``dot`` failed on a layout, and the picture was kept or drawn again (see the module notes)."""
+
+
+class _Failed(Exception):
+    def __init__(self, reason: str, output: bytes) -> None:
+        super().__init__(reason)
+        self.reason, self.output = reason, output
+
+
+def render(drawing: Any, path: str | os.PathLike, format: str | None = None, *, timeout: float | None = None
+           ) -> Path:
+    """Write a drawing to ``path`` as PNG, SVG or PDF (from the suffix, or ``format``); ``.gv`` is DOT text.
+
+    Parent directories are created. The file appears complete or not at all: it is written under a
+    temporary name and renamed into place. ``timeout`` (seconds) bounds ``dot``'s work (`DOT_TIMEOUT`).
+    """
+    path = Path(path)
+    fmt = format or FORMATS.get(path.suffix.lower())
+    if fmt not in set(FORMATS.values()):
+        raise ValueError(f"render: cannot tell the format of {str(path)!r}; use a .png, .svg, .pdf or .gv "
+                         "suffix, or pass format='png' / 'svg' / 'pdf' / 'dot'")
+    data = drawing.source.encode() if fmt == "dot" else pipe(drawing, fmt, timeout=timeout)
+    return write_atomically(path, lambda file: file.write(data))
+
+
+def pipe(drawing: Any, fmt: str, *, timeout: float | None = None) -> bytes:
+    """Run ``dot`` on a drawing (a `graphviz.Digraph`) and return the bytes of the image (see the module notes).
+    """
+    try:
+        return run_dot(drawing.source, fmt, timeout)
+    except _Failed as failure:
+        first = failure
+    if first.output:
+        _warn(f"{dot()} reported a problem ({first.reason}) but drew the picture; it may be imperfect")
+        return first.output
+    safer = getattr(drawing, "safer", None)
+    if safer is None:
+        raise _error(first)
+    try:
+        output = run_dot(safer(), fmt, timeout)
+    except _Failed as again:
+        if not again.output:
+            raise _error(again) from None
+        output = again.output
+    _warn(f"{dot()} could not lay out this drawing ({first.reason}); it was drawn again without ordering "
+          "its stages")
+    return output
+
+
+def run_dot(source: str, fmt: str, timeout: float | None = None) -> bytes:
+    """``dot -T<fmt>`` on a DOT text: its output, or `_Failed` (with whatever it wrote) when it exits with an
+    error; GraphvizNotFoundError when there is no ``dot``, GraphvizError when it runs past the timeout."""
+    limit = DOT_TIMEOUT if timeout is None else timeout
+    try:
+        done = subprocess.run(["dot", f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True,
+                              timeout=limit, check=False)
+    except FileNotFoundError:
+        raise GraphvizNotFoundError(DOT_MISSING) from None
+    except subprocess.TimeoutExpired:
+        raise GraphvizError(f"{dot()} took longer than {limit:g} s to lay out this drawing and was "
+                            f"stopped: {ADVICE}; or allow it longer (timeout=, or "
+                            "autograd.view.rendering.DOT_TIMEOUT)", f"no layout after {limit:g} s") from None
+    if done.returncode != 0:
+        raise _Failed(_reason(done.stderr), done.stdout)
+    return done.stdout
+
+
+def _reason(stderr: bytes) -> str:
+    """``dot``'s complaint in one line: its first error, else its first line, else that it said nothing."""
+    lines = [line.strip() for line in stderr.decode("utf-8", errors="replace").splitlines() if line.strip()]
+    errors = [line for line in lines if line.lower().startswith("error")]
+    line = (errors or lines or ["it gave no reason"])[0]
+    line = line.split(":", 1)[1].strip() if line.lower().startswith("error:") else line
+    return line if len(line) <= 120 else line[:119] + "…"
+
+
+def _error(failure: _Failed) -> GraphvizError:
+    return GraphvizError(f"{dot()} could not lay out this drawing ({failure.reason}): {ADVICE}", failure.reason)
+
+
+@functools.cache
+def dot() -> str:
+    """``dot`` as messages name it, with its version: "Graphviz's dot 2.43.0"."""
+    try:
+        done = subprocess.run(["dot", "-V"], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "Graphviz's dot"
+    words = done.stderr.decode("utf-8", errors="replace").split()
+    return " ".join(["Graphviz's dot", *(word for word in words if word[:1].isdigit())][:2])
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, GraphvizWarning, stacklevel=4)
