@@ -246,12 +246,20 @@ def scatter(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
 
 
 def _scatter_array(g: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
-    out = np.zeros(shape, dtype=g.dtype)
-    if _is_basic_index(index):
-        out[index] = g  # a basic index names each element at most once, so plain assignment is exact
+    return _add_at(np.zeros(shape, dtype=g.dtype), index, g)
+
+
+def _add_at(total: np.ndarray, index: Any, g: Any) -> np.ndarray:
+    """Add ``g`` into ``total`` at ``index``, in place (repeated indices accumulate); return ``total``."""
+    if _is_basic_index(index):  # a basic index names each element at most once
+        piece = total[index]
+        if type(piece) is np.ndarray:
+            piece += g  # a view: adding into it adds into total
+        else:  # a single element (a number, not a view)
+            total[index] = piece + g
     else:
-        np.add.at(out, index, g)
-    return out
+        np.add.at(total, index, g)
+    return total
 
 
 _BASIC_PARTS = (int, np.integer, slice)
@@ -273,19 +281,11 @@ def _getitem_add_into(total: np.ndarray | None, g: Any, out: Any, x: Any, index:
     time would cost a full-size array (and a full-size sum) per step; here it costs the step.
     """
     if total is None:
-        return _scatter_array(g, index, x.shape)
+        return _add_at(np.zeros_like(x, dtype=g.dtype), index, g)
     if type(total) is not np.ndarray or (total.dtype is not g.dtype and total.dtype != g.dtype):
         # a numpy scalar (a 0-d sum), or a type to promote to, as total + g would
         total = np.array(total, dtype=np.promote_types(total.dtype, g.dtype))
-    if _is_basic_index(index):
-        piece = total[index]
-        if type(piece) is np.ndarray:
-            piece += g  # a view: adding into it adds into total
-        else:  # a single element (a number, not a view)
-            total[index] = piece + g
-    else:
-        np.add.at(total, index, g)  # repeated indices accumulate
-    return total
+    return _add_at(total, index, g)
 
 
 def _kept(g: Any, x: Any, axis: int | tuple[int, ...] | None, keepdims: bool) -> Any:
@@ -353,8 +353,7 @@ def _mask(x: Any, condition: np.ndarray) -> Any:
     return x * condition.astype(raw(x).dtype)
 
 
-MATMUL = _binary("matmul", "{a} @ {b}", None, np.matmul, _matmul_grad_a, _matmul_grad_b, "g @ b^T",
-                "a^T @ g")
+MATMUL = _binary("matmul", "{a} @ {b}", None, np.matmul, _matmul_grad_a, _matmul_grad_b, "g @ b^T", "a^T @ g")
 SUM = Primitive("sum", "sum({x})", None, lambda x, axis, keepdims: x.sum(axis, keepdims=keepdims),
                 (lambda g, out, x, axis, keepdims: broadcast_to(_kept(g, x, axis, keepdims), x.shape),),
                 ("1",), params=("axis", "keepdims"))
