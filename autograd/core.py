@@ -349,8 +349,8 @@ def _reverse_pass(root: Node, seed: Any, create_graph: bool, record_branches: bo
                   grads_of_inner_nodes: bool = False
                   ) -> tuple[dict[Node, Any], dict[Node, list[Branch]] | None, set[Node]]:
     """The reverse pass itself: the adjoints, the branches (if recorded) and the nodes whose adjoint the pass
-    allocated itself and shares with no one (``grads_of_inner_nodes``, for a plain pass over Values only: add
-    each inner node's adjoint into its ``.grad`` when it is complete).
+    allocated itself and shares with no one. ``grads_of_inner_nodes`` (a plain pass over Values only): add each
+    inner node's adjoint into its ``.grad`` as soon as it is complete.
 
     Primitive.term, written out: this loop is the hot path of every backward pass. A node of an op without
     parameters calls one rule per input with (g, out, *inputs) alone; the others pass keyword arguments (the
@@ -427,8 +427,8 @@ def _reverse_pass(root: Node, seed: Any, create_graph: bool, record_branches: bo
 
 def _scalar_pass(root: Node, seed: Any, keep_inner: bool, grads_of_inner_nodes: bool) -> dict[Node, Any]:
     """`_reverse_pass` over numbers (Values), neither recorded nor inspected, with what floats never need left
-    out (keyword arguments, broadcasts, sums in place): on floats the loop's own work is all there is to the
-    pass, and this is about a third less of it."""
+    out (keyword arguments, broadcasts, sums in place) and the one or two inputs of a scalar op written out:
+    on floats the loop's own work is all there is to the pass."""
     adjoints: dict[Node, Any] = {root: seed}
     adjoint_of = adjoints.get
     take = adjoint_of if keep_inner else adjoints.pop
