@@ -94,6 +94,13 @@ def test_a_pass_stopped_by_detect_anomaly_leaves_every_grad_as_it_was():
     with autograd.detect_anomaly(), pytest.raises(AnomalyError):
         loss.backward()
     assert (x.grad, y.grad, z.grad, loss.grad) == (0.0, 0.0, 0.0, 0.0)
+    x.data = 4.0  # now a pass that detect_anomaly lets through: every node gets its gradient, as without it
+    y = x.sqrt()
+    z = y * 2.0
+    loss = z + 1.0
+    with autograd.detect_anomaly():
+        loss.backward()
+    assert (x.grad, y.grad, z.grad, loss.grad) == (0.5, 2.0, 1.0, 1.0)
 
 
 def test_a_long_concatenation_gives_each_input_its_own_block():
