@@ -319,6 +319,9 @@ def _swap_last(x: Any) -> Any:
 def _matmul_grad_a(g: Any, out: Any, a: Any, b: Any) -> Any:
     if a.ndim == b.ndim == 2:  # the common case first: this rule runs once per product per backward pass
         return g @ b.T
+    if a.ndim == 2 and b.ndim == 3:  # a matrix against a stack (s, k, m): the s terms summed by one product,
+        s, k, m = b.shape  # g's matrices side by side (n, s·m) times b's transposes stacked (s·m, k)
+        return g.transpose(1, 0, 2).reshape(a.shape[0], s * m) @ b.transpose(0, 2, 1).reshape(s * m, k)
     if b.ndim == 1:  # (..., n, k) @ (k,) -> (..., n)
         return g[..., None] * b
     if a.ndim == 1:  # (k,) @ (..., k, m) -> (..., m)
