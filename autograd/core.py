@@ -259,7 +259,7 @@ def topological_order(root: Node, first_input_first: bool = False) -> list[Node]
     expanded: set[Node] = set()
     expand = expanded.add
     stack: list[Node | None] = [root]
-    push, pop = stack.append, stack.pop
+    push, pop, extend = stack.append, stack.pop, stack.extend
     while stack:
         node = pop()
         if node is None:
@@ -268,9 +268,8 @@ def topological_order(root: Node, first_input_first: bool = False) -> list[Node]
             expand(node)
             push(node)
             push(None)
-            for parent in reversed(node.parents) if first_input_first else node.parents:
-                if parent not in expanded:
-                    push(parent)
+            # all inputs in one call (those already expanded come off again at once): cheaper than a test each
+            extend(reversed(node.parents) if first_input_first else node.parents)
     return order
 
 
