@@ -281,7 +281,7 @@ def _getitem_add_into(total: np.ndarray | None, g: Any, out: Any, x: Any, index:
     time would cost a full-size array (and a full-size sum) per step; here it costs the step.
     """
     if total is None:
-        return _add_at(np.zeros_like(x, dtype=g.dtype), index, g)
+        return _add_at(np.zeros(x.shape, dtype=g.dtype), index, g)
     if type(total) is not np.ndarray or (total.dtype is not g.dtype and total.dtype != g.dtype):
         # a numpy scalar (a 0-d sum), or a type to promote to, as total + g would
         total = np.array(total, dtype=np.promote_types(total.dtype, g.dtype))
