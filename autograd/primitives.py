@@ -246,12 +246,17 @@ def scatter(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
 
 
 def _scatter_array(g: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
-    return _add_at(np.zeros(shape, dtype=g.dtype), index, g)
+    out = np.zeros(shape, dtype=g.dtype)
+    if _is_basic_index(index):
+        out[index] = g  # a basic index names each element at most once, so plain assignment is exact
+    else:
+        np.add.at(out, index, g)
+    return out
 
 
 def _add_at(total: np.ndarray, index: Any, g: Any) -> np.ndarray:
     """Add ``g`` into ``total`` at ``index``, in place (repeated indices accumulate); return ``total``."""
-    if _is_basic_index(index):  # a basic index names each element at most once
+    if _is_basic_index(index):
         piece = total[index]
         if type(piece) is np.ndarray:
             piece += g  # a view: adding into it adds into total
@@ -281,7 +286,7 @@ def _getitem_add_into(total: np.ndarray | None, g: Any, out: Any, x: Any, index:
     time would cost a full-size array (and a full-size sum) per step; here it costs the step.
     """
     if total is None:
-        return _add_at(np.zeros(x.shape, dtype=g.dtype), index, g)
+        return _scatter_array(g, index, x.shape)
     if type(total) is not np.ndarray or (total.dtype is not g.dtype and total.dtype != g.dtype):
         # a numpy scalar (a 0-d sum), or a type to promote to, as total + g would
         total = np.array(total, dtype=np.promote_types(total.dtype, g.dtype))
