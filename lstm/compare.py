@@ -103,7 +103,7 @@ class Comparison:
         s = self.settings
         layers = f"{s['num_layers']} layer" + ("s" if s["num_layers"] > 1 else "")
         return (f"LSTM gradients against the {REFERENCE}: input {s['input_size']}, "
-                f"hidden {s['hidden_size']}, {layers}, {s['seq_len']} steps, batch {s['batch']}, "
+                f"hidden {s['hidden_size']}, {layers}, {s['seq_len']} steps, batch {s['batch_size']}, "
                 f"seed {s['seed']}, float64")
 
     def notes(self) -> list[str]:
@@ -167,7 +167,7 @@ class Comparison:
                 f"<tbody>{body}</tbody></table><p>{notes}</p>")
 
 
-def compare(input_size: int = 3, hidden_size: int = 4, num_layers: int = 1, seq_len: int = 5, batch: int = 2,
+def compare(input_size: int = 3, hidden_size: int = 4, num_layers: int = 1, seq_len: int = 5, batch_size: int = 2,
             seed: int = 0, include_scalar: bool = True, include_finite_differences: bool = True,
             tolerance: float = 1e-9, finite_difference_tolerance: float = 1e-9, eps: float = 1e-3,
             derivation: Derivation | None = None) -> Comparison:
@@ -184,13 +184,13 @@ def compare(input_size: int = 3, hidden_size: int = 4, num_layers: int = 1, seq_
     which stage it first goes wrong. It is held to ``tolerance``.
     """
     settings = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, seq_len=seq_len,
-                    batch=batch, seed=seed, eps=eps)
+                    batch_size=batch_size, seed=seed, eps=eps)
     params = init_params(input_size, hidden_size, num_layers, seed)
     rng = np.random.default_rng(seed + 1)
-    state_shape = (num_layers, batch, hidden_size)
-    data = {"x": rng.standard_normal((seq_len, batch, input_size)),
+    state_shape = (num_layers, batch_size, hidden_size)
+    data = {"x": rng.standard_normal((seq_len, batch_size, input_size)),
             "h0": 0.5 * rng.standard_normal(state_shape), "c0": 0.5 * rng.standard_normal(state_shape)}
-    loss_weights = (rng.standard_normal((seq_len, batch, hidden_size)), rng.standard_normal(state_shape),
+    loss_weights = (rng.standard_normal((seq_len, batch_size, hidden_size)), rng.standard_normal(state_shape),
                     rng.standard_normal(state_shape))
 
     results = {REFERENCE: _hand(params, data, loss_weights)}

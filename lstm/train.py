@@ -9,8 +9,10 @@ saves everything after every evaluation and when stopped by SIGINT (Ctrl-C) or S
 current step first), and ``resume=True`` goes on from there. Step k's batch is drawn from a generator seeded
 with (seed, k), so a run that was stopped and resumed produces exactly the losses of one that never stopped.
 
-Sizes are checked before anything is built: `estimate_run` says roughly how much memory and time a run takes,
-and a run that cannot fit in the memory this process may use is refused (ConfigError) at once, not after minutes.
+Everything that can be found wrong is found before the first step, by `prepare_run` (which `train` calls, and
+the command line too, to warn about long runs before they start): the settings, the checkpoint (read once), whether
+it may be written, and the sizes: `estimate_run` says roughly how much memory and time a run takes, and a run that
+cannot fit in the memory this process may use is refused (ConfigError) at once, not after minutes.
 """
 
 from __future__ import annotations
@@ -21,17 +23,19 @@ import math
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from autograd import Tensor, cross_entropy, no_grad
-from autograd.files import remove_stale_temporaries, write_atomically
+from autograd.files import make_directories, remove_stale_temporaries, write_atomically
 from autograd.nn import Embedding, Linear, Module
 from autograd.nn.optim import Adam, clip_grad_norm
 from lstm.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
@@ -50,9 +54,10 @@ from lstm.model import LSTM, parameter_shapes
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["CharModel", "ConfigError", "History", "RunEstimate", "TrainConfig", "TrainResult", "TrainingDiverged",
-           "check_run_size", "check_sample_size", "checkpoint_layout", "duration", "estimate_run", "evaluate",
-           "loss_figure", "memory_limit", "plot_losses", "prepare_data", "sample", "train"]
+__all__ = ["CharModel", "ConfigError", "History", "Run", "RunEstimate", "TrainConfig", "TrainResult",
+           "TrainingDiverged", "as_float", "byte_size", "check_prompt", "check_run_size", "check_sample_size",
+           "check_writable", "checkpoint_layout", "duration", "estimate_run", "evaluate", "loss_figure",
+           "memory_limit", "plot_losses", "prepare_data", "prepare_run", "sample", "train"]
 
 DTYPES = ("float32", "float64")
 EVAL_LANES = 64  # validation text is read as this many parallel lanes (sequential_batches' batch size)
@@ -61,7 +66,8 @@ State = tuple[Tensor, Tensor]
 
 
 class ConfigError(ValueError):
-    """A training configuration that cannot work: a value out of range, or windows longer than the text."""
+    """Settings that cannot work: a value out of range, windows longer than the text, a run too large for memory,
+    a prompt the vocabulary cannot encode, or options that contradict each other."""
 
 
 class TrainingDiverged(ArithmeticError):
@@ -274,10 +280,10 @@ class RunEstimate:
         """Where the memory goes, in words."""
         config = self.config
         layers = f"{config.num_layers:,} layer{'s' if config.num_layers > 1 else ''}"
-        return (f"about {_bytes(self.memory)}: {_bytes(self.parameter_bytes)} for {self.parameters:,} parameters "
-                f"with their gradients and Adam moments, {_bytes(self.step_bytes)} for a step of "
+        return (f"about {byte_size(self.memory)}: {byte_size(self.parameter_bytes)} for {self.parameters:,} parameters "
+                f"with their gradients and Adam moments, {byte_size(self.step_bytes)} for a step of "
                 f"{config.batch_size:,} sequences of {config.seq_len:,} characters through {layers} of "
-                f"{config.hidden_size:,} units, {_bytes(self.history_bytes)} for the loss curve of "
+                f"{config.hidden_size:,} units, {byte_size(self.history_bytes)} for the loss curve of "
                 f"{config.steps:,} steps")
 
 
@@ -288,9 +294,9 @@ def estimate_run(config: TrainConfig, vocab_size: int) -> RunEstimate:
     characters = config.seq_len * config.batch_size
     per_character = (UNIT_COPIES * config.num_layers * config.hidden_size + OUTPUT_COPIES * vocab_size
                      + 4 * config.embedding_size)
-    step_seconds = (config.seq_len * config.num_layers * CELL_SECONDS
-                    + 6 * characters * parameters / FLOPS[config.dtype])  # forward 2, backward 4 per weight
-    sample_seconds = (1 + config.num_layers) * CELL_SECONDS / 2 + 2 * parameters / SAMPLE_FLOPS
+    step_seconds = (as_float(config.seq_len * config.num_layers) * CELL_SECONDS
+                    + as_float(6 * characters * parameters) / FLOPS[config.dtype])  # forward 2, backward 4 per weight
+    sample_seconds = as_float(1 + config.num_layers) * CELL_SECONDS / 2 + as_float(2 * parameters) / SAMPLE_FLOPS
     return RunEstimate(config, parameters, itemsize * PARAMETER_COPIES * parameters,
                        itemsize * characters * per_character, HISTORY_BYTES * config.steps, step_seconds,
                        sample_seconds)
@@ -315,7 +321,7 @@ def check_run_size(config: TrainConfig, vocab_size: int, advice: str = ": use sm
     limit = memory_limit()
     if limit is not None and estimate.memory > limit:
         raise ConfigError(f"a run of these sizes needs {estimate.describe_memory()}; this process may use "
-                          f"{_bytes(limit)}{advice}")
+                          f"{byte_size(limit)}{advice}")
     return estimate
 
 
@@ -326,8 +332,8 @@ def check_sample_size(length: int) -> None:
     """ConfigError if a sample of ``length`` characters needs more memory than this process may use."""
     limit = memory_limit()
     if limit is not None and SAMPLE_BYTES * length > limit:
-        raise ConfigError(f"a sample of {length:,} characters needs about {_bytes(SAMPLE_BYTES * length)} of "
-                          f"memory; this process may use {_bytes(limit)}")
+        raise ConfigError(f"a sample of {length:,} characters needs about {byte_size(SAMPLE_BYTES * length)} of "
+                          f"memory; this process may use {byte_size(limit)}")
 
 
 def memory_limit() -> int | None:
@@ -374,16 +380,25 @@ def checkpoint_layout(saved: dict[str, Any], step: int, vocab_size: int) -> dict
     return {f"{group}/{name}": shape for group, shapes in groups.items() for name, shape in shapes.items()}
 
 
-def _bytes(count: int) -> str:
-    """A number of bytes for people: 950 KB, 26 GB, 4,800 PB."""
+def byte_size(count: int) -> str:
+    """A number of bytes for people: 950 KB, 26 GB, 4,800 PB, 1.2e+385 PB."""
+    if count >= 10**21:  # absurd sizes give numbers past the floats' range: in powers of ten, not 400 digits
+        return f"{Decimal(count) / 10**15:.1e} PB"
     for unit, size in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
         if count >= size:
             return f"{count / size:,.{1 if count < 10 * size else 0}f} {unit}"
     return f"{count} bytes"
 
 
+def as_float(count: int) -> float:
+    """An exact count as a float for an estimate; infinity past the floats' range (the sizes may be absurd)."""
+    return float(count) if count < sys.float_info.max else math.inf
+
+
 def duration(seconds: float) -> str:
     """A duration for people: 8 ms, 40 seconds, 12 minutes, 3.5 hours, 9 days, 320 years."""
+    if seconds > 1e15:  # past any age of the universe: in powers of ten
+        return f"{seconds / (365.25 * 86400):.1e} years" if math.isfinite(seconds) else "forever"
     for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("hours", 3600), ("minutes", 60),
                        ("seconds", 1)):
         if seconds >= 2 * size:
@@ -449,8 +464,7 @@ def sample(model: CharModel, vocab: CharVocab, prompt: str, length: int = 200, t
     ``temperature`` scales the logits before sampling: below 1 is more conservative, 0 always takes the
     likeliest character.
     """
-    if not prompt:
-        raise ValueError("sample needs a non-empty prompt: the model has to be fed at least one character")
+    check_prompt(vocab, prompt)
     if not (math.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be a non-negative number, got {temperature!r}")
     check_sample_size(length)
@@ -472,6 +486,17 @@ def sample(model: CharModel, vocab: CharVocab, prompt: str, length: int = 200, t
             written.append(next_id)
             logits, state = model(np.array([[next_id]]), state)
     return vocab.decode(np.array(written, dtype=np.int64))
+
+
+def check_prompt(vocab: CharVocab, prompt: str) -> None:
+    """ConfigError unless the model can go on from ``prompt``: at least one character, all in the vocabulary."""
+    if not prompt:
+        raise ConfigError("sampling needs a non-empty prompt (--prompt): the model has to be fed at least one "
+                          "character")
+    unknown = sorted(set(prompt) - set(vocab.chars))
+    if unknown:
+        raise ConfigError(f"the prompt (--prompt) has characters the corpus does not: {''.join(unknown)!r} are not "
+                          "in the vocabulary")
 
 
 def plot_losses(history: History, path: str | Path, baseline: float | None = None) -> Path:
@@ -522,93 +547,155 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     loads it and goes on to ``config.steps``; the checkpoint's configuration must agree with ``config`` except
     in `TrainConfig.RESUMABLE` fields, and, with ``override_config=True``, in `TrainConfig.ADJUSTABLE` ones,
     which then take ``config``'s values from here on (the learning rate, say, after a divergence).
-    Raises CheckpointError for a missing, damaged or mismatched checkpoint, and ConfigError for a run that
-    cannot fit in memory (before anything is built).
+    Everything that can be found wrong is found before the first step (see `prepare_run`): CheckpointError for
+    a missing, damaged or mismatched checkpoint, ConfigError for settings that cannot work or a run that cannot
+    fit in memory, OSError for a checkpoint that cannot be written.
+    """
+    return prepare_run(config, resume=resume, overwrite=overwrite, override_config=override_config).train(verbose)
+
+
+def prepare_run(config: TrainConfig | Mapping[str, Any], *, resume: bool = False, overwrite: bool = False,
+                override_config: bool = False) -> Run:
+    """A run set up and checked, ready to `Run.train`: every check `train` makes is made here, before any step.
+
+    ``config`` may also be a mapping of only the settings given (as the command line has them): when resuming,
+    the others are the checkpoint's, so ``{"checkpoint": path, "steps": 5000}`` goes on with a run as it was,
+    to step 5000; for a fresh run they are `TrainConfig`'s defaults.
     """
     if resume and overwrite:
-        raise ValueError("resume and overwrite contradict each other: go on with the checkpoint, or replace it")
+        raise ConfigError("resume and overwrite (--resume, --overwrite) contradict each other: go on with the "
+                          "checkpoint, or replace it")
     if override_config and not resume:
-        raise ValueError("override_config only applies when resuming: a fresh run takes its configuration as it is")
-    say = _printer(verbose)
+        raise ConfigError("override_config only applies when resuming (--override-config with --resume): a fresh "
+                          "run takes its configuration as it is")
+    given = dict(config) if isinstance(config, Mapping) else config.to_dict()
+    path = given.get("checkpoint")
+    if path is not None and Path(path).is_dir():
+        raise CheckpointError(f"the checkpoint path {path} is a directory")
+    checkpoint = None
+    if resume:
+        if path is None:
+            raise CheckpointError("resuming needs a checkpoint path")
+        checkpoint = load_checkpoint(path, checkpoint_layout)  # its configuration is checked there
+        given = {**checkpoint.config, **given}
+    elif path is not None and Path(path).exists() and not overwrite:
+        raise CheckpointError(f"{path} already exists: go on with it (resume, --resume), replace it (overwrite, "
+                              "--overwrite), or choose another checkpoint path (--out or --checkpoint)")
+    config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(given)
     vocab, train_ids, val_ids = prepare_data(config)
-    check_run_size(config, vocab.size)
+    estimate = check_run_size(config, vocab.size)
+    if path is not None and not (Path(path).exists() and not Path(path).is_file()):  # a device is written through
+        check_writable(Path(path).parent, name=path)
     model = CharModel.for_config(config, vocab.size)
     optimizer = Adam(model.parameters(), lr=config.lr)
     history = History()
-    if resume:
-        if config.checkpoint is None:
-            raise CheckpointError("resuming needs a checkpoint path")
-        checkpoint = load_checkpoint(config.checkpoint, checkpoint_layout)
+    if checkpoint is not None:
         history = _restore(checkpoint, config, vocab, model, optimizer, override_config)
-        say(f"resuming from {config.checkpoint} at step {history.step}"
-            + (f"; steps={config.steps}, so nothing is left to train" if history.step >= config.steps else ""))
-    elif config.checkpoint is not None and Path(config.checkpoint).exists() and not overwrite:
-        raise CheckpointError(f"{config.checkpoint} already exists; resume from it, overwrite it, or choose "
-                              "another checkpoint path")
-    if config.checkpoint is not None:
-        for leftover in remove_stale_temporaries(config.checkpoint):
-            say(f"removed {leftover}, left by a save that was killed before it finished")
+    return Run(config, vocab, train_ids, val_ids, estimate, model, optimizer, history, resumed=resume)
 
-    unigram = unigram_cross_entropy(train_ids, val_ids, vocab.size)
-    say(f"{config.corpus}: {len(train_ids):,} training and {len(val_ids):,} validation characters, "
-        f"{vocab.size} distinct; model of {model.parameter_count:,} parameters")
-    say(f"unigram baseline (character frequencies, no context): {unigram:.3f} nats per character")
-    if not history.val_steps:  # the untrained model's loss: where the curve starts
-        history.val_steps.append(0)
-        history.val_loss.append(evaluate(model, val_ids, config.seq_len))
 
-    saved_at = history.step if resume else None
+@dataclass
+class Run:
+    """A run set up by `prepare_run` and not yet trained: its settings, data and estimate, and the model, the
+    optimizer and the loss history it starts from (the checkpoint's when resumed). `train` carries it out, once."""
 
-    def diverged(what: str) -> TrainingDiverged:
-        kept = f"; {config.checkpoint} keeps step {saved_at}" if saved_at is not None else ""
-        return TrainingDiverged(f"{what}{kept}. A lower learning rate may help")
+    config: TrainConfig
+    vocab: CharVocab
+    train_ids: np.ndarray
+    val_ids: np.ndarray
+    estimate: RunEstimate
+    model: CharModel
+    optimizer: Adam
+    history: History
+    resumed: bool
 
-    def save() -> None:
-        nonlocal saved_at
-        if config.checkpoint is not None and saved_at != history.step:
-            if not all(np.isfinite(p.data).all() for p in model.parameters()):  # a checkpoint to resume from
-                raise diverged(f"the weights stopped being finite numbers at step {history.step}")
-            save_checkpoint(config.checkpoint, Checkpoint(history.step, config.to_dict(), model.state_dict(),
-                                                          optimizer.state_dict(), vocab, history.to_arrays()))
-            saved_at = history.step
+    @property
+    def steps_left(self) -> int:
+        return max(self.config.steps - self.history.step, 0)
 
-    chars_per_step = config.seq_len * config.batch_size
-    seconds = 0.0
-    first_step = history.step
-    # A diverging run overflows on its way to nan: numpy's warnings about it would only repeat, in many lines,
-    # what the checks of the loss and the weights say in one.
-    with _one_blas_thread(), _deferred_stop() as stopped_by, np.errstate(over="ignore", invalid="ignore"), \
-            _progress(config.steps, history.step, verbose) as bar:
-        while history.step < config.steps and stopped_by() is None:
-            inputs, targets = batch_at(train_ids, config, history.step)
-            started = time.perf_counter()
-            loss = train_step(model, optimizer, inputs, targets, config.clip_norm)
-            seconds += time.perf_counter() - started
-            if not math.isfinite(loss):  # the weights are lost too; the checkpoint holds the last good ones
-                raise diverged(f"the training loss became {loss} at step {history.step + 1}")
-            history.train_loss.append(loss)
-            speed = (history.step - first_step) * chars_per_step / seconds
-            if bar is not None:
-                bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", chars_per_s=f"{speed:,.0f}",
-                                refresh=False)
-                bar.update(1)
-            if history.step % config.eval_interval == 0 or history.step == config.steps:
-                val_loss = evaluate(model, val_ids, config.seq_len)
-                if not math.isfinite(val_loss):
-                    raise diverged(f"the validation loss became {val_loss} at step {history.step}")
-                history.val_steps.append(history.step)
-                history.val_loss.append(val_loss)
-                save()  # before the report: a reader that went away (`| head`) must not cost the steps
-                recent = np.mean(history.train_loss[-config.eval_interval:])
-                say(f"step {history.step:>5}/{config.steps}  train {recent:.3f}  "
-                    f"val {history.val_loss[-1]:.3f}  (unigram {unigram:.3f})  {speed:,.0f} chars/s")
-        save()
-        signal_number = stopped_by()
-    if signal_number is not None:
-        where = f"; saved to {config.checkpoint}" if config.checkpoint else ""
-        say(f"stopped by {signal_number.name} after step {history.step}{where}")
-    speed = (history.step - first_step) * chars_per_step / seconds if seconds else 0.0
-    return TrainResult(model, vocab, config, history, unigram, speed, signal_number)
+    def train(self, verbose: bool = True) -> TrainResult:
+        """Train to ``config.steps``; see `train` for the checkpoints, the signals and the errors."""
+        config, vocab, model, optimizer, history = self.config, self.vocab, self.model, self.optimizer, self.history
+        train_ids, val_ids = self.train_ids, self.val_ids
+        say = _printer(verbose)
+        if self.resumed:
+            say(f"resuming from {config.checkpoint} at step {history.step}"
+                + (f"; steps={config.steps}, so nothing is left to train" if not self.steps_left else ""))
+        if config.checkpoint is not None:
+            for leftover in remove_stale_temporaries(config.checkpoint):
+                say(f"removed {leftover}, left by a save that was killed before it finished")
+
+        unigram = unigram_cross_entropy(train_ids, val_ids, vocab.size)
+        say(f"{config.corpus}: {len(train_ids):,} training and {len(val_ids):,} validation characters, "
+            f"{vocab.size} distinct; model of {model.parameter_count:,} parameters")
+        say(f"unigram baseline (character frequencies, no context): {unigram:.3f} nats per character")
+        if not history.val_steps:  # the untrained model's loss: where the curve starts
+            history.val_steps.append(0)
+            history.val_loss.append(evaluate(model, val_ids, config.seq_len))
+
+        saved_at = history.step if self.resumed else None
+
+        def diverged(what: str) -> TrainingDiverged:
+            kept = f"; {config.checkpoint} keeps step {saved_at}" if saved_at is not None else ""
+            return TrainingDiverged(f"{what}{kept}. A lower learning rate may help")
+
+        def save() -> None:
+            nonlocal saved_at
+            if config.checkpoint is not None and saved_at != history.step:
+                if not all(np.isfinite(p.data).all() for p in model.parameters()):  # a checkpoint to resume from
+                    raise diverged(f"the weights stopped being finite numbers at step {history.step}")
+                save_checkpoint(config.checkpoint, Checkpoint(history.step, config.to_dict(), model.state_dict(),
+                                                              optimizer.state_dict(), vocab, history.to_arrays()))
+                saved_at = history.step
+
+        chars_per_step = config.seq_len * config.batch_size
+        seconds = 0.0
+        first_step = history.step
+        # A diverging run overflows on its way to nan: numpy's warnings about it would only repeat, in many lines,
+        # what the checks of the loss and the weights say in one.
+        with _one_blas_thread(), _deferred_stop() as stopped_by, np.errstate(over="ignore", invalid="ignore"), \
+                _progress(config.steps, history.step, verbose) as bar:
+            while history.step < config.steps and stopped_by() is None:
+                inputs, targets = batch_at(train_ids, config, history.step)
+                started = time.perf_counter()
+                loss = train_step(model, optimizer, inputs, targets, config.clip_norm)
+                seconds += time.perf_counter() - started
+                if not math.isfinite(loss):  # the weights are lost too; the checkpoint holds the last good ones
+                    raise diverged(f"the training loss became {loss} at step {history.step + 1}")
+                history.train_loss.append(loss)
+                speed = (history.step - first_step) * chars_per_step / seconds
+                if bar is not None:
+                    bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", chars_per_s=f"{speed:,.0f}",
+                                    refresh=False)
+                    bar.update(1)
+                if history.step % config.eval_interval == 0 or history.step == config.steps:
+                    val_loss = evaluate(model, val_ids, config.seq_len)
+                    if not math.isfinite(val_loss):
+                        raise diverged(f"the validation loss became {val_loss} at step {history.step}")
+                    history.val_steps.append(history.step)
+                    history.val_loss.append(val_loss)
+                    save()  # before the report: a reader that went away (`| head`) must not cost the steps
+                    recent = np.mean(history.train_loss[-config.eval_interval:])
+                    say(f"step {history.step:>5}/{config.steps}  train {recent:.3f}  "
+                        f"val {history.val_loss[-1]:.3f}  (unigram {unigram:.3f})  {speed:,.0f} chars/s")
+            save()
+            signal_number = stopped_by()
+        if signal_number is not None:
+            where = f"; saved to {config.checkpoint}" if config.checkpoint else ""
+            say(f"stopped by {signal_number.name} after step {history.step}{where}")
+        speed = (history.step - first_step) * chars_per_step / seconds if seconds else 0.0
+        return TrainResult(model, vocab, config, history, unigram, speed, signal_number)
+
+
+def check_writable(directory: str | Path, name: str | Path | None = None) -> None:
+    """Create ``directory`` and make sure a file can be written in it, before any work that would be lost
+    otherwise; if not, an OSError that names ``name`` (the file to be written there), else the directory."""
+    make_directories(directory, name=name)
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise type(error)(error.errno, error.strerror or str(error), str(name or directory)) from None
 
 
 def _restore(checkpoint: Checkpoint, config: TrainConfig, vocab: CharVocab, model: CharModel,

@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 
 import lstm.cli
+import lstm.demo
+import lstm.train
 from autograd import Value
 from lstm.checkpoint import load_checkpoint, save_checkpoint
 from lstm.cli import main
@@ -87,14 +89,14 @@ def test_every_command_has_help(tmp_path, command):
 @pytest.mark.parametrize("args, fragment", [
     ([], "required: COMMAND"),
     (["draw"], "invalid choice: 'draw'"),
-    (["graph", "--steps", "0"], "--steps: must be a positive integer, got '0'"),
+    (["graph", "--seq-len", "0"], "--seq-len: must be a positive integer, got '0'"),
     (["graph", "--view", "sideways"], "--view: invalid choice"),
     (["graph", "--output", "graph.txt"], "cannot tell the format"),
     (["graph", "--output", "graph.svg", "--format", "png"], "does not match --format png"),
-    (["graph", "--hidden-size", "200", "--steps", "20"], "use smaller sizes, or --tensor"),
-    (["graph", "--tensor", "--steps", "40", "--collapse", "none", "--max-nodes", "50"], "--max-nodes"),
+    (["graph", "--hidden-size", "200", "--seq-len", "20"], "use smaller sizes, or the Tensor LSTM (--tensor)"),
+    (["graph", "--tensor", "--seq-len", "40", "--collapse", "none", "--max-nodes", "50"], "--max-nodes"),
     (["compare", "--tolerance", "-1"], "--tolerance: must be a positive number"),
-    (["compare", "--hidden-size", "64", "--steps", "50", "--no-scalar"], "or --no-finite-differences"),
+    (["compare", "--hidden-size", "64", "--seq-len", "50", "--no-scalar"], "(--no-finite-differences)"),
     (["explain", "a*b", "a=2"], "'b' has no value"),
     (["explain", "a*", "a=2"], "cannot read the expression"),
     (["explain", "a*b", "a=2", "b=x"], "expected NAME=VALUE"),
@@ -107,16 +109,96 @@ def test_every_command_has_help(tmp_path, command):
     (["train", "--resume"], "no checkpoint at out/train/checkpoint.npz"),
     (["train", "--steps", "1.5"], "--steps: must be a positive integer, got '1.5'"),
     (["train", "--steps", "99999999999999999999"], "for the loss curve of 99,999,999,999,999,999,999 steps"),
-    (["train", "--override-config"], "--override-config only applies with --resume"),
+    (["train", "--override-config"], "only applies when resuming (--override-config with --resume)"),
     (["explain", "a**10000000000", "a=2"], "cannot evaluate 'a**10000000000': pow(a=2.0, 10000000000.0) produced "
                                            "inf"),
     (["explain", "+".join(["a"] * 20_000), "a=1"], "is nested too deeply for Python's parser"),
     (["explain", "--hidden-size", "1000"], "use smaller sizes, or explain an expression"),
+    # issue 13, item 6: refused in one line, from what was given, before anything is built
+    (["graph", "--seq-len", "99999999999999999999"], "the graph of a ScalarLSTM of these sizes would take about "
+                                                     "8.3e+21 nodes"),
+    (["graph", "--tensor", "--seq-len", "100000"], "about 1,600,014 nodes"),
+    (["graph", "--tensor", "--seq-len", "2500"], "roll the steps up into one box (--roll-up)"),
+    (["compare", "--no-scalar", "--no-finite-differences", "--seq-len", "1e20"], "comparing the gradients"),
+    (["compare", "--no-scalar", "--no-finite-differences", "--hidden-size", "1e99", "--layers", "1e99",
+      "--batch-size", "1e99"], "PB of memory and forever; this process may use"),
+    (["explain", "--seq-len", "1e20"], "or explain an expression"),
+    (["graph", "--precision", "16"], "--precision: must be a number of significant digits from 1 to 15, got '16'"),
+    (["explain", "a", "a=1", "--precision", "18"], "from 1 to 17, got '18'"),
+    (["graph", "--collapse", "t=9"], "--collapse 't=9' matches no stage of this graph; its stages are t=1 … t=2, "),
+    (["graph", "--keep", "layer 5"], "--keep 'layer 5' matches no stage"),
+    # item 7: --steps counts optimizer steps, in train; time steps are --seq-len everywhere
+    (["graph", "--steps", "5"], "--steps counts optimizer steps (in train); time steps are --seq-len"),
+    (["compare", "--steps"], "--steps counts optimizer steps (in train); time steps are --seq-len"),
+    (["explain", "--steps", "3"], "--steps counts optimizer steps (in train); time steps are --seq-len"),
 ])
 def test_bad_arguments_give_one_line_and_status_2(tmp_path, args, fragment):
     result = cli(*args, cwd=tmp_path)
     assert_one_line_error(result, 2, fragment)
     assert result.stdout == "" and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["graph", "compare", "explain", "train"])
+def test_one_meaning_per_flag(tmp_path, command):
+    """Time steps are --seq-len and sequences --batch-size in every command; --steps is train's alone, and
+    there it counts optimizer steps."""
+    text = " ".join(cli(command, "--help", cwd=tmp_path).stdout.split())
+    assert "--seq-len N time steps" in text and "--batch-size N sequences" in text
+    if command == "train":
+        assert "--steps N optimizer steps (updates) in all" in text
+    else:
+        assert "--steps" not in text and "--batch " not in text
+
+
+def test_the_flags_are_the_librarys_names(tmp_path, monkeypatch):
+    """What graph, compare and explain are given reaches the library under the same names."""
+    seen = {}
+
+    def fake_compare(**given):
+        seen.update(given)
+        raise KeyboardInterrupt  # enough: the names are what is checked
+
+    monkeypatch.setattr(lstm.cli, "compare", fake_compare)
+    assert main(["compare", "--seq-len", "7", "--batch", "3", "--layers", "2", "--no-scalar"]) == 130
+    assert {key: seen[key] for key in ("seq_len", "batch_size", "num_layers")} == {"seq_len": 7, "batch_size": 3,
+                                                                                   "num_layers": 2}
+
+
+def test_sizes_are_refused_before_anything_is_built(monkeypatch, capsys):
+    """Item 5: `graph --tensor --steps 100000` built the whole graph (51 s, 2.1 GB) before the drawing guard
+    refused it; now every command answers from the sizes alone."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("built before the sizes were checked")
+
+    for name in ("LSTM", "ScalarLSTM"):
+        monkeypatch.setattr(lstm.demo, name, refuse)
+    monkeypatch.setattr(lstm.cli, "compare", refuse)
+    for argv in (["graph", "--tensor", "--seq-len", "100000"], ["graph", "--tensor", "--seq-len", "3000"],
+                 ["graph", "--seq-len", "99999999999999999999"], ["explain", "--layers", "1e99"],
+                 ["compare", "--no-scalar", "--no-finite-differences", "--seq-len", "1e20"]):
+        assert main(argv) == 2, argv
+        assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_without_dot_graph_says_how_to_get_the_dot_source(tmp_path):
+    """Item 6: the hint is the command line's --output x.gv (which needs no dot), not a Python call."""
+    no_dot = {**environment(), "PATH": str(tmp_path)}  # nothing on it: no dot
+    result = subprocess.run([sys.executable, "-m", "lstm", "graph", "--output", "g.svg"], cwd=tmp_path, env=no_dot,
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert_one_line_error(result, 1, "Graphviz's `dot` program draws SVG, and it is not installed",
+                          "the DOT source needs no `dot`: --output g.gv")
+    assert "drawing.save" not in result.stderr
+    written = subprocess.run([sys.executable, "-m", "lstm", "graph", "--output", "g.gv"], cwd=tmp_path, env=no_dot,
+                             capture_output=True, text=True, timeout=TIMEOUT)
+    assert written.returncode == 0 and (tmp_path / "g.gv").read_text().startswith("digraph")
+
+
+def test_demo_under_a_regular_file_is_one_line_and_status_2(tmp_path):
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    result = cli("demo", "--out", "blocker/demo", cwd=tmp_path)
+    assert_one_line_error(result, 2, "blocker/demo: blocker is a file, not a directory")
+    assert result.stdout == ""
 
 
 # --- graph, compare, explain, demo ---------------------------------------------------------------------------
@@ -127,7 +209,7 @@ def test_graph_writes_the_file_asked_for(tmp_path):
     assert result.stdout.strip() == str(Path("drawings/forward.svg"))
     assert is_svg(tmp_path / "drawings" / "forward.svg")
 
-    result = cli("graph", "--tensor", "--steps", "3", "--view", "backward", "--roll-up", "--format", "png",
+    result = cli("graph", "--tensor", "--seq-len", "3", "--view", "backward", "--roll-up", "--format", "png",
                  "--output", "drawings/backward", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "drawings" / "backward.png").read_bytes()[:8] == PNG
@@ -140,15 +222,20 @@ def test_graph_without_an_output_writes_to_out(tmp_path):
     assert (tmp_path / "out" / "graph_forward.gv").read_text().startswith("digraph")
 
 
-def test_an_output_that_cannot_be_written_is_named(tmp_path):
+def test_an_output_under_a_regular_file_is_the_users_to_change(tmp_path):
     (tmp_path / "blocker").write_text("a file where a directory should be")
     result = cli("graph", "--output", "blocker/graph.gv", cwd=tmp_path)
-    assert_one_line_error(result, 1, "blocker")
+    assert_one_line_error(result, 2, "blocker/graph.gv: ", "blocker is a file, not a directory")
     assert only_files(tmp_path) == ["blocker"]
 
 
+def test_an_output_that_cannot_be_written_is_named_with_status_1(tmp_path):
+    result = cli("graph", "--output", "/proc/graph.gv", cwd=tmp_path)  # no file can be made there, not even by root
+    assert_one_line_error(result, 1, "/proc/graph.gv: ")
+
+
 def test_compare_exit_status_says_whether_the_checks_pass(tmp_path):
-    sizes = ["--input-size", "2", "--hidden-size", "3", "--steps", "3", "--batch", "2"]
+    sizes = ["--input-size", "2", "--hidden-size", "3", "--seq-len", "3", "--batch-size", "2"]
     passed = cli("compare", *sizes, cwd=tmp_path)
     assert passed.returncode == 0, passed.stderr
     assert "ScalarLSTM (Value)" in passed.stdout and passed.stdout.rstrip().endswith("all passed")
@@ -330,7 +417,8 @@ def test_a_checkpoint_of_other_settings_is_refused_in_one_line(tmp_path, straigh
 def test_train_checks_that_it_can_write_before_training(tmp_path, out):
     (tmp_path / "blocker").write_text("a file where a directory should be")
     result = cli("train", *TINY, "--steps", "100000", "--out", out, cwd=tmp_path)
-    assert_one_line_error(result, 1, f"{out}: blocker is a file, not a directory")  # at once, not after training
+    # at once, not after training; the checkpoint is the first file the run would write
+    assert_one_line_error(result, 2, f"{out}/checkpoint.npz: blocker is a file, not a directory")
     assert result.stdout == "" and (tmp_path / "blocker").read_text().startswith("a file")
 
 
@@ -351,12 +439,30 @@ def test_sizes_that_cannot_fit_are_refused_before_anything_is_built(tmp_path):
     assert result.stdout == "" and only_files(tmp_path) == []
 
 
+def test_train_says_what_the_library_finds(tmp_path, monkeypatch, capsys, straight_run):
+    """Item 7: each check of a run is made once, in `lstm.train.prepare_run`; the command line reports it as it
+    is, and reads a resumed checkpoint once (its settings and its weights from the one reading)."""
+    monkeypatch.chdir(tmp_path)
+    for argv, settings in ((["--resume", "--overwrite"], dict(resume=True, overwrite=True)),
+                           (["--override-config"], dict(override_config=True))):
+        with pytest.raises(lstm.train.ConfigError) as refused:
+            lstm.train.prepare_run({}, **settings)
+        assert main(["train", *argv]) == 2
+        assert capsys.readouterr().err == f"backprop-lens: error: {refused.value}\n"
+    shutil.copy(straight_run / "checkpoint.npz", tmp_path / "run.npz")
+    reads = []
+    real = lstm.train.load_checkpoint
+    monkeypatch.setattr(lstm.train, "load_checkpoint", lambda *args: reads.append(args) or real(*args))
+    assert main(["train", "--resume", "--steps", "21", "--checkpoint", "run.npz", "--sample-length", "0"]) == 0
+    assert len(reads) == 1 and real(tmp_path / "run.npz").step == 21
+
+
 def test_long_runs_and_samples_are_warned_about_before_training(tmp_path, monkeypatch, capsys):
     def no_training(*args, **kwargs):
         raise KeyboardInterrupt  # the warnings must have come before training starts
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(lstm.cli, "train", no_training)
+    monkeypatch.setattr(lstm.train.Run, "train", no_training)
     assert main(["train", "--steps", "1e6", "--sample-length", "1e8"]) == 130
     warnings = capsys.readouterr().err.splitlines()
     assert re.fullmatch(r"backprop-lens: warning: 1,000,000 steps will take about [\d.]+ (hours|days) \(about "

@@ -17,9 +17,9 @@ GRADIENTS = ("x", "h0", "c0")
 
 @pytest.mark.parametrize("config", [
     dict(),  # the defaults: 1 layer, 5 steps, batch 2
-    dict(input_size=2, hidden_size=3, num_layers=2, seq_len=10, batch=3, seed=1),
-    dict(input_size=1, hidden_size=2, num_layers=2, seq_len=12, batch=2, seed=7),
-    dict(input_size=4, hidden_size=1, num_layers=3, seq_len=10, batch=2, seed=3),
+    dict(input_size=2, hidden_size=3, num_layers=2, seq_len=10, batch_size=3, seed=1),
+    dict(input_size=1, hidden_size=2, num_layers=2, seq_len=12, batch_size=2, seed=7),
+    dict(input_size=4, hidden_size=1, num_layers=3, seq_len=10, batch_size=2, seed=3),
 ], ids=["defaults", "2 layers, T=10, B=3", "2 layers, T=12", "3 layers, H=1"])
 def test_all_four_methods_agree(config):
     result = compare(**config)
@@ -53,16 +53,16 @@ def test_the_initial_state_is_not_zero_and_the_loss_reaches_everything():
 
 
 def test_slow_methods_can_be_left_out():
-    result = compare(include_scalar=False, include_finite_differences=False, seq_len=20, batch=4)
+    result = compare(include_scalar=False, include_finite_differences=False, seq_len=20, batch_size=4)
     assert result.methods == (TENSOR,) and result.passed
     assert SCALAR not in str(result) and FINITE not in str(result)
 
 
 @settings(max_examples=10, deadline=None)
 @given(input_size=st.integers(1, 4), hidden_size=st.integers(1, 4), num_layers=st.integers(1, 3),
-       seq_len=st.integers(1, 15), batch=st.integers(1, 4), seed=st.integers(0, 1000))
-def test_random_configurations_agree(input_size, hidden_size, num_layers, seq_len, batch, seed):
-    result = compare(input_size, hidden_size, num_layers, seq_len, batch, seed, include_scalar=seq_len < 5,
+       seq_len=st.integers(1, 15), batch_size=st.integers(1, 4), seed=st.integers(0, 1000))
+def test_random_configurations_agree(input_size, hidden_size, num_layers, seq_len, batch_size, seed):
+    result = compare(input_size, hidden_size, num_layers, seq_len, batch_size, seed, include_scalar=seq_len < 5,
                      include_finite_differences=seq_len < 5)
     assert result.passed, str(result)
 

@@ -27,6 +27,7 @@ from lstm.train import (
     evaluate,
     loss_figure,
     plot_losses,
+    prepare_run,
     sample,
     train,
 )
@@ -439,3 +440,23 @@ def test_a_model_whose_outputs_are_not_finite_cannot_be_sampled():
     model.head.bias.data[:] = np.inf
     with pytest.raises(TrainingDiverged, match="outputs are not finite numbers"):
         sample(model, CharVocab("abcde"), "a", 5)
+
+
+def test_prepare_run_finds_everything_before_the_first_step_and_reads_the_checkpoint_once(tmp_path, monkeypatch):
+    """`prepare_run` is where every check of a run is made (the command line calls it too): settings given as a
+    mapping are completed from the checkpoint when resuming, which is read once, and nothing is trained."""
+    path = str(tmp_path / "run.npz")
+    train(replace(TINY, steps=5, checkpoint=path), verbose=False)
+    reads = []
+    monkeypatch.setattr(lstm.train, "load_checkpoint", lambda *args: reads.append(args) or load_checkpoint(*args))
+    run = prepare_run({"checkpoint": path, "steps": 7}, resume=True)
+    assert len(reads) == 1 and run.config == replace(TINY, steps=7, checkpoint=path)
+    assert run.history.step == 5 and run.steps_left == 2 and run.estimate.step_seconds > 0
+    assert load_checkpoint(path).step == 5  # prepared, not trained
+    assert run.train(verbose=False).step == 7 and len(reads) == 1
+    with pytest.raises(CheckpointError, match="is a directory"):
+        prepare_run(replace(TINY, checkpoint=str(tmp_path)), overwrite=True)
+    with pytest.raises(ConfigError, match=r"contradict"):
+        prepare_run({"checkpoint": path}, resume=True, overwrite=True)
+    with pytest.raises(ConfigError, match=r"unknown settings hidden"):
+        prepare_run({"hidden": 3})

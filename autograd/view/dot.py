@@ -49,6 +49,8 @@ from autograd.view.notation import (
 )
 from autograd.view.scene import Edge, Proxy, Scene, Unit, source
 
+MOST_DIGITS = 15  # the precision a drawing can show at most (significant digits)
+
 # A restrained palette: ink for values, one red for gradients, amber for forks, blue for parameters.
 FONT = "Helvetica,Arial,sans-serif"
 INK = "#24292f"
@@ -109,8 +111,9 @@ class DotWriter:
     def __init__(self, scene: Scene, precision: int = 3, rankdir: str = "auto", safe: bool = False) -> None:
         if rankdir not in ("auto", "LR", "RL", "TB", "BT"):
             raise ValueError(f"draw: rankdir must be 'auto', 'LR', 'RL', 'TB' or 'BT', got {rankdir!r}")
-        if isinstance(precision, bool) or not isinstance(precision, int) or not 1 <= precision <= 15:
-            raise ValueError(f"draw: precision is the number of significant digits, 1 to 15; got {precision!r}")
+        if isinstance(precision, bool) or not isinstance(precision, int) or not 1 <= precision <= MOST_DIGITS:
+            raise ValueError(f"draw: precision is the number of significant digits, 1 to {MOST_DIGITS}; got "
+                             f"{precision!r}")
         self.scene, self.digits, self.safe = scene, precision, safe
         self.rankdir = direction(scene) if rankdir == "auto" else rankdir
         self.names = drawn_names(scene, precision)

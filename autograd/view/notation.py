@@ -23,6 +23,7 @@ from autograd.view.order import reading_order, stage_order
 
 TINY = 4  # arrays with at most this many elements are shown in full, larger ones summarised
 ROOT_NAME = "L"  # what a hand derivation calls the output, when the root has no label of its own
+FLOAT_DIGITS = 17  # significant digits that tell any two floats apart: more add nothing a float holds
 
 
 # --- names --------------------------------------------------------------------------------------------------
@@ -115,7 +116,7 @@ def format_sum(terms: Sequence[float], total: float, precision: int = 4) -> tupl
     """
     shown_total = format_number(total, precision)
     if all(math.isfinite(term) for term in terms):
-        for digits in range(precision, 18):
+        for digits in range(precision, FLOAT_DIGITS + 1):
             shown = [format_number(term, digits) for term in terms]
             if format_number(math.fsum(float(text) for text in shown), precision) == shown_total:
                 return shown, shown_total

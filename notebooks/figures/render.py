@@ -2,8 +2,9 @@
 
     python notebooks/figures/render.py [directory]      # default: next to this file
 
-The loss curve comes from the training command instead: `python -m lstm train --out out/train`, then
-out/train/loss.png copied here as loss.png.
+The LSTM and the gradient flows are built by `lstm.demo`, as the demo builds them. The loss curve comes from the
+training command instead: `python -m lstm train --out out/train`, then out/train/loss.png copied here as
+loss.png.
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from autograd import Tensor, Value, draw, render, stage, step_through
-from lstm import LSTM, RNN, gradient_flow
+from autograd import Value, draw, render, step_through
+from lstm.demo import DEMO_FLOW, DEMO_TENSOR, gradient_flows, lstm_loss
 from lstm.flow import plot_flows
 
 
@@ -29,28 +28,14 @@ def fork_example() -> Value:
     return L
 
 
-def lstm_example() -> Tensor:
-    """The README's LSTM example: six steps; drawn by default, the last one in full."""
-    model = LSTM(input_size=3, hidden_size=4, seed=0)
-    x = np.random.default_rng(1).standard_normal((6, 2, 3))  # (T, B, I): sequence first
-    out, (h, c) = model(x)
-    with stage("loss"):
-        L = out[-1].sum()
-    L.label = "L"
-    return L
-
-
 def main(directory: Path) -> list[Path]:
     L = fork_example()
     written = [render(draw(L, view="backward"), directory / "fork_backward.svg"),
                step_through(L).save_gif(directory / "fork_step_through.gif", duration=1200, progress=False)]
-    loss = lstm_example()
-    written.append(render(draw(loss, view="backward"), directory / "lstm_backward.svg"))
-    x = np.random.default_rng(0).standard_normal((30, 4, 3))
-    flows = {"RNN (tanh)": RNN(3, 16, seed=0), "LSTM": LSTM(3, 16, seed=0),
-             "LSTM, forget bias 1": LSTM(3, 16, seed=0, forget_bias=1.0)}
+    # The README's LSTM example: six steps; drawn by default, the last one in full.
+    written.append(render(draw(lstm_loss(DEMO_TENSOR, seed=0), view="backward"), directory / "lstm_backward.svg"))
     written.append(directory / "gradient_flow.png")
-    plot_flows({name: gradient_flow(model, x, loss="last") for name, model in flows.items()}, written[-1])
+    plot_flows(gradient_flows(DEMO_FLOW, seed=0), written[-1])
     return written
 
 
