@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+_new = object.__new__
+
 # How Jupyter shows a node, ``display_hook(node, include, exclude) -> mimebundle``: filled in by `autograd.view`,
 # which sits above the core (the core never imports it); None shows the node's repr.
 display_hook: Callable[[Any, Any, Any], dict[str, Any]] | None = None
@@ -32,7 +34,8 @@ class Node:
 
     Class hooks: ``unbroadcast(term, shape)`` sums a gradient term back to an input's shape that broadcasting
     stretched, raising ValueError when no broadcast of that shape has the term's (None where shapes never
-    broadcast); ``constant(raw)``, ``seed(grad)``, ``gradient(adjoint)`` and ``zero_grad_value()``.
+    broadcast); ``constant(raw)``, ``seed(grad)``, ``gradient(adjoint)``, ``zero_grad_value()`` and
+    ``add_to_grad(g)``.
     """
 
     __slots__ = ()
@@ -54,6 +57,11 @@ class Node:
     def zero_grad_value(self) -> Any:
         raise NotImplementedError
 
+    def add_to_grad(self, g: Any, fresh: bool = False) -> None:
+        """Add a reverse pass's dL/d self into ``.grad`` (what ``backward()`` leaves behind); ``fresh``: the pass
+        allocated ``g`` for this node alone, so it may become ``.grad`` without a copy."""
+        raise NotImplementedError
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """Jupyter shows a node as the drawing of its graph, through `display_hook`."""
         if display_hook is None:
@@ -66,7 +74,7 @@ class Node:
 
     @label.setter
     def label(self, label: str | None) -> None:
-        self._label = check_label(label)
+        self._label = label if type(label) is str else check_label(label)
 
     def where(self) -> str:
         """Where a node sits, for error messages: its label and stage, when it has them."""
@@ -95,9 +103,11 @@ class Mode:
         if outer is None:
             self.grad_enabled, self.anomaly, self.stage = True, False, ()
             return
-        self.grad_enabled = outer.grad_enabled and not isinstance(block, no_grad)
-        self.anomaly = outer.anomaly or isinstance(block, detect_anomaly)
-        self.stage = (*outer.stage, block.name) if isinstance(block, stage) else outer.stage
+        # what the block changes, read from its class (no_grad, detect_anomaly) or itself (a stage's name)
+        self.grad_enabled = outer.grad_enabled and block.records
+        self.anomaly = outer.anomaly or block.checks
+        name = block.name
+        self.stage = outer.stage if name is None else (*outer.stage, name)
 
     def without(self, block: _Block) -> Mode:
         """This Mode with the innermost opening of ``block`` closed, the blocks opened inside it kept."""
@@ -126,6 +136,10 @@ class _Block(ContextDecorator):
     inside them, overlapping manual ``__enter__``/``__exit__``) leave nothing behind.
     """
 
+    records = True  # recording stays on inside (no_grad: off)
+    checks = False  # anomaly checks come on inside (detect_anomaly)
+    name: str | None = None  # the stage it opens (stage)
+
     def __enter__(self) -> Any:
         _MODE.set(Mode(_MODE.get(), self))
 
@@ -150,8 +164,13 @@ class stage(_Block):  # lower case: it is used like a function, ``with stage("t=
         self.name = name
 
     def __enter__(self) -> tuple[str, ...]:
-        super().__enter__()
-        return _MODE.get().stage
+        # Mode(outer, self), made without a constructor call: a model enters several stages at every step
+        outer = _MODE.get()
+        mode = _new(Mode)
+        mode.outer, mode.block = outer, self
+        mode.grad_enabled, mode.anomaly, mode.stage = outer.grad_enabled, outer.anomaly, (*outer.stage, self.name)
+        _MODE.set(mode)
+        return mode.stage
 
 
 class no_grad(_Block):  # lower case, as torch.no_grad
@@ -160,10 +179,14 @@ class no_grad(_Block):  # lower case, as torch.no_grad
     Only in the thread or asyncio task that enters it: other threads and tasks keep recording.
     """
 
+    records = False
+
 
 class detect_anomaly(_Block):
     """Raise `AnomalyError` at the first op whose value, or whose gradient, is NaN or infinite (in the thread or
     asyncio task that enters it)."""
+
+    checks = True
 
 
 def is_finite(raw: Any) -> bool:
@@ -232,20 +255,21 @@ def topological_order(root: Node, first_input_first: bool = False) -> list[Node]
     subgraph comes first; with ``first_input_first`` the first input's does, in the order a reader meets them.
     """
     order: list[Node] = []
+    emit = order.append
     expanded: set[Node] = set()
+    expand = expanded.add
     stack: list[Node | None] = [root]
-    push, pop = stack.append, stack.pop
+    push, pop, extend = stack.append, stack.pop, stack.extend
     while stack:
         node = pop()
         if node is None:
-            order.append(pop())
+            emit(pop())
         elif node not in expanded:
-            expanded.add(node)
+            expand(node)
             push(node)
             push(None)
-            for parent in reversed(node.parents) if first_input_first else node.parents:
-                if parent not in expanded:
-                    push(parent)
+            # all inputs in one call (those already expanded come off again at once): cheaper than a test each
+            extend(reversed(node.parents) if first_input_first else node.parents)
     return order
 
 
@@ -299,23 +323,55 @@ def backpropagate(root: Node, grad: Any = None, *, create_graph: bool = False,
     seed = root.seed(grad)  # checked, and a plain number or array
     if create_graph:
         seed = grad if isinstance(grad, Node) else root.constant(seed)
-    with np.errstate(all="ignore"):
-        return _backpropagate(root, seed, create_graph, record_branches, keep_inner)
+    adjoints, branches, _ = _reverse_pass(root, seed, create_graph, record_branches, keep_inner)
+    return Backprop(root, adjoints, branches)
 
 
-def _backpropagate(root: Node, seed: Any, create_graph: bool, record_branches: bool, keep_inner: bool
-                   ) -> Backprop:
+def backward(root: Node, grad: Any, every_node: bool) -> None:
+    """What ``root.backward(grad)`` does: add dL/d(node) into ``.grad``, of every node the root depends on
+    (``every_node``: Value, as micrograd) or of the leaves that require a gradient (Tensor, as PyTorch).
+
+    An inner node's gradient is added as soon as the pass has it complete, and then dropped: the pass keeps
+    the gradients of its frontier only, not the whole graph's. Under `detect_anomaly` they are all added at the
+    end instead, so that a pass stopped by an AnomalyError leaves every ``.grad`` as it was.
+    """
+    seed = check_root(root, grad, "backward()", "grad")
+    as_it_goes = every_node and not current_mode().anomaly
+    adjoints, _, owned = _reverse_pass(root, seed, False, False, every_node and not as_it_goes, as_it_goes)
+    for node, g in adjoints.items():  # what is left: the leaves' gradients (every node's, if kept)
+        if node.requires_grad:
+            node.add_to_grad(g, node in owned)
+
+
+@np.errstate(all="ignore")  # NaN and inf are values here, as in the forward pass (detect_anomaly stops at them)
+def _reverse_pass(root: Node, seed: Any, create_graph: bool, record_branches: bool, keep_inner: bool,
+                  grads_of_inner_nodes: bool = False
+                  ) -> tuple[dict[Node, Any], dict[Node, list[Branch]] | None, set[Node]]:
+    """The reverse pass itself: the adjoints, the branches (if recorded) and the nodes whose adjoint the pass
+    allocated itself and shares with no one. ``grads_of_inner_nodes`` (a plain pass over Values only): add each
+    inner node's adjoint into its ``.grad`` as soon as it is complete.
+
+    Primitive.term, written out: this loop is the hot path of every backward pass. A node of an op without
+    parameters calls one rule per input with (g, out, *inputs) alone; the others pass keyword arguments (the
+    op's parameters, a variadic op's position) or have a rule that adds into the adjoint in place. Numbers
+    have a pass of their own, `_scalar_pass`.
+    """
+    anomaly = current_mode().anomaly
+    inspect = anomaly or record_branches  # per-edge extras
+    general = create_graph or inspect
+    fit = root.unbroadcast  # how an array term is summed back to its input's shape; None for numbers
+    if fit is None and not general:
+        return _scalar_pass(root, seed, keep_inner, grads_of_inner_nodes), None, set()
     adjoints: dict[Node, Any] = {root: seed}
     adjoint_of = adjoints.get
     take = adjoint_of if keep_inner else adjoints.pop  # every consumer of a node comes before it: pop is safe
     branches: dict[Node, list[Branch]] | None = {} if record_branches else None
-    fit = root.unbroadcast
-    anomaly = current_mode().anomaly
-    inspect = anomaly or record_branches  # per-edge extras, off on the fast path
-    # Adjoints this pass allocated itself and shares with no one: an op with an in-place rule (indexing) may
-    # add into them, so a tensor read piece by piece gathers its pieces without a full-size term per piece.
+    # Adjoints that this pass allocated itself (a sum of two terms, or gathered by an in-place rule) and shares
+    # with no one until their node is reached: further terms are added into them in place, which spares an
+    # array per term at a node used many times (a weight, at every step). Not in recorded passes, whose terms
+    # are kept (branches) or are graph nodes (create_graph).
     owned: set[Node] = set()
-    in_place = not (create_graph or inspect)
+    in_place = not general
     for node in reversed(topological_order(root)):
         op = node.op
         if op is None:
@@ -324,46 +380,89 @@ def _backpropagate(root: Node, seed: Any, create_graph: bool, record_branches: b
         if g is None:  # reached only through inputs that need no gradient
             continue
         parents = node.parents
+        params = node.params
         # The rules' arguments (g, out, *inputs), built once for all of the node's inputs; written out for one
-        # and two inputs (every scalar op, most tensor ops): a comprehension would cost more than the rule.
+        # and two inputs (most ops): a comprehension would cost more than the rule.
         if create_graph:
             args = (g, node, *parents)
         elif len(parents) == 2:
-            a, b = parents
-            args = (g, node.data, a.data, b.data)
+            args = (g, node.data, parents[0].data, parents[1].data)
         elif len(parents) == 1:
             args = (g, node.data, parents[0].data)
         else:
             args = (g, node.data, *[parent.data for parent in parents])
-        params = node.params
         rules = op.rules
-        variadic = op.variadic
         add_into = op.add_into if in_place else None
         position = -1  # counted by hand: enumerate's pairs cost a few percent of the whole pass
         for parent in parents:
             position += 1
             if not parent.requires_grad:
                 continue
-            if add_into is not None:
-                total = adjoint_of(parent)
-                if total is None or parent in owned:
-                    adjoints[parent] = add_into(total, *args, **params)
-                    owned.add(parent)
-                    continue
-            # Primitive.term, written out here: this loop is the hot path of every backward pass
-            if variadic:
-                term = rules[0](*args, position=position, **params)
-            elif params:
-                term = rules[position](*args, **params)
+            if not params:  # one rule per input, called with (g, out, *inputs) alone
+                rule = rules[position]
+                term = g if rule is passes_on else rule(*args)  # a sum's input takes g itself: no call
+            elif add_into is not None and (parent in owned or parent not in adjoints):
+                adjoints[parent] = add_into(adjoint_of(parent), *args, **params)
+                owned.add(parent)
+                continue
             else:
-                term = rules[position](*args)
+                term = (rules[0](*args, position=position, **params) if op.variadic
+                        else rules[position](*args, **params))
             if fit is not None and term.shape != parent.data.shape:  # the input was broadcast: undo it
                 term = _unbroadcast(fit, term, node, position)
             if inspect:
                 _inspect(term, node, position, parent, anomaly, branches)
             previous = adjoint_of(parent)
-            adjoints[parent] = term if previous is None else previous + term
-    return Backprop(root, adjoints, branches)
+            if previous is None:
+                adjoints[parent] = term
+            elif in_place and parent in owned and term.dtype is previous.dtype:
+                previous += term
+            else:
+                adjoints[parent] = previous = previous + term
+                if in_place and type(previous) is np.ndarray:
+                    owned.add(parent)
+    return adjoints, branches, owned
+
+
+def _scalar_pass(root: Node, seed: Any, keep_inner: bool, grads_of_inner_nodes: bool) -> dict[Node, Any]:
+    """`_reverse_pass` over numbers (Values), neither recorded nor inspected, with what floats never need left
+    out (keyword arguments, broadcasts, sums in place) and the one or two inputs of a scalar op written out:
+    on floats the loop's own work is all there is to the pass."""
+    adjoints: dict[Node, Any] = {root: seed}
+    adjoint_of = adjoints.get
+    take = adjoint_of if keep_inner else adjoints.pop
+    for node in reversed(topological_order(root)):
+        op = node.op
+        if op is None:
+            continue
+        g = take(node, None)
+        if g is None:
+            continue
+        if grads_of_inner_nodes:
+            node.grad += g
+        rules = op.rules
+        out = node.data
+        parents = node.parents
+        if len(parents) == 2:
+            a, b = parents
+            x, y = a.data, b.data
+            if a.requires_grad:
+                rule = rules[0]
+                term = g if rule is passes_on else rule(g, out, x, y)
+                previous = adjoint_of(a)
+                adjoints[a] = term if previous is None else previous + term
+            if b.requires_grad:
+                rule = rules[1]
+                term = g if rule is passes_on else rule(g, out, x, y)
+                previous = adjoint_of(b)
+                adjoints[b] = term if previous is None else previous + term
+        else:
+            (a,) = parents
+            if a.requires_grad:
+                term = rules[0](g, out, a.data)
+                previous = adjoint_of(a)
+                adjoints[a] = term if previous is None else previous + term
+    return adjoints
 
 
 def _unbroadcast(fit: Any, term: Any, node: Node, position: int) -> Any:
@@ -385,6 +484,12 @@ def _inspect(term: Any, node: Node, position: int, parent: Node, anomaly: bool,
                            f"({parent.where()}) is not finite: {_brief(raw(term))}")
     if branches is not None:
         branches.setdefault(parent, []).append(Branch(node, position, term))
+
+
+def passes_on(g: Any, out: Any, *inputs: Any) -> Any:
+    """The local-derivative rule of an input whose local derivative is 1 (each input of a sum): the term is the
+    upstream gradient itself, which the reverse pass hands on without calling anything."""
+    return g
 
 
 def raw(x: Any) -> Any:
@@ -420,8 +525,9 @@ def grad(output: Node, inputs: Node | Sequence[Node], grad_output: Any = None, *
     return result[0] if single else result
 
 
-def check_root(root: Node, grad: Any, caller: str, argument: str) -> None:
-    """Refuse a reverse pass that cannot mean what it says, before it starts.
+def check_root(root: Node, grad: Any, caller: str, argument: str) -> Any:
+    """Refuse a reverse pass that cannot mean what it says, before it starts; else return the seed, dL/d(root)
+    as a plain number or array (`Node.seed`).
 
     A root that needs no gradient depends on nothing that does, so every gradient would be zero: more likely a
     missing requires_grad=True than a question. A root of several elements needs its upstream gradient given
@@ -431,13 +537,11 @@ def check_root(root: Node, grad: Any, caller: str, argument: str) -> None:
         raise ValueError(f"{caller}: {root.where()} needs no gradient and depends on nothing that does (was it "
                          "computed under no_grad?); make the inputs to differentiate with requires_grad=True (a "
                          "Tensor) or as Values")
-    if grad is None:
-        if np.size(root.data) != 1:
-            raise ValueError(f"{caller} from a tensor of shape {np.shape(root.data)} needs {argument}= (dL/d it, "
-                             "of that shape); or reduce it to a scalar first, e.g. with .sum()")
-        return
+    if grad is None and np.size(root.data) != 1:
+        raise ValueError(f"{caller} from a tensor of shape {np.shape(root.data)} needs {argument}= (dL/d it, "
+                         "of that shape); or reduce it to a scalar first, e.g. with .sum()")
     try:
-        root.seed(grad)
+        return root.seed(grad)
     except (TypeError, ValueError) as error:
         raise type(error)(f"{caller}: {error}") from None
 

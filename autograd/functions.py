@@ -69,7 +69,7 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     shape = tensors[0].shape
     axis = normal_axis(axis, len(shape) + 1, "stack", f"stacking tensors of shape {shape}")
     expanded = [t.reshape(t.shape[:axis] + (1,) + t.shape[axis:]) for t in tensors]
-    return concatenate(expanded, axis=axis)
+    return concatenate(expanded, axis=axis) if len(expanded) > 1 else expanded[0]
 
 
 def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:

@@ -4,7 +4,9 @@ A row gives the forward (for floats and for numpy arrays), one local-derivative 
 text that `explain` prints. A rule maps ``(g, out, *inputs, **params)`` to the gradient contribution that flows
 into its input, where ``g`` is the upstream gradient dL/d(out). Rules use arithmetic and the helpers below only,
 so one rule runs on floats (the fast path), on numpy arrays, and on Values or Tensors when the backward pass is
-itself recorded (``create_graph=True``). Broadcasting is undone once, in the core, never in a rule.
+itself recorded (``create_graph=True``). Broadcasting is undone once, in the core, never in a rule. An input
+whose local derivative is 1 (each input of a sum) has the rule `passes_on`: its term is ``g`` itself, which the
+reverse pass hands on without a call.
 
 Formula texts name the inputs ``x`` (unary) or ``a``, ``b`` (binary), and the output ``out``. A formula that
 names ``g``, the upstream gradient, is the whole branch term rather than a factor of it: matrix products do not
@@ -21,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from autograd.core import Node, raw
+from autograd.core import Node, passes_on, raw
 
 Rule = Callable[..., Any]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)  # slots: the reverse pass reads rules at every node
 class Primitive:
     """One operation: how to compute it, and how each input's gradient follows from the upstream one."""
 
@@ -43,6 +45,13 @@ class Primitive:
     # ``add_into(total, g, out, x, **params)`` adds the contribution into ``total``, an adjoint array the
     # reverse pass owns (or None: start one), and returns it. The plain pass uses it; recorded ones use ``rules``.
     add_into: Rule | None = None
+
+    def __post_init__(self) -> None:
+        # The reverse pass takes a node of an op without parameters by its short path, which calls one rule per
+        # input, of one or two inputs, with (g, out, *inputs) alone: ops that need more declare parameters.
+        if not self.params and (self.variadic or self.add_into is not None or len(self.rules) > 2):
+            raise ValueError(f"primitive {self.name!r}: a variadic op, an op with an in-place rule or with more "
+                             "than two inputs needs parameters (the reverse pass's general path)")
 
     def term(self, position: int, g: Any, out: Any, inputs: Sequence[Any], params: Mapping[str, Any]) -> Any:
         """Input ``position``'s gradient contribution: its rule applied to the upstream gradient ``g``, with NaN
@@ -68,13 +77,9 @@ def as_numpy_computes(ufunc: np.ufunc, *numbers: float) -> float:
 
 def quietly(ufunc: np.ufunc) -> Callable[..., np.ndarray]:
     """An array forward that computes NaN and inf as values, without numpy's RuntimeWarnings (for the ops
-    whose inputs may leave their domain: log(-1), 1/0, ...)."""
-    def forward(*arrays: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            return ufunc(*arrays)
-
-    forward.__name__ = f"quiet_{ufunc.__name__}"
-    return forward
+    whose inputs may leave their domain: log(-1), 1/0, ...). errstate as a decorator costs half of what a
+    ``with`` block costs at every call."""
+    return np.errstate(all="ignore")(ufunc)
 
 
 def divide(a: Any, b: Any) -> Any:
@@ -142,10 +147,16 @@ def _scalar_sigmoid(x: float) -> float:
 
 
 def _array_sigmoid(x: np.ndarray) -> np.ndarray:
-    out = np.tanh(0.5 * x)
-    out += 1.0  # in place: the same numbers as 0.5 * (1.0 + tanh), two arrays fewer
-    out *= 0.5
+    # ½ and 1 as 0-d arrays of x's float type: numpy combines a small array with a Python float more slowly
+    half, one = _HALF_ONE.get(x.dtype, (0.5, 1.0))
+    out = np.tanh(x * half)
+    out += one  # in place: the same numbers as 0.5 * (1.0 + tanh), two arrays fewer
+    out *= half
     return out
+
+
+_HALF_ONE = {np.dtype(t): (np.array(0.5, dtype=t), np.array(1.0, dtype=t)) for t in (np.float16, np.float32,
+                                                                                    np.float64)}
 
 
 # Scalar forwards that Python's math would refuse: the IEEE value instead, as numpy gives it for a Tensor.
@@ -187,10 +198,8 @@ def _unary(name, symbol, scalar, array, rule, formula, domain=""):
     return Primitive(name, symbol, scalar, array, (rule,), (formula,), domain)
 
 
-ADD = _binary("add", "{a} + {b}", operator.add, np.add,
-              lambda g, out, a, b: g, lambda g, out, a, b: g, "1", "1")
-SUB = _binary("sub", "{a} - {b}", operator.sub, np.subtract,
-              lambda g, out, a, b: g, lambda g, out, a, b: -g, "1", "-1")
+ADD = _binary("add", "{a} + {b}", operator.add, np.add, passes_on, passes_on, "1", "1")
+SUB = _binary("sub", "{a} - {b}", operator.sub, np.subtract, passes_on, lambda g, out, a, b: -g, "1", "-1")
 MUL = _binary("mul", "{a} * {b}", operator.mul, np.multiply,
               lambda g, out, a, b: g * b, lambda g, out, a, b: g * a, "b", "a")
 DIV = _binary("div", "{a} / {b}", divide, quietly(np.divide),
@@ -245,11 +254,26 @@ def _scatter_array(g: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndar
     return out
 
 
+def _add_at(total: np.ndarray, index: Any, g: Any) -> np.ndarray:
+    """Add ``g`` into ``total`` at ``index``, in place (repeated indices accumulate); return ``total``."""
+    if _is_basic_index(index):
+        piece = total[index]
+        if type(piece) is np.ndarray:
+            piece += g  # a view: adding into it adds into total
+        else:  # a single element (a number, not a view)
+            total[index] = piece + g
+    else:
+        np.add.at(total, index, g)
+    return total
+
+
 _BASIC_PARTS = (int, np.integer, slice)
 
 
 def _is_basic_index(index: Any) -> bool:
-    for part in index if type(index) is tuple else (index,):  # a loop, not all(...): this runs once per edge
+    if type(index) is not tuple:
+        return index is None or index is Ellipsis or isinstance(index, _BASIC_PARTS)
+    for part in index:  # noqa: SIM110 (a loop, not all(...) of a generator: this runs once per edge)
         if not (part is None or part is Ellipsis or isinstance(part, _BASIC_PARTS)):
             return False
     return True
@@ -263,13 +287,10 @@ def _getitem_add_into(total: np.ndarray | None, g: Any, out: Any, x: Any, index:
     """
     if total is None:
         return _scatter_array(g, index, x.shape)
-    if type(total) is not np.ndarray or total.dtype != g.dtype:  # a numpy scalar (a 0-d sum), or promote
-        total = np.array(total, dtype=np.promote_types(total.dtype, g.dtype))  # as total + term would
-    if _is_basic_index(index):
-        total[index] += g
-    else:
-        np.add.at(total, index, g)  # repeated indices accumulate
-    return total
+    if type(total) is not np.ndarray or (total.dtype is not g.dtype and total.dtype != g.dtype):
+        # a numpy scalar (a 0-d sum), or a type to promote to, as total + g would
+        total = np.array(total, dtype=np.promote_types(total.dtype, g.dtype))
+    return _add_at(total, index, g)
 
 
 def _kept(g: Any, x: Any, axis: int | tuple[int, ...] | None, keepdims: bool) -> Any:
@@ -291,6 +312,11 @@ def _extremum_grad(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     return broadcast_to(_kept(g, x, axis, keepdims), x.shape) * share.astype(raw(x).dtype)
 
 
+def _inverse(permutation: tuple[int, ...]) -> tuple[int, ...]:
+    """The permutation that undoes ``permutation`` (numpy's argsort of it, without making an array)."""
+    return tuple(sorted(range(len(permutation)), key=permutation.__getitem__))
+
+
 def _swap_last(x: Any) -> Any:
     return x.swapaxes(-1, -2)
 
@@ -298,6 +324,9 @@ def _swap_last(x: Any) -> Any:
 def _matmul_grad_a(g: Any, out: Any, a: Any, b: Any) -> Any:
     if a.ndim == b.ndim == 2:  # the common case first: this rule runs once per product per backward pass
         return g @ b.T
+    if a.ndim == 2 and b.ndim == 3:  # a matrix against a stack (s, k, m): the s terms summed by one product,
+        s, k, m = b.shape  # g's matrices side by side (n, s·m) times b's transposes stacked (s·m, k)
+        return g.transpose(1, 0, 2).reshape(a.shape[0], s * m) @ b.transpose(0, 2, 1).reshape(s * m, k)
     if b.ndim == 1:  # (..., n, k) @ (k,) -> (..., n)
         return g[..., None] * b
     if a.ndim == 1:  # (k,) @ (..., k, m) -> (..., m)
@@ -315,22 +344,24 @@ def _matmul_grad_b(g: Any, out: Any, a: Any, b: Any) -> Any:
     return _swap_last(a) @ g
 
 
-def _concatenate(*xs: np.ndarray, axis: int) -> np.ndarray:
+def _concatenate(*xs: np.ndarray, axis: int, offsets: tuple[int, ...] = ()) -> np.ndarray:
     return np.concatenate(xs, axis=axis)
 
 
-def _concatenate_grad(g: Any, out: Any, *xs: Any, position: int, axis: int) -> Any:
-    start = sum([x.shape[axis] for x in xs[:position]])
-    index = (slice(None),) * axis + (slice(start, start + xs[position].shape[axis]),)
-    return g[index]
+def _concatenate_grad(g: Any, out: Any, *xs: Any, position: int, axis: int, offsets: tuple[int, ...]) -> Any:
+    # offsets: where each input starts along the axis, and where the last ends (made once by the forward, so
+    # that a concatenation of T steps costs T slices on the way back, not T^2 additions)
+    return g[(*_ALL * axis, slice(offsets[position], offsets[position + 1]))]
+
+
+_ALL = (slice(None),)
 
 
 def _mask(x: Any, condition: np.ndarray) -> Any:
     return x * condition.astype(raw(x).dtype)
 
 
-MATMUL = _binary("matmul", "{a} @ {b}", None, np.matmul, _matmul_grad_a, _matmul_grad_b, "g @ b^T",
-                "a^T @ g")
+MATMUL = _binary("matmul", "{a} @ {b}", None, np.matmul, _matmul_grad_a, _matmul_grad_b, "g @ b^T", "a^T @ g")
 SUM = Primitive("sum", "sum({x})", None, lambda x, axis, keepdims: x.sum(axis, keepdims=keepdims),
                 (lambda g, out, x, axis, keepdims: broadcast_to(_kept(g, x, axis, keepdims), x.shape),),
                 ("1",), params=("axis", "keepdims"))
@@ -341,7 +372,7 @@ MIN = Primitive("min", "min({x})", None, lambda x, axis, keepdims: x.min(axis, k
 RESHAPE = Primitive("reshape", "reshape({x})", None, lambda x, shape: x.reshape(shape),
                     (lambda g, out, x, shape: g.reshape(x.shape),), ("1 (moved)",), params=("shape",))
 TRANSPOSE = Primitive("transpose", "{x}^T", None, lambda x, axes: x.transpose(axes),
-                      (lambda g, out, x, axes: g.transpose(None if axes is None else tuple(np.argsort(axes))),),
+                      (lambda g, out, x, axes: g.transpose(None if axes is None else _inverse(axes)),),
                       ("1 (moved)",), params=("axes",))
 BROADCAST_TO = Primitive("broadcast_to", "broadcast({x})", None, lambda x, shape: np.broadcast_to(x, shape),
                          (lambda g, out, x, shape: sum_to_shape(g, x.shape),), ("1 (summed over copies)",),
@@ -353,7 +384,7 @@ SCATTER = Primitive("scatter", "scatter({x})", None, _scatter_array,
                     (lambda g, out, x, index, shape: g[index],), ("1 at the scattered elements",),
                     params=("index", "shape"))
 CONCATENATE = Primitive("concatenate", "concat({x})", None, _concatenate, (_concatenate_grad,),
-                        ("1 on its own block",), variadic=True, params=("axis",))
+                        ("1 on its own block",), variadic=True, params=("axis", "offsets"))
 WHERE = Primitive("where", "where(c, {a}, {b})", None, lambda a, b, condition: np.where(condition, a, b),
                   (lambda g, out, a, b, condition: _mask(g, condition),
                    lambda g, out, a, b, condition: _mask(g, ~condition)),

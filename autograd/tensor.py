@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,6 +71,42 @@ def as_array(data: Any, dtype: Any = None) -> np.ndarray:
     return array
 
 
+def _operator(op: Primitive, reflected: bool = False) -> Callable[[Tensor, Any], Tensor]:
+    """The method for ``a <op> b`` (``reflected``: for ``b <op> a``, with the Tensor on the right): the whole
+    forward step in one call, since on small arrays each Python call costs about as much as numpy's work."""
+    array = op.array
+
+    def method(self: Tensor, other: Any) -> Tensor:
+        if not isinstance(other, Tensor):
+            other = _lift(other, self, op)
+        a, b = (other, self) if reflected else (self, other)
+        try:
+            data = array(a.data, b.data)
+        except (ValueError, IndexError, TypeError) as error:
+            raise _input_error(op, (a, b), error) from None
+        return _record(op, data, (a, b), _NO_PARAMS, a.requires_grad or b.requires_grad)
+
+    method.__qualname__ = f"Tensor.{op.name}"
+    method.__doc__ = f"{op.symbol.format(a='a', b='b')}, with numpy broadcasting (the primitive {op.name!r})"
+    return method
+
+
+def _function(op: Primitive) -> Callable[[Tensor], Tensor]:
+    """The method for an elementwise function of one tensor (``x.tanh()``), in one call as `_operator`."""
+    array = op.array
+
+    def method(self: Tensor) -> Tensor:
+        try:
+            data = array(self.data)
+        except (ValueError, IndexError, TypeError) as error:
+            raise _input_error(op, (self,), error) from None
+        return _record(op, data, (self,), _NO_PARAMS, self.requires_grad)
+
+    method.__qualname__ = f"Tensor.{op.name}"
+    method.__doc__ = f"{op.symbol.format(x='x')}, elementwise (the primitive {op.name!r})"
+    return method
+
+
 class Tensor(Node):
     """An n-dimensional array that remembers how it was computed.
 
@@ -109,6 +145,8 @@ class Tensor(Node):
     def seed(self, grad: Any) -> np.ndarray:
         if grad is None:
             return np.ones_like(self.data)
+        if type(grad) is np.ndarray and grad.dtype == self.data.dtype and grad.shape == self.data.shape:
+            return grad  # the common case, checked first
         if isinstance(grad, Node) and not isinstance(grad, Tensor):
             raise mixing_error("the upstream gradient", self, grad)
         try:
@@ -123,10 +161,18 @@ class Tensor(Node):
     def gradient(self, adjoint: Any) -> np.ndarray:
         # a copy: an adjoint may be the seed, a broadcast view, or shared with another input
         dtype = self.data.dtype
+        if type(adjoint) is np.ndarray and adjoint.shape == self.data.shape and adjoint.dtype == dtype:
+            return adjoint.copy()  # the common case, checked first
         return np.array(np.broadcast_to(adjoint, self.data.shape), dtype=dtype if dtype.kind == "f" else np.float64)
 
     def zero_grad_value(self) -> None:
         return None
+
+    def add_to_grad(self, g: Any, fresh: bool = False) -> None:
+        if self.grad is None:
+            self.grad = g if fresh and g.dtype == self.data.dtype else self.gradient(g)
+        else:
+            self.grad += g  # in place: .grad is the leaf's own array, and keeps its dtype
 
     # --- array facts ---
     @property
@@ -167,60 +213,21 @@ class Tensor(Node):
     # --- gradients ---
     def backward(self, grad: Any = None) -> None:
         """Add dself/dleaf to ``.grad`` of every leaf that requires a gradient; calls accumulate."""
-        core.check_root(self, grad, "backward()", "grad")
-        for node, g in core.backpropagate(self, grad, keep_inner=False).adjoints.items():
-            if node.op is None and node.requires_grad:
-                if node.grad is None:
-                    node.grad = node.gradient(g)
-                else:
-                    node.grad += g  # in place: .grad is the leaf's own array, and keeps its dtype
+        core.backward(self, grad, every_node=False)
 
     def zero_grad(self) -> None:
         """Forget the gradients of this tensor and of every tensor it depends on."""
         core.zero_grad(self)
 
-    # --- arithmetic, with numpy broadcasting ---
-    def __add__(self, other: Any) -> Tensor:
-        return _apply(ADD, self, _lift(other, self, ADD))
-
-    def __radd__(self, other: Any) -> Tensor:
-        return _apply(ADD, _lift(other, self, ADD), self)
-
-    def __sub__(self, other: Any) -> Tensor:
-        return _apply(SUB, self, _lift(other, self, SUB))
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return _apply(SUB, _lift(other, self, SUB), self)
-
-    def __mul__(self, other: Any) -> Tensor:
-        return _apply(MUL, self, _lift(other, self, MUL))
-
-    def __rmul__(self, other: Any) -> Tensor:
-        return _apply(MUL, _lift(other, self, MUL), self)
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return _apply(DIV, self, _lift(other, self, DIV))
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return _apply(DIV, _lift(other, self, DIV), self)
-
-    def __pow__(self, other: Any) -> Tensor:
-        return _apply(POW, self, _lift(other, self, POW))
-
-    def __rpow__(self, other: Any) -> Tensor:
-        return _apply(POW, _lift(other, self, POW), self)
-
-    def __matmul__(self, other: Any) -> Tensor:
-        return _apply(MATMUL, self, _lift(other, self, MATMUL))
-
-    def __rmatmul__(self, other: Any) -> Tensor:
-        return _apply(MATMUL, _lift(other, self, MATMUL), self)
-
-    def __neg__(self) -> Tensor:
-        return _apply(NEG, self)
-
-    def __abs__(self) -> Tensor:
-        return _apply(ABS, self)
+    # --- arithmetic, with numpy broadcasting: each operator is one row of the primitive table ---
+    __add__, __radd__ = _operator(ADD), _operator(ADD, reflected=True)
+    __sub__, __rsub__ = _operator(SUB), _operator(SUB, reflected=True)
+    __mul__, __rmul__ = _operator(MUL), _operator(MUL, reflected=True)
+    __truediv__, __rtruediv__ = _operator(DIV), _operator(DIV, reflected=True)
+    __pow__, __rpow__ = _operator(POW), _operator(POW, reflected=True)
+    __matmul__, __rmatmul__ = _operator(MATMUL), _operator(MATMUL, reflected=True)
+    __neg__ = _function(NEG)
+    __abs__ = _function(ABS)
 
     # comparisons give plain boolean arrays (masks, not graph nodes); == keeps identity semantics
     def __lt__(self, other: Any) -> np.ndarray:
@@ -236,26 +243,13 @@ class Tensor(Node):
         return self.data >= raw(other)
 
     # --- elementwise functions ---
-    def exp(self) -> Tensor:
-        return _apply(EXP, self)
-
-    def log(self) -> Tensor:
-        return _apply(LOG, self)
-
-    def sqrt(self) -> Tensor:
-        return _apply(SQRT, self)
-
-    def tanh(self) -> Tensor:
-        return _apply(TANH, self)
-
-    def sigmoid(self) -> Tensor:
-        return _apply(SIGMOID, self)
-
-    def relu(self) -> Tensor:
-        return _apply(RELU, self)
-
-    def abs(self) -> Tensor:
-        return _apply(ABS, self)
+    exp = _function(EXP)
+    log = _function(LOG)
+    sqrt = _function(SQRT)
+    tanh = _function(TANH)
+    sigmoid = _function(SIGMOID)
+    relu = _function(RELU)
+    abs = _function(ABS)
 
     def clip(self, low: float | None = None, high: float | None = None) -> Tensor:
         if low is None and high is None:
@@ -301,7 +295,12 @@ class Tensor(Node):
         return _apply(BROADCAST_TO, self, shape=tuple(shape))
 
     def __getitem__(self, index: Any) -> Tensor:
-        return _apply(GETITEM, self, index=_index(index))
+        index = _index(index)
+        try:  # _apply written out: a step of a sequence model reads several pieces
+            data = GETITEM.array(self.data, index)
+        except (ValueError, IndexError, TypeError) as error:
+            raise _input_error(GETITEM, (self,), error) from None
+        return _record(GETITEM, data, (self,), {"index": index}, self.requires_grad)
 
     def scatter(self, index: Any, shape: tuple[int, ...]) -> Tensor:
         """A zero tensor of ``shape`` with this one added at ``index`` (the adjoint of indexing)."""
@@ -421,11 +420,9 @@ _new = object.__new__
 
 
 def _apply(op: Primitive, a: Tensor, b: Tensor | None = None, **params: Any) -> Tensor:
-    """Run a unary or binary primitive forward on arrays and record the resulting node.
-
-    The inputs are two named arguments rather than ``*inputs``: on small arrays, packing and unpacking
-    argument lists would cost as much as the numpy call itself.
-    """
+    """Run a unary or binary primitive that takes parameters (an axis, an index, a shape) forward on arrays and
+    record the resulting node. (The operators and elementwise functions have methods of their own, made by
+    `_operator` and `_function`.)"""
     try:
         data = op.array(a.data, **params) if b is None else op.array(a.data, b.data, **params)
     except (ValueError, IndexError, TypeError) as error:
@@ -464,15 +461,21 @@ def _input_error(op: Primitive, inputs: Sequence[Tensor], error: Exception) -> E
 
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
-    inputs = tuple([_lift(t, None, CONCATENATE) for t in tensors])
+    inputs = tuple([t if isinstance(t, Tensor) else _lift(t, None, CONCATENATE) for t in tensors])
     if not inputs:
         raise ValueError("concatenate needs at least one tensor")
-    axis = normal_axis(axis, inputs[0].ndim, "concatenate", inputs[0])
+    ndim = inputs[0].ndim
+    axis = axis % ndim if type(axis) is int and -ndim <= axis < ndim else normal_axis(axis, ndim, "concatenate",
+                                                                                         inputs[0])
     try:
         data = CONCATENATE.array(*[x.data for x in inputs], axis=axis)
     except ValueError as error:
         raise _input_error(CONCATENATE, inputs, error) from None
-    return _record(CONCATENATE, data, inputs, {"axis": axis}, any([x.requires_grad for x in inputs]))
+    needs_grad, offsets = False, [0]
+    for x in inputs:  # one loop for both: this runs once per step of a sequence model
+        needs_grad = needs_grad or x.requires_grad
+        offsets.append(offsets[-1] + x.data.shape[axis])
+    return _record(CONCATENATE, data, inputs, {"axis": axis, "offsets": tuple(offsets)}, needs_grad)
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:

@@ -96,12 +96,13 @@ class Value(Node):
     def zero_grad_value(self) -> float:
         return 0.0
 
+    def add_to_grad(self, g: Any, fresh: bool = False) -> None:
+        self.grad += g
+
     # --- gradients ---
     def backward(self, grad: float = 1.0) -> None:
         """Add dself/dnode to ``.grad`` of every node this one depends on; calls accumulate, as in PyTorch."""
-        core.check_root(self, grad, "backward()", "grad")
-        for node, g in core.backpropagate(self, grad).adjoints.items():
-            node.grad += g
+        core.backward(self, grad, every_node=True)
 
     def zero_grad(self) -> None:
         """Set ``.grad`` to 0 on this node and every node it depends on."""

@@ -1,52 +1,131 @@
-"""Tensor engine overhead: each op's forward against the bare numpy call, and a small MLP's training step
-against the same step written by hand in numpy.
+"""Tensor engine overhead per node: each op's forward, and its forward + backward, against the same numpy calls
+made without the engine; and a small MLP's training step against the same step written by hand in numpy.
 
-Run: python benchmarks/bench_tensor.py
-Prints two compact tables: per-op time in microseconds on 8x8 float64 arrays (the Tensor side records the
-graph: its inputs require gradients), and forward+backward of a 64-128-10 relu MLP with cross-entropy on a
-batch of 32.
+Run: python benchmarks/bench_tensor.py [--cpu] [--repeats N]
+
+Per op, on 8x8 float64 arrays (small, so that what is measured is the engine's work, not the arithmetic):
+
+* forward: one op on Tensors that require gradients (so the node is recorded), against the bare numpy call;
+* forward + backward: a chain of 32 such ops (``y = op(y, b)``, ``b`` a leaf that needs a gradient too) and
+  ``y.backward(g)``, against the same chain in numpy followed by the numpy calls of each op's derivative
+  (the primitive table's rule, written out), divided by 32: the time per node, creation, recording and the
+  reverse pass included.
+
+The overhead is the difference: what the engine adds to each node beyond numpy's own work. ``--cpu`` times
+with the process's CPU time instead of the wall clock (steadier on a loaded machine).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
-import timeit
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmark this checkout, installed or not
+from timing import interleaved, load  # noqa: E402
+
 from autograd import Tensor, cross_entropy  # noqa: E402
+from autograd.primitives import SIGMOID  # noqa: E402
 
 SIZE = 8
+CHAIN = 32
 BATCH, N_IN, N_HIDDEN, N_OUT = 32, 64, 128, 10
 
 
-def best_microseconds(fn, number: int, repeat: int = 5) -> float:
-    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
+class Case(NamedTuple):
+    """One op: on numpy arrays and on Tensors, and its derivative as the numpy calls the engine's rule makes."""
+
+    name: str
+    numpy: Callable[[Any, Any], Any]
+    tensor: Callable[[Any, Any], Any]
+    # (g, out, y, b) -> (dL/dy, dL/db or None)
+    derivative: Callable[[Any, Any, Any, Any], tuple[Any, Any]]
+    binary: bool = False
 
 
-def op_table() -> list[tuple[str, float, float]]:
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((SIZE, SIZE)), rng.standard_normal((SIZE, SIZE))
-    ta, tb = Tensor(a, requires_grad=True), Tensor(b, requires_grad=True)
-    gather = np.array([0, 3, 3, 5])
-    cases = [
-        ("add", lambda: a + b, lambda: ta + tb),
-        ("mul", lambda: a * b, lambda: ta * tb),
-        ("matmul", lambda: a @ b, lambda: ta @ tb),
-        ("tanh", lambda: np.tanh(a), lambda: ta.tanh()),
-        ("sigmoid", lambda: 0.5 * (1.0 + np.tanh(0.5 * a)), lambda: ta.sigmoid()),  # the engine's formula
-        ("sum", lambda: a.sum(), lambda: ta.sum()),
-        ("sum(axis=0)", lambda: a.sum(axis=0), lambda: ta.sum(axis=0)),
-        ("getitem [1:5]", lambda: a[1:5], lambda: ta[1:5]),
-        ("getitem [[0,3,3,5]]", lambda: a[gather], lambda: ta[gather]),
-    ]
+GATHER = np.array([0, 3, 3, 5, 1, 2, 7, 6])  # a permutation with a repeat: gradients accumulate at 3
+CASES = (
+    Case("add", lambda y, b: y + b, lambda y, b: y + b, lambda g, out, y, b: (g, g), binary=True),
+    Case("mul", lambda y, b: y * b, lambda y, b: y * b, lambda g, out, y, b: (g * b, g * y), binary=True),
+    Case("div", lambda y, b: y / b, lambda y, b: y / b, lambda g, out, y, b: (g / b, -g * out / b), binary=True),
+    Case("matmul", lambda y, b: y @ b, lambda y, b: y @ b, lambda g, out, y, b: (g @ b.T, y.T @ g), binary=True),
+    Case("tanh", lambda y, b: np.tanh(y), lambda y, b: y.tanh(), lambda g, out, y, b: (g * (1 - out * out), None)),
+    Case("sigmoid", lambda y, b: SIGMOID.array(y), lambda y, b: y.sigmoid(),  # numpy calls as the engine's
+         lambda g, out, y, b: (g * out * (1 - out), None)),
+    Case("relu", lambda y, b: np.maximum(y, 0), lambda y, b: y.relu(),
+         lambda g, out, y, b: (g * (y > 0).astype(y.dtype), None)),
+    Case("sum(axis=1, keepdims)", lambda y, b: y.sum(axis=1, keepdims=True),
+         lambda y, b: y.sum(axis=1, keepdims=True), lambda g, out, y, b: (np.broadcast_to(g, y.shape), None)),
+    Case("getitem [::-1]", lambda y, b: y[::-1], lambda y, b: y[::-1],
+         lambda g, out, y, b: (_scatter(g, y, slice(None, None, -1)), None)),
+    Case("getitem [[0,3,3,5,...]]", lambda y, b: y[GATHER], lambda y, b: y[GATHER],
+         lambda g, out, y, b: (_scatter(g, y, GATHER), None)),
+)
+
+
+def _scatter(g: np.ndarray, y: np.ndarray, index: Any) -> np.ndarray:
+    total = np.zeros(y.shape, dtype=g.dtype)
+    if isinstance(index, slice):
+        total[index] = g
+    else:
+        np.add.at(total, index, g)
+    return total
+
+
+def op_rows(repeats: int, clock: str) -> list[tuple[str, float, float, float, float]]:
+    """(name, numpy forward, Tensor forward, numpy per node, Tensor per node), in seconds."""
     rows = []
-    for name, bare, ours in cases:
-        np.testing.assert_allclose(ours().data, bare())
-        rows.append((name, best_microseconds(bare, 20_000), best_microseconds(ours, 5_000)))
+    for case in CASES:
+        runs = case_runs(case, np.random.default_rng(0))
+        forward = interleaved({"numpy": runs["numpy forward"], "Tensor": runs["Tensor forward"]}, repeats, clock,
+                              number=2000)
+        chains = interleaved({"numpy": runs["numpy chain"], "Tensor": runs["Tensor chain"]}, repeats, clock,
+                             number=50)
+        rows.append((case.name, forward["numpy"].best, forward["Tensor"].best,
+                     chains["numpy"].best / CHAIN, chains["Tensor"].best / CHAIN))
     return rows
+
+
+def case_runs(case: Case, rng: np.random.Generator) -> dict[str, Callable[[], Any]]:
+    """The four things timed for one op, checked to compute the same gradients first."""
+    x = rng.standard_normal((SIZE, SIZE))
+    if case.name == "div":
+        b = rng.uniform(1.0, 1.1, (SIZE, SIZE))
+    elif case.name == "matmul":
+        b = np.linalg.qr(rng.standard_normal((SIZE, SIZE)))[0]  # orthogonal: the chain neither grows nor fades
+    else:
+        b = rng.uniform(0.9, 1.1, (SIZE, SIZE))
+    tx, tb = Tensor(x, requires_grad=True), Tensor(b, requires_grad=True)
+    g = rng.standard_normal(case.numpy(x, b).shape)
+
+    def numpy_chain() -> tuple[Any, Any]:
+        ys = [x]
+        for _ in range(CHAIN):
+            ys.append(case.numpy(ys[-1], b))
+        grad, grad_b = np.broadcast_to(g, ys[-1].shape), None
+        for k in range(CHAIN, 0, -1):
+            grad, term = case.derivative(grad, ys[k], ys[k - 1], b)
+            if term is not None:
+                grad_b = term if grad_b is None else grad_b + term
+        return grad, grad_b
+
+    def tensor_chain() -> tuple[Any, Any]:
+        tx.grad = tb.grad = None
+        y = tx
+        for _ in range(CHAIN):
+            y = case.tensor(y, tb)
+        y.backward(np.broadcast_to(g, y.shape))
+        return tx.grad, tb.grad
+
+    expected, got = numpy_chain(), tensor_chain()
+    for k in (0, 1) if case.binary else (0,):
+        np.testing.assert_allclose(got[k], expected[k], rtol=1e-9, atol=1e-12, err_msg=case.name)
+    return {"numpy forward": lambda: case.numpy(x, b), "Tensor forward": lambda: case.tensor(tx, tb),
+            "numpy chain": numpy_chain, "Tensor chain": tensor_chain}
 
 
 def make_params(seed: int = 0) -> dict[str, np.ndarray]:
@@ -86,7 +165,7 @@ def numpy_step(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray
     return float(loss), grads
 
 
-def mlp_row() -> tuple[float, float]:
+def mlp_row(repeats: int, clock: str) -> tuple[float, float]:
     rng = np.random.default_rng(1)
     x = rng.standard_normal((BATCH, N_IN))
     y = rng.integers(0, N_OUT, size=BATCH)
@@ -98,21 +177,31 @@ def mlp_row() -> tuple[float, float]:
     assert abs(loss_engine - loss_numpy) < 1e-10
     for k, g in grads.items():
         np.testing.assert_allclose(params[k].grad, g, rtol=1e-9, atol=1e-12)
-    engine = best_microseconds(lambda: engine_step(params, x, y), number=300)
-    bare = best_microseconds(lambda: numpy_step(raw, x, y), number=1_000)
-    return bare, engine
+    times = interleaved({"numpy": lambda: numpy_step(raw, x, y), "Tensor": lambda: engine_step(params, x, y)},
+                        repeats, clock, number=100)
+    return times["numpy"].best, times["Tensor"].best
 
 
 def main() -> None:
-    print(f"Per-op forward, {SIZE}x{SIZE} float64 (Tensor inputs require grad, so the graph is recorded)")
-    print(f"{'op':<22}{'numpy us':>10}{'Tensor us':>11}{'overhead us':>13}{'ratio':>8}")
-    for name, bare, ours in op_table():
-        print(f"{name:<22}{bare:>10.2f}{ours:>11.2f}{ours - bare:>13.2f}{ours / bare:>7.1f}x")
-    bare, engine = mlp_row()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cpu", action="store_true", help="time with CPU time rather than the wall clock")
+    parser.add_argument("--repeats", type=int, default=7, help="rounds; the best is kept")
+    args = parser.parse_args()
+    clock = "cpu" if args.cpu else "wall"
+    us = 1e6
+    print(f"Per node, {SIZE}x{SIZE} float64, best of {args.repeats} ({clock} clock; load {load()})")
+    print(f"{'':<26}{'---------- forward ----------':>30}   --- forward + backward, per node in a chain of {CHAIN} ---")
+    print(f"{'op':<26}{'numpy us':>10}{'Tensor us':>11}{'overhead':>9}   {'numpy us':>10}{'Tensor us':>11}"
+          f"{'overhead':>10}{'ratio':>8}")
+    for name, bare, ours, bare_node, ours_node in op_rows(args.repeats, clock):
+        print(f"{name:<26}{bare * us:>10.2f}{ours * us:>11.2f}{(ours - bare) * us:>9.2f}   {bare_node * us:>10.2f}"
+              f"{ours_node * us:>11.2f}{(ours_node - bare_node) * us:>10.2f}{ours_node / bare_node:>7.1f}x")
+    bare, engine = mlp_row(args.repeats, clock)
     print()
     print(f"MLP {N_IN}-{N_HIDDEN}-{N_OUT} relu, batch {BATCH}, cross_entropy: forward + backward")
-    print(f"{'':<22}{'numpy us':>10}{'Tensor us':>11}{'overhead us':>13}{'ratio':>8}")
-    print(f"{'training step':<22}{bare:>10.1f}{engine:>11.1f}{engine - bare:>13.1f}{engine / bare:>7.1f}x")
+    print(f"{'':<26}{'numpy us':>10}{'Tensor us':>11}{'overhead':>9}{'ratio':>8}")
+    print(f"{'training step':<26}{bare * us:>10.1f}{engine * us:>11.1f}{(engine - bare) * us:>9.1f}"
+          f"{engine / bare:>7.1f}x")
 
 
 if __name__ == "__main__":

@@ -63,8 +63,9 @@ class LayerCache:
         h_prev: (T, B, H) the hidden state h_{t-1} fed into the gates at step t (``h_prev[0]``,
             for step 1, is the initial state ``h0[k]``).
         c_prev: (T, B, H) the cell state c_{t-1} entering step t (``c_prev[0]`` is ``c0[k]``).
-        input_gate, forget_gate, cell_candidate, output_gate: (T, B, H) gate activations
-            i = σ(z_i), f = σ(z_f), g = tanh(z_g), o = σ(z_o).
+        gates: (T, B, 4H) the four gates' activations side by side, in the order of GATES;
+        input_gate, forget_gate, cell_candidate, output_gate: (T, B, H) each gate's columns of ``gates``
+            (views): i = σ(z_i), f = σ(z_f), g = tanh(z_g), o = σ(z_o).
         cell: (T, B, H) the new cell state c_t.
         tanh_cell: (T, B, H) tanh_c_t = tanh(c_t), kept so the backward pass need not recompute it.
     """
@@ -72,6 +73,7 @@ class LayerCache:
     inputs: np.ndarray
     h_prev: np.ndarray
     c_prev: np.ndarray
+    gates: np.ndarray
     input_gate: np.ndarray
     forget_gate: np.ndarray
     cell_candidate: np.ndarray
@@ -107,14 +109,24 @@ def _check_shape(name: str, array: np.ndarray, expected: tuple[int, ...]) -> Non
 
 
 # --------------------------------------------------------------------------------------------------
-# Activation functions
+# The gates' activations, all four at once
 # --------------------------------------------------------------------------------------------------
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    # Written with exp(-|z|) so it never overflows, in float32 as well as float64.
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
+def _gate_columns(hidden: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column of z (the gates' blocks of H columns, in the order of GATES): ``scale``, ``shift`` and
+    ``kind``, with which one expression gives every gate's activation and its derivative.
+
+    Since σ(u) = ½ tanh(u/2) + ½, a gate's activation is a = tanh(scale·z)·scale + shift on its columns:
+    σ(z) with scale = shift = ½ on a sigmoid gate's (i, f, o), tanh(z) with scale = 1, shift = 0 on the cell
+    candidate's (g). Its derivative is (1 - a)(kind + a): σ' = σ(1 - σ) with kind = 0, tanh' = (1 - tanh)(1 +
+    tanh) = 1 - tanh^2 with kind = 1. Four numpy calls then do what twelve would do gate by gate: on small
+    arrays a call costs more than its arithmetic. (σ computed this way never overflows, in float32 either.)
+    """
+    sigmoid = np.repeat([gate.activation == "sigmoid" for gate in GATES], hidden)
+    scale = np.where(sigmoid, 0.5, 1.0).astype(dtype)
+    shift = np.where(sigmoid, 0.5, 0.0).astype(dtype)
+    return scale, shift, (1.0 - shift * 2.0).astype(dtype)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -168,9 +180,8 @@ def forward(
     final_h = np.empty(state_shape, dtype=dtype)
     final_c = np.empty(state_shape, dtype=dtype)
     for layer in range(num_layers):
-        cache = _layer_forward(params, layer, layer_input, h0[layer], c0[layer])
+        cache, hidden_sequence = _layer_forward(params, layer, layer_input, h0[layer], c0[layer])
         layers.append(cache)
-        hidden_sequence = cache.output_gate * cache.tanh_cell  # stage 5 for every step at once
         final_h[layer] = hidden_sequence[-1] if steps else h0[layer]
         final_c[layer] = cache.cell[-1] if steps else c0[layer]
         # Multi-layer: layer k+1 reads layer k's hidden sequence as its input sequence.
@@ -180,20 +191,18 @@ def forward(
 
 def _layer_forward(
     params: dict[str, np.ndarray], layer: int, inputs: np.ndarray, h_initial: np.ndarray, c_initial: np.ndarray
-) -> LayerCache:
+) -> tuple[LayerCache, np.ndarray]:
+    """One layer over the whole sequence: its cache, and its hidden states h_1 ... h_T (T, B, H)."""
     weight_ih = params[f"weight_ih_l{layer}"]
     weight_hh = params[f"weight_hh_l{layer}"]
     bias = params[f"bias_ih_l{layer}"] + params[f"bias_hh_l{layer}"]
     steps, batch, _ = inputs.shape
     hidden = weight_hh.shape[1]
     dtype = weight_hh.dtype
-
-    def empty() -> np.ndarray:
-        return np.empty((steps, batch, hidden), dtype=dtype)
-
-    h_prev, c_prev = empty(), empty()
-    input_gate, forget_gate, cell_candidate, output_gate = empty(), empty(), empty(), empty()
-    cell, tanh_cell = empty(), empty()
+    scale, shift, _ = _gate_columns(hidden, dtype)
+    gates = np.empty((steps, batch, len(GATES) * hidden), dtype=dtype)
+    cell, tanh_cell, hidden_sequence = (np.empty((steps, batch, hidden), dtype=dtype) for _ in range(3))
+    i, f, g, o = (gates[..., k * hidden:(k + 1) * hidden] for k in range(len(GATES)))  # views, (T, B, H)
 
     # The input half of stage 1 does not depend on the recurrence, so it is done for all steps in
     # one matrix product; only the h_{t-1} half has to wait for the previous step.
@@ -201,34 +210,29 @@ def _layer_forward(
 
     h, c = h_initial, c_initial
     for t in range(steps):  # index t holds step t + 1: step 1 reads the initial state
-        h_prev[t], c_prev[t] = h, c
-        # Stage 1, affine: z = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh.
-        z = input_part[t] + h @ weight_hh.T
-        z_i, z_f, z_g, z_o = np.split(z, len(GATES), axis=1)  # the row blocks, in the order of GATES
-        # Stage 2, gates.
-        input_gate[t] = _sigmoid(z_i)
-        forget_gate[t] = _sigmoid(z_f)
-        cell_candidate[t] = np.tanh(z_g)
-        output_gate[t] = _sigmoid(z_o)
+        # Stage 1, affine: z = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh, the gates' blocks side by side.
+        z = np.matmul(h, weight_hh.T, out=gates[t])
+        z += input_part[t]
+        # Stage 2, gates: i = σ(z_i), f = σ(z_f), g = tanh(z_g), o = σ(z_o), as tanh(scale·z)·scale + shift
+        # on every column at once (see _gate_columns); gates[t] then holds [i | f | g | o].
+        z *= scale
+        np.tanh(z, out=z)
+        z *= scale
+        z += shift
         # Stage 3, cell: c_t = f * c_{t-1} + i * g.
-        c = forget_gate[t] * c + input_gate[t] * cell_candidate[t]
-        cell[t] = c
+        c = np.multiply(f[t], c, out=cell[t])
+        c += i[t] * g[t]
         # Stage 4, squash: tanh_c_t = tanh(c_t).
-        tanh_cell[t] = np.tanh(c)
+        np.tanh(c, out=tanh_cell[t])
         # Stage 5, hidden: h_t = o * tanh_c_t.
-        h = output_gate[t] * tanh_cell[t]
+        h = np.multiply(o[t], tanh_cell[t], out=hidden_sequence[t])
 
-    return LayerCache(
-        inputs=inputs,
-        h_prev=h_prev,
-        c_prev=c_prev,
-        input_gate=input_gate,
-        forget_gate=forget_gate,
-        cell_candidate=cell_candidate,
-        output_gate=output_gate,
-        cell=cell,
-        tanh_cell=tanh_cell,
-    )
+    # What each step read: h_{t-1} and c_{t-1}, the initial state at step 1.
+    h_prev = np.concatenate([h_initial[None], hidden_sequence[:-1]]) if steps else hidden_sequence
+    c_prev = np.concatenate([c_initial[None], cell[:-1]]) if steps else cell
+    cache = LayerCache(inputs=inputs, h_prev=h_prev, c_prev=c_prev, gates=gates, input_gate=i, forget_gate=f,
+                       cell_candidate=g, output_gate=o, cell=cell, tanh_cell=tanh_cell)
+    return cache, hidden_sequence
 
 
 # --------------------------------------------------------------------------------------------------
@@ -309,6 +313,10 @@ def backward(
     return ordered
 
 
+# The stages' gradients in the order a derivation by hand meets them, from h_t back to the pre-activations.
+_MET = ("h", "tanh_c", "c", "o", "z_o", "g", "z_g", "f", "z_f", "i", "z_i")
+
+
 def _layer_backward(
     params: dict[str, np.ndarray],
     layer: int,
@@ -324,6 +332,7 @@ def _layer_backward(
     weight_ih = params[f"weight_ih_l{layer}"]
     weight_hh = params[f"weight_hh_l{layer}"]
     steps, batch, hidden = saved.cell.shape
+    _, _, kind = _gate_columns(hidden, weight_hh.dtype)
     d_z_all = np.empty((steps, batch, len(GATES) * hidden), dtype=weight_hh.dtype)
 
     # What flows back into step t from step t+1. At the last step that is whatever the loss says
@@ -337,44 +346,51 @@ def _layer_backward(
         g = saved.cell_candidate[t]
         o = saved.output_gate[t]
         tanh_c = saved.tanh_cell[t]
+        # The gradients reaching the four gates' activations are written side by side into d_z_all[t],
+        # which stage 2 then turns into the pre-activations' gradients in place: d_z = [d_z_i | ... | d_z_o].
+        d_z = d_z_all[t]
+        d_i, d_f, d_g, d_o = (d_z[:, k * hidden:(k + 1) * hidden] for k in range(len(GATES)))
 
         # Fork on h_t: it went to the output (or the layer above) and to step t+1's four gates;
         # its gradient is the sum over both branches.
         d_h = d_hidden_sequence[t] + d_h_from_next
 
         # Stage 5 backward, h_t = o * tanh_c_t:  dh/do = tanh_c_t,  dh/dtanh_c = o.
-        d_o = d_h * tanh_c
+        np.multiply(d_h, tanh_c, out=d_o)
         d_tanh_c = d_h * o
 
         # Stage 4 backward, tanh_c_t = tanh(c_t):  d tanh(u)/du = 1 - tanh(u)^2.
         # Fork on c_t: it went into tanh(c_t) and into step t+1's cell update; sum both branches.
-        d_c = d_tanh_c * (1.0 - tanh_c * tanh_c) + d_c_from_next
+        d_c = d_tanh_c * (1.0 - tanh_c * tanh_c)
+        d_c += d_c_from_next
 
         # Stage 3 backward, c_t = f * c_{t-1} + i * g:
         #   dc/df = c_{t-1},  dc/dc_{t-1} = f,  dc/di = g,  dc/dg = i.
-        d_f = d_c * saved.c_prev[t]
+        np.multiply(d_c, saved.c_prev[t], out=d_f)
         d_c_from_next = d_c * f  # becomes the "from next step" branch of c_{t-1}'s fork
-        d_i = d_c * g
-        d_g = d_c * i
+        np.multiply(d_c, g, out=d_i)
+        np.multiply(d_c, i, out=d_g)
 
-        # Stage 2 backward, gate activations:
-        #   d σ(u)/du = σ(u) (1 - σ(u))  for i, f, o;   d tanh(u)/du = 1 - tanh(u)^2  for g.
-        d_z_i = d_i * i * (1.0 - i)
-        d_z_f = d_f * f * (1.0 - f)
-        d_z_g = d_g * (1.0 - g * g)
-        d_z_o = d_o * o * (1.0 - o)
-        d_z_all[t] = np.concatenate([d_z_i, d_z_f, d_z_g, d_z_o], axis=1)  # the row blocks, as in GATES
+        if stages is not None:  # copies of the gates' gradients: stage 2 turns them into the z's in place
+            met = {"h": d_h, "tanh_c": d_tanh_c, "c": d_c,
+                   **{gate.letter: block.copy() for gate, block in zip(GATES, (d_i, d_f, d_g, d_o))}}
+
+        # Stage 2 backward, gate activations, all four at once (see _gate_columns):
+        #   d σ(u)/du = σ(u) (1 - σ(u))  for i, f, o;   d tanh(u)/du = 1 - tanh(u)^2  for g;
+        #   both (1 - a)(kind + a) in terms of the activation a.
+        a = saved.gates[t]
+        local = 1.0 - a
+        local *= a + kind
+        d_z *= local
+
+        if stages is not None:  # in the order met above, from h_t back to the pre-activations
+            met.update((gate.pre_activation, block.copy()) for gate, block in zip(GATES, (d_i, d_f, d_g, d_o)))
+            stages.update((step_name(name, t + 1, layer, num_layers), met[name]) for name in _MET)
 
         # Stage 1 backward, z = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh:  dz/dh_{t-1} = W_hh.
         # Fork on h_{t-1}: it fed all four gates, so its gradient is the sum of the four branches,
         #   sum over gates of dz_gate @ W_hh[gate rows]  ==  dz @ W_hh  (the product does the sum).
-        d_h_from_next = d_z_all[t] @ weight_hh
-
-        if stages is not None:  # in the order met above, from h_t back to the pre-activations
-            met = {"h": d_h, "tanh_c": d_tanh_c, "c": d_c, "o": d_o, "z_o": d_z_o, "g": d_g, "z_g": d_z_g,
-                   "f": d_f, "z_f": d_z_f, "i": d_i, "z_i": d_z_i}
-            stages.update((step_name(kind, t + 1, layer, num_layers), gradient.copy())
-                          for kind, gradient in met.items())
+        d_h_from_next = d_z @ weight_hh
 
     # Stage 1 backward for the input and the parameters, for every step at once.
     # dz/dx_t = W_ih; x_t (or the layer below's h_t) fed all four gates, a fork summed by the product.

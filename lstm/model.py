@@ -27,6 +27,7 @@ one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,7 @@ import numpy as np
 from autograd import Tensor, Value, concatenate, stack, stage
 from autograd.nn import Module, checked_state
 from autograd.value import Constant
-from lstm.params import GATES, Gate, init_params, parameter_shapes, sizes_of, step_name
+from lstm.params import GATES, STEP_NODES, Gate, init_params, parameter_shapes, sizes_of, step_name
 
 __all__ = ["GATES", "LSTM", "RNN", "Gate", "ScalarLSTM", "Unrolled", "parameter_shapes"]
 
@@ -217,12 +218,12 @@ class LSTM(_TensorModel):
         hidden: list[list[Tensor]] = [[] for _ in range(self.num_layers)]
         cell: list[list[Tensor]] = [[] for _ in range(self.num_layers)]
         for t in range(1, steps + 1):  # t counts from 1, as in the equations: step 1 reads h0 as h_{t-1}
-            with stage(f"t={t}"):
+            with _made_once(f"t={t}"):
                 below: Any = x[t - 1]  # its gradient, if x needs one, is added into place step by step
                 for layer in range(self.num_layers):
-                    with stage(f"layer {layer}"):
+                    with _made_once(f"layer {layer}"):
                         h[layer], c[layer] = self._cell(weights[layer], below, h[layer], c[layer], ones,
-                                                        t, layer)
+                                                        _step_names(t, layer, self.num_layers))
                     hidden[layer].append(h[layer])
                     cell[layer].append(c[layer])
                     below = h[layer]
@@ -242,41 +243,59 @@ class LSTM(_TensorModel):
         ones = Tensor(np.ones((x_t.shape[0], 1), dtype=self.dtype), label="1")
         weight = self._stacked_weights(layer)
         with stage(f"t={t}"), stage(f"layer {layer}"):
-            return self._cell(weight, x_t, h_prev, c_prev, ones, t, layer)
+            return self._cell(weight, x_t, h_prev, c_prev, ones, _step_names(t, layer, self.num_layers))
 
-    def _cell(self, weight: Tensor, x_t: Any, h_prev: Any, c_prev: Any, ones: Tensor, t: int, layer: int
+    def _cell(self, weight: Tensor, x_t: Any, h_prev: Any, c_prev: Any, ones: Tensor, names: dict[str, str]
               ) -> tuple[Tensor, Tensor]:
-        """One step of one layer.
+        """One step of one layer (``names``: its nodes' names, `_step_names`).
 
         One batched product for the four gates rather than four: the (4, K, H) weight gives z gate by gate,
         (4, B, H), so each gate's slice z[k] (``z_f[t=1]``) is a contiguous block. On the way back the product
-        itself adds the four gates' gradients for [x, h, 1] (no additions at a fork) and the weight gathers one
-        term per step, not four: on small arrays each numpy call costs more than its arithmetic, so fewer calls
-        is what counts. `autograd.check_derivation` still names the four branches of h_{t-1}'s fork: it
-        follows the path from h_{t-1} through [x, h, 1] and z to the four gate stages.
+        itself adds the four gates' gradients for [x, h, 1] (no additions at a fork) and the weight gathers
+        one term per step, not four: on small arrays each numpy call costs more than its arithmetic, so fewer
+        calls is what counts. `autograd.check_derivation` still names the four branches of h_{t-1}'s
+        fork: it follows the path from h_{t-1} through [x, h, 1] and z to the four gate stages.
         """
         gate_input = concatenate([x_t, h_prev, ones], axis=1)
-        gate_input.label = self._name("[x, h, 1]", t, layer)
+        gate_input.label = names["[x, h, 1]"]
         z = gate_input @ weight  # (B, K) @ (4, K, H) -> (4, B, H)
-        z.label = self._name("z", t, layer)
+        z.label = names["z"]
         activations = []
-        for k, gate in enumerate(GATES):  # i, f, g, o
-            with stage(gate.stage):
+        for k, (gate, gate_stage, activate) in enumerate(_GATE_STEPS):  # i, f, g, o
+            with gate_stage:
                 pre_activation = z[k]  # the gate's slice, taken in its stage
-                pre_activation.label = self._name(gate.pre_activation, t, layer)
-                activation = getattr(pre_activation, gate.activation)()
-                activation.label = self._name(gate.letter, t, layer)
+                pre_activation.label = names[gate.pre_activation]
+                activation = activate(pre_activation)
+                activation.label = names[gate.letter]
             activations.append(activation)
         i, f, g, o = activations
-        with stage("cell state"):
+        with _CELL_STATE:
             c = f * c_prev + i * g
-            c.label = self._name("c", t, layer)
-        with stage("hidden state"):
+            c.label = names["c"]
+        with _HIDDEN_STATE:
             tanh_c = c.tanh()
-            tanh_c.label = self._name("tanh_c", t, layer)
+            tanh_c.label = names["tanh_c"]
             h = o * tanh_c
-            h.label = self._name("h", t, layer)
+            h.label = names["h"]
         return h, c
+
+
+# The stages every step enters, made once (a stage can be entered any number of times, nested, and in any
+# thread): a step enters eight, and making them anew each time costs a tenth of a small step.
+_CELL_STATE, _HIDDEN_STATE = stage("cell state"), stage("hidden state")
+
+
+# For each gate, in the order of GATES: the gate, its stage and its activation (a Tensor method).
+_GATE_STEPS = tuple((gate, stage(gate.stage), getattr(Tensor, gate.activation)) for gate in GATES)
+
+
+_made_once = functools.lru_cache(maxsize=4096)(stage)  # the stages of steps and layers, ``t=2``, ``layer 0``
+
+
+@functools.lru_cache(maxsize=4096)
+def _step_names(t: int, layer: int, num_layers: int) -> dict[str, str]:
+    """The names of step t's nodes (`lstm.params.step_name`), by kind: ``{"h": "h[t=2]", ...}``, made once."""
+    return {kind: step_name(kind, t, layer, num_layers) for kind in ("[x, h, 1]", "z", *STEP_NODES)}
 
 
 # --- the plain RNN -----------------------------------------------------------------------------------------
