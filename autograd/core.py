@@ -9,6 +9,7 @@ arrive at a fork. Nothing here recurses, so graph depth is bounded by memory, no
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ContextDecorator
@@ -88,6 +89,25 @@ class Node:
 
 # --- recording modes: stages, no_grad, detect_anomaly ------------------------------------------------------
 
+class StagePath(tuple):
+    """A stage path, ``("t=2", "forget gate")``, that remembers when each of its stages was entered (``entered``,
+    one number per level, counting up over the process): the graph records which stage uses which, not which of
+    two independent stages ran first, and a listing or a drawing shows sibling stages in the order they ran (an
+    LSTM's gates i, f, g, o). It compares and hashes as the plain tuple of names.
+    """
+
+    entered: tuple[int, ...]
+
+    @classmethod
+    def inside(cls, outer: tuple[str, ...], name: str) -> StagePath:
+        path = cls((*outer, name))
+        path.entered = (*getattr(outer, "entered", (-1,) * len(outer)), next(_ENTRIES))
+        return path
+
+
+_ENTRIES = itertools.count()  # next() on it is atomic: threads entering stages at once get distinct numbers
+
+
 class Mode:
     """The recording switches in force in one thread or asyncio task, read by every op.
 
@@ -107,7 +127,7 @@ class Mode:
         self.grad_enabled = outer.grad_enabled and block.records
         self.anomaly = outer.anomaly or block.checks
         name = block.name
-        self.stage = outer.stage if name is None else (*outer.stage, name)
+        self.stage = outer.stage if name is None else StagePath.inside(outer.stage, name)
 
     def without(self, block: _Block) -> Mode:
         """This Mode with the innermost opening of ``block`` closed, the blocks opened inside it kept."""
@@ -168,7 +188,8 @@ class stage(_Block):  # lower case: it is used like a function, ``with stage("t=
         outer = _MODE.get()
         mode = _new(Mode)
         mode.outer, mode.block = outer, self
-        mode.grad_enabled, mode.anomaly, mode.stage = outer.grad_enabled, outer.anomaly, (*outer.stage, self.name)
+        mode.grad_enabled, mode.anomaly = outer.grad_enabled, outer.anomaly
+        mode.stage = StagePath.inside(outer.stage, self.name)
         _MODE.set(mode)
         return mode.stage
 

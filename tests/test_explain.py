@@ -728,3 +728,38 @@ def test_stages_are_listed_in_computation_order_gates_as_drawn(tensor):
     from test_draw import parse
     clusters = [path[-1] for path in parse(draw(loss, collapse=None).source).clusters() if path[-1] in gates]
     assert clusters == gates * 2  # the drawing, both steps, in the same order
+
+
+def test_independent_stages_are_listed_in_the_order_they_were_entered():
+    # the output uses "second" before "first" (reading order would meet "second" first), and nothing links them:
+    # only the record of when each stage was entered says that "first" ran first
+    x = Value(0.5, label="x")
+    with autograd.stage("outer"):
+        with autograd.stage("first"):
+            a = x.tanh()
+            a.label = "a"
+        with autograd.stage("second"):
+            b = x.sigmoid()
+            b.label = "b"
+        y = b * a
+    listed = [node.label for node in stage_order(reading_order(y)) if node.label in ("a", "b")]
+    assert listed == ["a", "b"]
+    text = str(explain(y))
+    assert text.index("a = tanh(x)") < text.index("b = sigmoid(x)")
+    # entered the other way round, the listing turns round with it
+    with autograd.stage("outer"):
+        with autograd.stage("second"):
+            b = x.sigmoid()
+            b.label = "b"
+        with autograd.stage("first"):
+            a = x.tanh()
+            a.label = "a"
+        y = b * a
+    assert [node.label for node in stage_order(reading_order(y)) if node.label in ("a", "b")] == ["b", "a"]
+
+
+def test_a_stage_path_is_its_tuple_of_names_and_counts_its_entries():
+    with autograd.stage("t=1") as outer, autograd.stage("gate") as inner:
+        pass
+    assert outer == ("t=1",) and inner == ("t=1", "gate") and hash(inner) == hash(("t=1", "gate"))
+    assert inner.entered[0] == outer.entered[0] < inner.entered[1]

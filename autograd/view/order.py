@@ -13,18 +13,13 @@ a drawing in `autograd.view.scene`.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from autograd.core import Node, topological_order
 
 Item = TypeVar("Item", bound=Hashable)
-
-# The graph records which stage uses which, not which of two independent stages was computed first. Stages named
-# as the LSTM's gates are computed, listed and drawn in PyTorch's order i, f, g, o; other independent stages in
-# the order a reader meets them.
-CONVENTIONAL_ORDER = ("input gate", "forget gate", "cell candidate", "output gate")
-
 
 def reading_order(root: Node) -> list[Node]:
     """The nodes under ``root``, each after its inputs, explored first input first.
@@ -81,8 +76,9 @@ def stage_order(order: Sequence[Node]) -> list[Node]:
     The reading order visits whatever the output needs first, so it hops between stages (an LSTM step's output
     gate, then its forget gate, then a weight, then the cell state...). A hand derivation goes stage by stage:
     the inputs and parameters (leaves outside any stage) first, then each stage after the stages it uses, in
-    computation order (see `CONVENTIONAL_ORDER`; nested stages stay together: everything under "t=1" before
-    "t=2" where the dependencies allow), each stage's nodes in ``order``. Where stages feed one another both
+    computation order (independent stages as they were entered, see `autograd.core.StagePath`: an LSTM step's
+    gates i, f, g, o; nested stages stay together: everything under "t=1" before "t=2" where the dependencies
+    allow), each stage's nodes in ``order``. Where stages feed one another both
     ways no such listing exists, and ``order`` is kept; a graph without stages keeps it too.
     """
     if not any(node.stage for node in order):
@@ -92,8 +88,11 @@ def stage_order(order: Sequence[Node]) -> list[Node]:
         for depth in range(1, len(node.stage) + 1):
             first.setdefault(node.stage[:depth], len(first))
 
-    def seniority(stage: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
-        return tuple((_convention(stage[depth - 1]), first[stage[:depth]]) for depth in range(1, len(stage) + 1))
+    def seniority(stage: tuple[str, ...]) -> tuple[tuple[float, int], ...]:
+        # when each level was entered (a stage path made by hand has no such record), then first appearance
+        entered = getattr(stage, "entered", ())
+        return tuple((entered[depth - 1] if depth <= len(entered) else math.inf, first[stage[:depth]])
+                     for depth in range(1, len(stage) + 1))
 
     uses: dict[tuple[str, ...], set[tuple[str, ...]]] = {}  # stage -> the stages it takes values from
     for node in order:
@@ -111,7 +110,3 @@ def stage_order(order: Sequence[Node]) -> list[Node]:
 def is_given(node: Node) -> bool:
     """An input or parameter outside any stage: listed before every stage."""
     return node.op is None and not node.stage
-
-
-def _convention(name: str) -> int:
-    return CONVENTIONAL_ORDER.index(name) if name in CONVENTIONAL_ORDER else len(CONVENTIONAL_ORDER)
