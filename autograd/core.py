@@ -89,22 +89,27 @@ class Node:
 
 # --- recording modes: stages, no_grad, detect_anomaly ------------------------------------------------------
 
-class StagePath(tuple):
-    """A stage path, ``("t=2", "forget gate")``, that remembers when each of its stages was entered (``entered``,
-    one number per level, counting up over the process): the graph records which stage uses which, not which of
-    two independent stages ran first, and a listing or a drawing shows sibling stages in the order they ran (an
-    LSTM's gates i, f, g, o). It compares and hashes as the plain tuple of names.
+def entered(path: tuple[str, ...]) -> tuple[str, ...]:
+    """Note that the stage ``path`` is being entered now, and return it.
+
+    The graph records which stage uses which, not which of two independent stages ran first: listings and
+    drawings read it here (`entry_order`), to show sibling stages in the order they ran (an LSTM's gates i, f, g,
+    o). The last entry counts; the record is forgotten when it grows past `MAX_RECORDED_STAGES` paths (a loop that
+    names a stage after each of a million batches), and then falls back to the order a reader meets them.
     """
-
-    entered: tuple[int, ...]
-
-    @classmethod
-    def inside(cls, outer: tuple[str, ...], name: str) -> StagePath:
-        path = cls((*outer, name))
-        path.entered = (*getattr(outer, "entered", (-1,) * len(outer)), next(_ENTRIES))
-        return path
+    if len(_ENTRY_ORDER) >= MAX_RECORDED_STAGES:
+        _ENTRY_ORDER.clear()
+    _ENTRY_ORDER[path] = next(_ENTRIES)
+    return path
 
 
+def entry_order(path: tuple[str, ...]) -> int | None:
+    """When the stage ``path`` was last entered, as a number that counts up (None if not recorded)."""
+    return _ENTRY_ORDER.get(path)
+
+
+MAX_RECORDED_STAGES = 1 << 16
+_ENTRY_ORDER: dict[tuple[str, ...], int] = {}
 _ENTRIES = itertools.count()  # next() on it is atomic: threads entering stages at once get distinct numbers
 
 
@@ -127,7 +132,7 @@ class Mode:
         self.grad_enabled = outer.grad_enabled and block.records
         self.anomaly = outer.anomaly or block.checks
         name = block.name
-        self.stage = outer.stage if name is None else StagePath.inside(outer.stage, name)
+        self.stage = outer.stage if name is None else entered((*outer.stage, name))
 
     def without(self, block: _Block) -> Mode:
         """This Mode with the innermost opening of ``block`` closed, the blocks opened inside it kept."""
@@ -189,7 +194,7 @@ class stage(_Block):  # lower case: it is used like a function, ``with stage("t=
         mode = _new(Mode)
         mode.outer, mode.block = outer, self
         mode.grad_enabled, mode.anomaly = outer.grad_enabled, outer.anomaly
-        mode.stage = StagePath.inside(outer.stage, self.name)
+        mode.stage = entered((*outer.stage, self.name))
         _MODE.set(mode)
         return mode.stage
 

@@ -262,3 +262,15 @@ def test_detect_anomaly_checks_values_computed_under_no_grad_too():
             Tensor([0.0]).log()
         with pytest.raises(autograd.AnomalyError, match=r"exp\(1000.0\) produced inf"):
             Value(1000.0).exp()
+
+
+def test_the_record_of_stage_entries_stays_bounded(monkeypatch):
+    from autograd import core
+
+    monkeypatch.setattr(core, "MAX_RECORDED_STAGES", 8)
+    for i in range(20):  # a loop naming a stage after each batch
+        with autograd.stage(f"batch {i}"):
+            pass
+    assert len(core._ENTRY_ORDER) <= 8
+    assert core.entry_order(("batch 19",)) > core.entry_order(("batch 18",))
+    assert core.entry_order(("batch 0",)) is None  # forgotten: listings fall back to the order a reader meets

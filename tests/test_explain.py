@@ -756,10 +756,3 @@ def test_independent_stages_are_listed_in_the_order_they_were_entered():
             a.label = "a"
         y = b * a
     assert [node.label for node in stage_order(reading_order(y)) if node.label in ("a", "b")] == ["b", "a"]
-
-
-def test_a_stage_path_is_its_tuple_of_names_and_counts_its_entries():
-    with autograd.stage("t=1") as outer, autograd.stage("gate") as inner:
-        pass
-    assert outer == ("t=1",) and inner == ("t=1", "gate") and hash(inner) == hash(("t=1", "gate"))
-    assert inner.entered[0] == outer.entered[0] < inner.entered[1]

@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from autograd.core import Node, topological_order
+from autograd.core import Node, entry_order, topological_order
 
 Item = TypeVar("Item", bound=Hashable)
 
@@ -76,7 +76,7 @@ def stage_order(order: Sequence[Node]) -> list[Node]:
     The reading order visits whatever the output needs first, so it hops between stages (an LSTM step's output
     gate, then its forget gate, then a weight, then the cell state...). A hand derivation goes stage by stage:
     the inputs and parameters (leaves outside any stage) first, then each stage after the stages it uses, in
-    computation order (independent stages as they were entered, see `autograd.core.StagePath`: an LSTM step's
+    computation order (independent stages as they were entered, see `autograd.core.entered`: an LSTM step's
     gates i, f, g, o; nested stages stay together: everything under "t=1" before "t=2" where the dependencies
     allow), each stage's nodes in ``order``. Where stages feed one another both
     ways no such listing exists, and ``order`` is kept; a graph without stages keeps it too.
@@ -89,10 +89,8 @@ def stage_order(order: Sequence[Node]) -> list[Node]:
             first.setdefault(node.stage[:depth], len(first))
 
     def seniority(stage: tuple[str, ...]) -> tuple[tuple[float, int], ...]:
-        # when each level was entered (a stage path made by hand has no such record), then first appearance
-        entered = getattr(stage, "entered", ())
-        return tuple((entered[depth - 1] if depth <= len(entered) else math.inf, first[stage[:depth]])
-                     for depth in range(1, len(stage) + 1))
+        # when each level was entered (unrecorded: after the recorded ones), then first appearance
+        return tuple((_entered(stage[:depth]), first[stage[:depth]]) for depth in range(1, len(stage) + 1))
 
     uses: dict[tuple[str, ...], set[tuple[str, ...]]] = {}  # stage -> the stages it takes values from
     for node in order:
@@ -110,3 +108,8 @@ def stage_order(order: Sequence[Node]) -> list[Node]:
 def is_given(node: Node) -> bool:
     """An input or parameter outside any stage: listed before every stage."""
     return node.op is None and not node.stage
+
+
+def _entered(path: tuple[str, ...]) -> float:
+    order = entry_order(path)
+    return math.inf if order is None else order
