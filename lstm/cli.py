@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     graph = command("graph", run_graph, "Draw an LSTM's computation graph for L = the sum of its last "
                     "output: forward (values) or backward (gradients on every edge).")
-    kind = _add_lstm_sizes(graph, Sizes(1, 2, 1, 2, 1)).add_mutually_exclusive_group()
+    kind = _add_lstm_sizes(graph, Sizes(1, 1, 1, 2, 1)).add_mutually_exclusive_group()
     kind.add_argument("--scalar", dest="scalar", action="store_true", default=True,
                       help="a ScalarLSTM: one node per number (the default)")
     kind.add_argument("--tensor", dest="scalar", action="store_false", help="an LSTM of Tensors: one node per array")

@@ -220,6 +220,7 @@ class LSTM(_TensorModel):
         for t in range(1, steps + 1):  # t counts from 1, as in the equations: step 1 reads h0 as h_{t-1}
             with _made_once(f"t={t}"):
                 below: Any = x[t - 1]  # its gradient, if x needs one, is added into place step by step
+                below.label = f"x[t={t}]"
                 for layer in range(self.num_layers):
                     with _made_once(f"layer {layer}"):
                         h[layer], c[layer] = self._cell(weights[layer], below, h[layer], c[layer], ones,
@@ -334,6 +335,7 @@ class RNN(_TensorModel):
         for t in range(1, steps + 1):
             with stage(f"t={t}"):
                 below: Any = x[t - 1]
+                below.label = f"x[t={t}]"
                 for layer in range(self.num_layers):
                     with stage(f"layer {layer}"), stage("hidden state"):
                         gate_input = concatenate([below, h[layer], ones], axis=1)
