@@ -493,9 +493,11 @@ def _array_pass(root: Node, seed: Any, keep_inner: bool, fit: Callable[[Any, tup
                     if type(previous) is np.ndarray:
                         own(a)
             continue
-        args = (g, out, *[parent.data for parent in parents])
+        # an op with parameters: an axis, an index, a shape (most have one input), or a variadic op's offsets
+        args = (g, out, parents[0].data) if len(parents) == 1 else (g, out, *[parent.data for parent in parents])
         add_into = op.add_into
         rules = op.rules
+        variadic = op.variadic
         position = -1
         for parent in parents:
             position += 1
@@ -505,7 +507,7 @@ def _array_pass(root: Node, seed: Any, keep_inner: bool, fit: Callable[[Any, tup
                 adjoints[parent] = add_into(adjoint_of(parent), *args, **params)
                 own(parent)
                 continue
-            term = rules[0](*args, position=position, **params) if op.variadic else rules[position](*args, **params)
+            term = rules[0](*args, position=position, **params) if variadic else rules[position](*args, **params)
             if term.shape != args[position + 2].shape:  # the input was broadcast: undo it
                 term = _unbroadcast(fit, term, node, position)
             previous = adjoint_of(parent)
