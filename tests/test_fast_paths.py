@@ -5,12 +5,15 @@ need the general path say so."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import autograd
 from autograd import AnomalyError, Tensor, Value
-from autograd.primitives import CONCATENATE, Primitive
+from autograd import tensor as tensor_module
+from autograd.primitives import CONCATENATE, MUL, TANH, Primitive
 
 
 def test_a_sum_passed_on_to_two_inputs_is_not_added_into_when_one_of_them_gets_more():
@@ -117,3 +120,34 @@ def test_a_primitive_that_needs_keyword_arguments_must_declare_parameters():
     with pytest.raises(ValueError, match="needs parameters"):
         Primitive("join", "join({x})", None, CONCATENATE.array, CONCATENATE.rules, CONCATENATE.formulas,
                   variadic=True)
+
+
+@pytest.mark.parametrize("record_branches", [False, True], ids=["plain pass", "recorded pass"])
+def test_one_and_two_input_ops_without_parameters_refuse_a_term_of_the_wrong_shape(record_branches):
+    # the plain pass writes these ops out (no loop over inputs): its shape check must hold there too
+    x = Tensor(np.ones((2, 3)), requires_grad=True, label="x")
+    y = Tensor(np.ones((2, 3)), requires_grad=True)
+    squashed = dataclasses.replace(TANH, rules=(lambda g, out, x: g.sum(axis=0),))
+    lopsided = dataclasses.replace(MUL, rules=(MUL.rules[0], lambda g, out, a, b: g[:1]))
+    for node, position, shape in ((tensor_module._apply(squashed, x), 0, r"\(3,\)"),
+                                  (tensor_module._apply(lopsided, x, y), 1, r"\(1, 3\)")):
+        with pytest.raises(ValueError, match=rf"input {position} has shape {shape}.*\(2, 3\)"):
+            autograd.backpropagate(node.sum(), record_branches=record_branches)
+
+
+def test_the_plain_pass_gives_the_recorded_passes_gradients_on_a_mixed_graph():
+    # every path of the plain array pass (one and two inputs, a broadcast, a sum handed on, an in-place rule, a
+    # variadic op, an input that needs no gradient) against the general loop of a recorded pass
+    rng = np.random.default_rng(3)
+    x = Tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    w = Tensor(rng.standard_normal((3, 3)), requires_grad=True)
+    bias = Tensor(rng.standard_normal(3), requires_grad=True)
+    fixed = Tensor(rng.standard_normal((4, 3)))
+    h = (x @ w + bias).tanh()
+    joined = autograd.concatenate([h, fixed, h.sigmoid() * fixed], axis=0)
+    loss = ((joined[::2] - joined[1::2]) / (1.0 + joined[:6] * joined[:6])).sum() + (h[0] * h[1]).sum()
+    plain = autograd.backpropagate(loss).adjoints
+    recorded = autograd.backpropagate(loss, record_branches=True).adjoints
+    assert set(plain) == set(recorded)
+    for node in (x, w, bias, h, joined):
+        np.testing.assert_allclose(plain[node], recorded[node], rtol=1e-13, atol=1e-14)
