@@ -234,7 +234,7 @@ class StageTree:
 
     def __init__(self, tally: Counter[tuple[StagePath, str]]) -> None:
         self.tally = tally
-        self.stages = {stage for stage, _ in tally}
+        self.stages = dict.fromkeys(stage for stage, _ in tally)  # in order of first appearance: drawings do not vary
         self.size: Counter[StagePath] = Counter()
         self.children: dict[StagePath, list[StagePath]] = {}
         for (stage, _), count in tally.items():  # in order of first appearance
