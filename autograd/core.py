@@ -226,8 +226,20 @@ def check_value(node: Node, op: Any, inputs: Sequence[Node]) -> None:
     the graph or not: under no_grad too), naming the op, its inputs and the node."""
     if not is_finite(node.data):
         shown = ", ".join(f"{x.label}={_brief(x.data)}" if x.label else _brief(x.data) for x in inputs)
-        domain = f" ({op.domain})" if op.domain and all(is_finite(x.data) for x in inputs) else ""
-        raise AnomalyError(f"{op.name}({shown}) produced {_brief(node.data)} at {node.where()}{domain}")
+        raise AnomalyError(f"{op.name}({shown}) produced {_brief(node.data)} at {node.where()}"
+                           f"{_why_not_finite(node, op, inputs)}")
+
+
+def _why_not_finite(node: Node, op: Any, inputs: Sequence[Node]) -> str:
+    """What the op's finite inputs did wrong: NaN, or infinity from a zero (1/0, log(0), 0**-1), is outside the
+    op's domain; infinity from numbers without a zero is an overflow (exp(1000), 10.0**400)."""
+    if not all(is_finite(x.data) for x in inputs):
+        return ""  # a NaN or infinity came in: the op only passed it on
+    if np.isnan(node.data).any():
+        return f" ({op.domain})" if op.domain else ""
+    if op.domain and any((np.asarray(x.data) == 0).any() for x in inputs):
+        return f" ({op.domain})"
+    return " (an overflow: the result is too large for a float)"
 
 
 def _brief(raw: Any) -> str:

@@ -563,3 +563,18 @@ def test_sqrt_gradient_at_zero_is_infinite():
     x = Value(0.0)
     x.sqrt().backward()
     assert x.grad == math.inf
+
+
+@pytest.mark.parametrize("compute, why", [
+    (lambda: Value(2.0) ** 1e10, "an overflow: the result is too large for a float"),
+    (lambda: Value(1000.0).exp(), "an overflow"),
+    (lambda: Value(0.0) ** -1.0, "zero a non-negative one"),
+    (lambda: Value(1.0) / 0.0, "the divisor must not be zero"),
+    (lambda: Value(-1.0).log(), "log is defined for positive numbers only"),
+])
+def test_detect_anomaly_says_whether_a_value_overflowed_or_left_the_domain(compute, why):
+    with autograd.detect_anomaly(), pytest.raises(AnomalyError) as raised:
+        compute()
+    assert why in str(raised.value)
+    if "overflow" in why:
+        assert "domain" not in str(raised.value) and "base" not in str(raised.value)
