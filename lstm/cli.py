@@ -39,7 +39,15 @@ from autograd.view.dot import MOST_DIGITS
 from autograd.view.draw import draw
 from autograd.view.explain import explain
 from autograd.view.notation import FLOAT_DIGITS
-from autograd.view.rendering import FORMATS, GraphvizError, GraphvizNotFoundError, GraphvizWarning, render
+from autograd.view.rendering import (
+    DOT_TIMEOUT,
+    FORMATS,
+    GraphvizError,
+    GraphvizNotFoundError,
+    GraphvizTimeout,
+    GraphvizWarning,
+    render,
+)
 from lstm.checkpoint import CheckpointError
 from lstm.compare import compare
 from lstm.data import DEFAULT_CORPUS, available_corpora
@@ -191,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     drawing.add_argument("--format", choices=("png", "svg", "pdf", "dot"),
                          help="image format (default: from the --output suffix, else png); dot needs no Graphviz")
     drawing.add_argument("--output", metavar="PATH", help="file to write (default: out/graph_VIEW.FORMAT)")
+    drawing.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                         help=f"stop Graphviz's dot after this long; inf: never (default: {DOT_TIMEOUT:g})")
 
     check = command("compare", run_compare, "Compare an LSTM's gradients from the engine (Tensor and "
                     "scalar) and finite differences with the hand derivation; exit status 1 if a check "
@@ -335,6 +345,7 @@ _positive_int = _number(_integer, lambda n: n > 0, "a positive integer")
 _non_negative_int = _number(_integer, lambda n: n >= 0, "a non-negative integer")
 _positive_float = _number(float, lambda x: math.isfinite(x) and x > 0, "a positive number")
 _non_negative_float = _number(float, lambda x: math.isfinite(x) and x >= 0, "a non-negative number")
+_seconds = _number(float, lambda x: x > 0, "a positive number of seconds (inf for no limit)")
 
 _CONFIG_FLAGS = (("--hidden-size", _positive_int, "LSTM hidden units"),
                  ("--layers", _positive_int, "stacked LSTM layers"),
@@ -404,7 +415,7 @@ def run_graph(args: argparse.Namespace) -> int:
         raise UsageError(f"{error} On the command line: --collapse PATTERN, --keep PATTERN, --roll-up or "
                          "--max-nodes N.") from None
     try:
-        print(render_to(drawing, path, fmt))
+        print(render_to(drawing, path, fmt, timeout=args.timeout))
     except GraphvizNotFoundError:
         raise GraphvizNotFoundError(f"Graphviz's `dot` program draws {fmt.upper()}, and it is not installed "
                                     "(sudo apt-get install graphviz, or bash .ci/setup); the DOT source needs "
@@ -430,19 +441,20 @@ def _graph_output(output: str | None, fmt: str | None, view: str) -> tuple[Path,
     return path, fmt or implied
 
 
-def render_to(drawing: Any, path: Path, fmt: str) -> Path:
+def render_to(drawing: Any, path: Path, fmt: str, timeout: float | None = None) -> Path:
     """`autograd.view.rendering.render`, with an OSError that names ``path`` rather than its temporary file, the
     command line's advice when ``dot`` fails, and its warnings on one line each."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GraphvizWarning)
         try:
-            return render(drawing, path, fmt)
+            return render(drawing, path, fmt, timeout=timeout)
         except OSError as error:
             raise type(error)(error.errno, error.strerror or str(error), str(path)) from None
         except GraphvizError as error:
-            raise GraphvizError(f"Graphviz's dot could not draw {path} ({error.reason}): draw fewer shapes with "
-                                "--collapse 't=*' (or --roll-up), or the Tensor LSTM with --tensor",
-                                error.reason) from None
+            longer = "; or allow it longer with --timeout SECONDS" if isinstance(error, GraphvizTimeout) else ""
+            raise type(error)(f"Graphviz's dot could not draw {path} ({error.reason}): draw fewer shapes with "
+                              f"--collapse 't=*' (or --roll-up), or the Tensor LSTM with --tensor{longer}",
+                              error.reason) from None
         finally:
             for warning in caught:
                 _warn(" ".join(str(warning.message).split()))

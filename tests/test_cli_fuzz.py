@@ -91,6 +91,7 @@ GRAPH = {**SIZES, "--tensor": None, "--scalar": None, "--view": st.sampled_from(
          "--keep": st.sampled_from(["t=1", "*", ""]), "--roll-up": None,
          "--precision": st.one_of(st.integers(1, 30).map(str), odd, huge),
          "--max-nodes": st.one_of(small, odd, st.just("150")),
+         "--timeout": fraction,
          "--format": st.sampled_from(FORMATS),
          "--output": st.tuples(path, st.sampled_from([".png", ".svg", ".gv", ".txt", ""])).map("".join)}
 

@@ -18,7 +18,7 @@ import pytest
 
 from autograd import GraphTooLargeError, Value, draw, stage
 from autograd.view import rendering as render_module
-from autograd.view.rendering import GraphvizError, GraphvizWarning, pipe, render, run_dot
+from autograd.view.rendering import GraphvizError, GraphvizTimeout, GraphvizWarning, pipe, render, run_dot
 from lstm import ScalarLSTM
 from lstm.cli import main
 
@@ -160,12 +160,43 @@ def test_a_dot_that_fails_gives_one_line_with_advice(fake_dot, tmp_path):
 def test_a_dot_that_hangs_is_stopped_at_the_timeout(fake_dot, monkeypatch):
     fake_dot("hang")
     started = time.perf_counter()
-    with pytest.raises(GraphvizError, match=r"took longer than 0.5 s .* allow it longer \(timeout=") as failed:
+    with pytest.raises(GraphvizTimeout, match=r"took longer than 0.5 s .* allow it longer \(timeout=") as failed:
         pipe(stacked_drawing(), "svg", timeout=0.5)
     assert time.perf_counter() - started < 10 and one_line(str(failed.value))
     monkeypatch.setattr(render_module, "DOT_TIMEOUT", 0.5)  # the default, settable
     with pytest.raises(GraphvizError, match="took longer than 0.5 s"):
         pipe(stacked_drawing(), "svg")
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0, float("nan"), "60", True])
+def test_a_timeout_that_is_not_a_positive_number_is_refused(fake_dot, timeout):
+    fake_dot("plain")
+    with pytest.raises(ValueError, match=r"render: timeout is a positive number of seconds .*, got"):
+        pipe(stacked_drawing(), "svg", timeout=timeout)
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 1e308, 1e7])
+def test_a_timeout_too_long_to_wait_for_means_none(fake_dot, timeout):
+    fake_dot("plain")  # the system's wait overflows at 1e308 s, and inf is not a number of seconds to it
+    assert pipe(stacked_drawing(), "svg", timeout=timeout) == b"<svg>stacked</svg>"
+
+
+def test_the_command_line_stops_a_hung_dot_at_its_timeout(fake_dot, tmp_path, capsys):
+    fake_dot("hang")
+    started = time.perf_counter()
+    status = main(["graph", "--timeout", "0.5", "--output", str(tmp_path / "graph.svg")])
+    (error,) = capsys.readouterr().err.strip().splitlines()
+    assert status == 1 and time.perf_counter() - started < 10
+    assert error.startswith("backprop-lens: error: Graphviz's dot could not draw ")
+    assert "(no layout after 0.5 s)" in error
+    assert error.endswith("or allow it longer with --timeout SECONDS")
+    assert not (tmp_path / "graph.svg").exists()
+    for refused in ("0", "-1", "nan", "x"):
+        assert main(["graph", "--timeout", refused, "--output", str(tmp_path / "graph.svg")]) == 2
+        assert "argument --timeout: must be a positive number of seconds" in capsys.readouterr().err
+    fake_dot("plain")
+    assert main(["graph", "--timeout", "inf", "--output", str(tmp_path / "graph.svg")]) == 0
+    assert (tmp_path / "graph.svg").read_bytes() == b"<svg>stacked</svg>"
 
 
 def test_the_command_line_says_what_to_do_on_one_line(fake_dot, tmp_path, capsys):

@@ -21,6 +21,7 @@ from autograd.files import write_atomically
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".gv": "dot", ".dot": "dot"}
 DOT_TIMEOUT = 60.0  # seconds: a layout that takes longer is stopped with an error (set it, or pass timeout=)
+NO_LIMIT = 1e6  # seconds: a longer timeout (inf, 1e308) means none, as the system's wait cannot count that far
 
 DOT_MISSING = ("Graphviz's `dot` program is needed to render a drawing, and it is not on PATH. Install it "
                "with `sudo apt-get install graphviz` (macOS: `brew install graphviz`), or run `bash .ci/setup` "
@@ -38,6 +39,10 @@ class GraphvizError(RuntimeError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class GraphvizTimeout(GraphvizError):
+    """``dot`` ran past its timeout and was stopped."""
 
 
 class GraphvizWarning(UserWarning):
@@ -92,20 +97,26 @@ def pipe(drawing: Any, fmt: str, *, timeout: float | None = None) -> bytes:
 
 def run_dot(source: str, fmt: str, timeout: float | None = None) -> bytes:
     """``dot -T<fmt>`` on a DOT text: its output, or `_Failed` (with whatever it wrote) when it exits with an
-    error; GraphvizNotFoundError when there is no ``dot``, GraphvizError when it runs past the timeout."""
-    limit = DOT_TIMEOUT if timeout is None else timeout
+    error; GraphvizNotFoundError when there is no ``dot``, GraphvizTimeout when it runs past the timeout."""
+    limit = _seconds(DOT_TIMEOUT if timeout is None else timeout)
     try:
         done = subprocess.run(["dot", f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True,
-                              timeout=limit, check=False)
+                              timeout=None if limit > NO_LIMIT else limit, check=False)
     except FileNotFoundError:
         raise GraphvizNotFoundError(DOT_MISSING) from None
     except subprocess.TimeoutExpired:
-        raise GraphvizError(f"{dot()} took longer than {limit:g} s to lay out this drawing and was "
-                            f"stopped: {ADVICE}; or allow it longer (timeout=, or "
-                            "autograd.view.rendering.DOT_TIMEOUT)", f"no layout after {limit:g} s") from None
+        raise GraphvizTimeout(f"{dot()} took longer than {limit:g} s to lay out this drawing and was "
+                              f"stopped: {ADVICE}; or allow it longer (timeout=, or "
+                              "autograd.view.rendering.DOT_TIMEOUT)", f"no layout after {limit:g} s") from None
     if done.returncode != 0:
         raise _Failed(_reason(done.stderr), done.stdout)
     return done.stdout
+
+
+def _seconds(timeout: Any) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"render: timeout is a positive number of seconds (inf for none), got {timeout!r}")
+    return float(timeout)
 
 
 def _reason(stderr: bytes) -> str:
