@@ -19,7 +19,21 @@ from autograd.core import (
     stage,
     zero_grad,
 )
-from autograd.functions import cross_entropy, log_softmax, mse, softmax, split, stack
+from autograd.functions import (
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    cross_entropy,
+    log_softmax,
+    max_pool2d,
+    maximum,
+    minimum,
+    mse,
+    softmax,
+    softmax_cross_entropy,
+    split,
+    stack,
+)
 from autograd.tensor import Tensor, concatenate, where
 from autograd.value import Constant, Value
 from autograd.view import (
@@ -48,11 +62,18 @@ __all__ = [
     "GraphvizNotFoundError",
     "Tensor",
     "Value",
+    "avg_pool2d",
     "concatenate",
+    "conv1d",
+    "conv2d",
     "cross_entropy",
     "log_softmax",
+    "max_pool2d",
+    "maximum",
+    "minimum",
     "mse",
     "softmax",
+    "softmax_cross_entropy",
     "split",
     "stack",
     "where",
