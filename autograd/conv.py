@@ -1,18 +1,19 @@
 """The array arithmetic of sliding windows: convolution and pooling over 1 or 2 spatial axes, on numpy arrays.
 
 Layouts are PyTorch's: an input (N, C, *spatial), a kernel (F, C, *kernel), an output (N, F, *out). Every
-function is vectorised: the windows are a strided view (``sliding_window_view``), a convolution is one
-``tensordot`` over them (numpy copies the windows into columns, im2col, and makes one matrix product), and no
-Python loop runs over pixels. The primitive table (`autograd.primitives`) holds the rows that use these; this
-module knows nothing of graphs.
+function is vectorised: the windows are a strided view (``sliding_window_view``) copied once into columns
+(im2col), a convolution is one matrix product over them, and no Python loop runs over pixels. The primitive
+table (`autograd.primitives`) holds the rows that use these; this module knows nothing of graphs.
 
-The backward passes are written the way a course derives them:
+The backward passes are the ones a course derives:
 
 - dL/dW is the correlation of the (padded) input with dL/dY: each kernel entry meets, at every output
-  position, the input element under it, and the products over positions (and the batch) add up;
-- dL/dX is the full convolution of dL/dY with the flipped kernel: dL/dY is spread out by the stride (zeros in
-  between), surrounded by kernel-1 zeros, and correlated with the kernel turned by 180 degrees, its F and C
-  axes swapped; the result covers the padded input and is cropped to the input.
+  position, the input element under it, and the products over positions (and the batch) add up: one product
+  of dL/dY with the columns;
+- dL/dX is the full convolution of dL/dY with the flipped kernel (dL/dY spread out by the stride and correlated
+  with the kernel turned by 180 degrees), computed the way that costs least: each output position's dL/dY
+  times the kernel (one matrix product) is added back onto the window it came from (col2im), one kernel
+  offset at a time, so the loop runs over the kernel's kh * kw offsets, never over pixels.
 """
 
 from __future__ import annotations
@@ -39,66 +40,63 @@ def pad(x: np.ndarray, padding: Sizes) -> np.ndarray:
 
 def windows(x: np.ndarray, kernel: Sizes, stride: Sizes) -> np.ndarray:
     """A view (N, C, *out, *kernel) of the kernel-sized windows of ``x`` (N, C, *spatial), ``stride`` apart."""
-    d = len(kernel)
-    view = sliding_window_view(x, kernel, axis=tuple(range(2, 2 + d)))
+    view = sliding_window_view(x, kernel, axis=tuple(range(2, 2 + len(kernel))))
     return view[(slice(None), slice(None), *(slice(None, None, s) for s in stride))]
+
+
+def columns(x: np.ndarray, kernel: Sizes, stride: Sizes, padding: Sizes) -> np.ndarray:
+    """im2col: the windows of the padded ``x`` as an array (N, C * kernel area, output positions), a copy."""
+    d = len(kernel)
+    view = windows(pad(x, padding), kernel, stride)  # (N, C, *out, *kernel)
+    n, c, out = view.shape[0], view.shape[1], view.shape[2:2 + d]
+    order = (0, 1, *range(2 + d, 2 + 2 * d), *range(2, 2 + d))  # (N, C, *kernel, *out)
+    return view.transpose(order).reshape(n, c * math.prod(kernel), math.prod(out))
 
 
 def correlate(x: np.ndarray, weight: np.ndarray, stride: Sizes, padding: Sizes) -> np.ndarray:
     """What deep learning calls convolution: out[n, f, i] = sum over c, k of xpad[n, c, i*stride + k] w[f, c, k]."""
-    d = weight.ndim - 2
-    cols = windows(pad(x, padding), weight.shape[2:], stride)  # (N, C, *out, *kernel)
-    out = np.tensordot(cols, weight, axes=((1, *range(2 + d, 2 + 2 * d)), tuple(range(1, 2 + d))))
-    return np.moveaxis(out, -1, 1)  # (N, *out, F) -> (N, F, *out)
+    kernel = weight.shape[2:]
+    out = output_size(x.shape[2:], kernel, stride, padding)
+    product = np.matmul(weight.reshape(weight.shape[0], -1), columns(x, kernel, stride, padding))  # (N, F, P)
+    return product.reshape(x.shape[0], weight.shape[0], *out)
 
 
 def weight_grad(x: np.ndarray, g: np.ndarray, kernel: Sizes, stride: Sizes, padding: Sizes) -> np.ndarray:
     """dL/dW (F, C, *kernel): the correlation of the padded input with dL/dY, summed over the batch."""
-    d = len(kernel)
     _check_out(g, x.shape[2:], kernel, stride, padding)
-    cols = windows(pad(x, padding), kernel, stride)  # (N, C, *out, *kernel)
-    over = (0, *range(2, 2 + d))  # the batch and the output positions
-    return np.tensordot(g, cols, axes=(over, over))  # (F, C, *kernel)
-
-
-def _check_out(g: np.ndarray, size: Sizes, kernel: Sizes, stride: Sizes, padding: Sizes) -> None:
-    """Refuse an upstream gradient whose spatial shape is not the output's (a backward op called by hand)."""
-    expected = output_size(size, kernel, stride, padding)
-    if g.shape[2:] != expected:
-        raise ValueError(f"the upstream gradient of shape {g.shape} does not fit an output of spatial size "
-                         f"{expected} (input {size}, kernel {kernel}, stride {stride}, padding {padding})")
-
-
-def spread(g: np.ndarray, stride: Sizes, kernel: Sizes) -> np.ndarray:
-    """``g`` (N, F, *out) with stride - 1 zeros between neighbours and kernel - 1 zeros around: what a full
-    convolution slides over."""
-    out = g.shape[2:]
-    size = tuple((o - 1) * s + 1 + 2 * (k - 1) for o, s, k in zip(out, stride, kernel))
-    spread_out = np.zeros(g.shape[:2] + size, dtype=g.dtype)
-    spread_out[(slice(None), slice(None), *(slice(k - 1, k - 1 + (o - 1) * s + 1, s)
-                                              for o, s, k in zip(out, stride, kernel)))] = g
-    return spread_out
-
-
-def crop(full: np.ndarray, size: Sizes, padding: Sizes) -> np.ndarray:
-    """A gradient over the padded input's first positions (those some window covers) as one over the input:
-    zeros for the last positions no window reached, the padding cut away."""
-    covered = full.shape[2:]
-    missing = [(0, n + 2 * p - c) for n, p, c in zip(size, padding, covered)]
-    if any(m for _, m in missing):
-        full = np.pad(full, [(0, 0), (0, 0), *missing])
-    return full[(slice(None), slice(None), *(slice(p, p + n) for n, p in zip(size, padding)))]
+    cols = columns(x, kernel, stride, padding)  # (N, C * area, P)
+    per_example = np.matmul(g.reshape(g.shape[0], g.shape[1], -1), cols.transpose(0, 2, 1))  # (N, F, C * area)
+    return per_example.sum(axis=0).reshape(g.shape[1], x.shape[1], *kernel)
 
 
 def input_grad(g: np.ndarray, weight: np.ndarray, size: Sizes, stride: Sizes, padding: Sizes) -> np.ndarray:
     """dL/dX (N, C, *size): the full convolution of dL/dY with the flipped kernel, cropped to the input."""
-    d = weight.ndim - 2
-    kernel = weight.shape[2:]
-    _check_out(g, size, kernel, stride, padding)
-    flipped = weight[(slice(None), slice(None), *(slice(None, None, -1),) * d)]
-    # correlate the spread-out g (N, F, ...) with the flipped kernel read as (C, F, *kernel)
-    full = correlate(spread(g, stride, kernel), flipped.swapaxes(0, 1), (1,) * d, (0,) * d)
-    return np.ascontiguousarray(crop(full, size, padding))
+    f, c, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
+    out = _check_out(g, size, kernel, stride, padding)
+    # each output position's share of every window element: the kernel times dL/dY there, (N, C * area, P)
+    shares = np.matmul(weight.reshape(f, -1).T, g.reshape(g.shape[0], f, -1))
+    return col2im(shares.reshape(g.shape[0], c, *kernel, *out), size, stride, padding)
+
+
+def col2im(shares: np.ndarray, size: Sizes, stride: Sizes, padding: Sizes) -> np.ndarray:
+    """The adjoint of taking windows: ``shares`` (N, C, *kernel, *out), what each window element receives from
+    each output position, added up at the input element each window read (the padding cut away)."""
+    d = len(size)
+    kernel, out = shares.shape[2:2 + d], shares.shape[2 + d:]
+    total = np.zeros(shares.shape[:2] + tuple(n + 2 * p for n, p in zip(size, padding)), dtype=shares.dtype)
+    for offset in np.ndindex(*kernel):  # kh * kw strided slices, each covering every output position at once
+        where = tuple(slice(o, o + s * (m - 1) + 1, s) for o, s, m in zip(offset, stride, out))
+        total[(slice(None), slice(None), *where)] += shares[(slice(None), slice(None), *offset)]
+    return total[(slice(None), slice(None), *(slice(p, p + n) for n, p in zip(size, padding)))]
+
+
+def _check_out(g: np.ndarray, size: Sizes, kernel: Sizes, stride: Sizes, padding: Sizes) -> Sizes:
+    """The output's spatial size; an upstream gradient of another shape (a backward op called by hand) refused."""
+    expected = output_size(size, kernel, stride, padding)
+    if g.shape[2:] != expected:
+        raise ValueError(f"the upstream gradient of shape {g.shape} does not fit an output of spatial size "
+                         f"{expected} (input {size}, kernel {kernel}, stride {stride}, padding {padding})")
+    return expected
 
 
 # --- pooling ---------------------------------------------------------------------------------------------------
@@ -127,11 +125,12 @@ def avg_pool(x: np.ndarray, kernel: Sizes, stride: Sizes) -> np.ndarray:
 
 
 def avg_pool_grad(g: np.ndarray, size: Sizes, kernel: Sizes, stride: Sizes) -> np.ndarray:
-    """dL/dX of average pooling: each element gets g / (window size) from every window that holds it."""
+    """dL/dX of average pooling: each element gets g / (window area) from every window that holds it."""
     d = len(kernel)
-    _check_out(g, size, kernel, stride, (0,) * d)
-    summed = windows(spread(g, stride, kernel), kernel, (1,) * d).sum(axis=tuple(range(-d, 0)))
-    return np.ascontiguousarray(crop(summed / math.prod(kernel), size, (0,) * d))
+    out = _check_out(g, size, kernel, stride, (0,) * d)
+    share = g / math.prod(kernel)
+    every = share.reshape(share.shape[:2] + (1,) * d + out)  # the same share for every element of a window
+    return col2im(np.broadcast_to(every, share.shape[:2] + tuple(kernel) + out), size, stride, (0,) * d)
 
 
 def _flat_windows(x: np.ndarray, kernel: Sizes, stride: Sizes) -> np.ndarray:
