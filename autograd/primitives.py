@@ -520,9 +520,9 @@ def _softmax_cross_entropy_grad(g: Any, out: Any, x: Any, targets: np.ndarray) -
     return g * (_softmax(x) - one_hot(targets, x.shape[-1], raw(x).dtype)) / rows
 
 
-SOFTMAX_CROSS_ENTROPY = Primitive("softmax_cross_entropy", "cross_entropy(softmax({x}), y)", None,
-                                  _softmax_cross_entropy, (_softmax_cross_entropy_grad,),
-                                  ("(p - onehot(y)) / N, where p = softmax(x) and N rows",), params=("targets",))
+# p = softmax(x) row by row, y the targets, N the number of rows (explain says so, with their numbers)
+SOFTMAX_CROSS_ENTROPY = Primitive("softmax_cross_entropy", "cross_entropy({x}, y)", None, _softmax_cross_entropy,
+                                  (_softmax_cross_entropy_grad,), ("(p - onehot(y)) / N",), params=("targets",))
 
 
 def _maximum_share(a: Any, b: Any) -> Any:
