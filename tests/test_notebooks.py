@@ -20,8 +20,8 @@ from autograd.view.draw import WIDTH_BUDGET
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_the_six_notebooks_are_there():
-    assert [path.stem.split("_")[0] for path in NOTEBOOKS] == ["1", "2", "3", "4", "5", "6"]
+def test_the_seven_notebooks_are_there():
+    assert [path.stem.split("_")[0] for path in NOTEBOOKS] == ["1", "2", "3", "4", "5", "6", "7"]
 
 
 def picture_widths(outputs) -> list[int]:
