@@ -57,7 +57,8 @@ def correlate(x: np.ndarray, weight: np.ndarray, stride: Sizes, padding: Sizes) 
     """What deep learning calls convolution: out[n, f, i] = sum over c, k of xpad[n, c, i*stride + k] w[f, c, k]."""
     kernel = weight.shape[2:]
     out = output_size(x.shape[2:], kernel, stride, padding)
-    product = np.matmul(weight.reshape(weight.shape[0], -1), columns(x, kernel, stride, padding))  # (N, F, P)
+    cols = columns(x, kernel, stride, padding)  # (N, C * area, P)
+    product = np.matmul(weight.reshape(weight.shape[0], cols.shape[1]), cols)  # (N, F, P)
     return product.reshape(x.shape[0], weight.shape[0], *out)
 
 
@@ -65,7 +66,7 @@ def weight_grad(x: np.ndarray, g: np.ndarray, kernel: Sizes, stride: Sizes, padd
     """dL/dW (F, C, *kernel): the correlation of the padded input with dL/dY, summed over the batch."""
     _check_out(g, x.shape[2:], kernel, stride, padding)
     cols = columns(x, kernel, stride, padding)  # (N, C * area, P)
-    per_example = np.matmul(g.reshape(g.shape[0], g.shape[1], -1), cols.transpose(0, 2, 1))  # (N, F, C * area)
+    per_example = np.matmul(g.reshape(g.shape[:2] + (cols.shape[2],)), cols.transpose(0, 2, 1))  # (N, F, C * area)
     return per_example.sum(axis=0).reshape(g.shape[1], x.shape[1], *kernel)
 
 
@@ -74,7 +75,7 @@ def input_grad(g: np.ndarray, weight: np.ndarray, size: Sizes, stride: Sizes, pa
     f, c, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
     out = _check_out(g, size, kernel, stride, padding)
     # each output position's share of every window element: the kernel times dL/dY there, (N, C * area, P)
-    shares = np.matmul(weight.reshape(f, -1).T, g.reshape(g.shape[0], f, -1))
+    shares = np.matmul(weight.reshape(f, c * math.prod(kernel)).T, g.reshape(g.shape[0], f, math.prod(out)))
     return col2im(shares.reshape(g.shape[0], c, *kernel, *out), size, stride, padding)
 
 

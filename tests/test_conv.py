@@ -304,3 +304,32 @@ def test_maximum_matches_torch_at_ties():
     _, (ga, gb) = torch_grads(torch.maximum, [a, b], np.random.default_rng(0).standard_normal(3))
     np.testing.assert_allclose(ta.grad, ga)
     np.testing.assert_allclose(tb.grad, gb)
+
+
+def test_empty_batch_and_no_filters():
+    x, w = Tensor(np.zeros((0, 3, 5, 5)), requires_grad=True), leaf(2, 3, 3, 3)
+    y = conv2d(x, w, padding=1)
+    assert y.shape == (0, 2, 5, 5)
+    (y.sum() + max_pool2d(x, 2).sum() + avg_pool2d(x, 2).sum()).backward()
+    assert x.grad.shape == (0, 3, 5, 5) and np.array_equal(w.grad, np.zeros((2, 3, 3, 3)))
+    x, w = leaf(1, 3, 5, 5), Tensor(np.zeros((0, 3, 3, 3)), requires_grad=True)
+    y = conv2d(x, w)
+    assert y.shape == (1, 0, 3, 3)
+    y.sum().backward()
+    assert np.array_equal(x.grad, np.zeros((1, 3, 5, 5)))
+
+
+def test_a_backward_op_called_by_hand_refuses_a_gradient_of_the_wrong_shape():
+    from autograd.primitives import CONV_INPUT_GRAD
+
+    g, w = leaf(2, 2, 3, 2), leaf(2, 3, 3, 2)
+    with pytest.raises(ValueError, match=r"does not fit an output of spatial size \(3, 3\)"):
+        g.apply(CONV_INPUT_GRAD, w, size=(5, 4), stride=(2, 1), padding=(1, 0))
+
+
+def test_max_pool_nan_wins_its_window_and_takes_the_gradient():
+    x = Tensor([[[[1.0, np.nan], [3.0, 2.0]]]], requires_grad=True)
+    y = max_pool2d(x, 2)
+    y.backward(np.ones((1, 1, 1, 1)))
+    assert np.isnan(y.item())
+    np.testing.assert_array_equal(x.grad, [[[[0.0, 1.0], [0.0, 0.0]]]])
