@@ -1,9 +1,9 @@
 """autograd: a small reverse-mode autodiff engine whose graphs, forks and chain rule you can see.
 
-Layers, each on the one before: `core` (nodes, stages, the reverse pass) -> `primitives` (the rule table)
--> `value` (scalars) and `tensor` (numpy arrays, with composites in `functions`) -> `check` (gradient
-checking) -> `view/` (drawings, step-through frames and the chain rule written out) -> `nn/` (modules and
-optimizers for training). `files` writes files all or nothing.
+Layers, each on the one before: `core` (nodes, stages, the reverse pass) -> `primitives` (the rule table;
+`conv` its sliding-window arithmetic) -> `value` (scalars) and `tensor` (numpy arrays, with composites and
+stages in `functions`) -> `check` (gradient checking) -> `view/` (drawings, step-through frames and the chain
+rule written out) -> `nn/` (modules and optimizers for training). `files` writes files all or nothing.
 """
 
 from autograd.check import GradcheckResult, gradcheck

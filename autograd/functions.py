@@ -1,4 +1,6 @@
-"""Composite operations on Tensors, built from primitives only (so they need no derivative rules of their own)."""
+"""Functions of Tensors: composites built from primitives only (softmax, cross_entropy, mse, stack, split: no
+derivative rules of their own), and the functional stages that are one primitive each (conv2d, conv1d,
+max_pool2d, avg_pool2d, softmax_cross_entropy, maximum, minimum), their arguments checked here."""
 
 from __future__ import annotations
 
