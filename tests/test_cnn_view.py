@@ -80,7 +80,8 @@ def test_the_stage_expanded_shows_why_p_minus_y_holds():
     assert plain.item() == pytest.approx(loss.item(), rel=1e-15)
     assert "softmax_cross_entropy" not in {node.op.name for node in autograd.core.topological_order(plain)
                                            if node.op is not None}
-    explanation = explain(loss, wrt=n["W"], expand="softmax_cross_entropy")
+    explanation = explain(loss, wrt=n["z"], expand="softmax_cross_entropy")  # z stands for its copy
+    assert explanation.steps[-1].name == "z"
     # the shifted logits fork: one branch is the picked log-probability's -onehot(y), the other p
     fork = next(step for step in explanation.steps if step.is_fork and np.shape(step.adjoint) == (1, 3))
     values = sorted((term.value for term in fork.terms), key=lambda v: v.min())

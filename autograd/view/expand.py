@@ -27,6 +27,11 @@ def expanded(root: Node, stages: str | Iterable[str] = EXPANDABLE) -> Node:
     """A copy of the graph under ``root`` in which every node of the named stage primitives (by default all of
     `EXPANDABLE`) is recomputed from plainer primitives; other nodes are recomputed as they were (same op, same
     parameters, labels and stages kept), leaves are shared."""
+    return expansion(root, stages)[root]
+
+
+def expansion(root: Node, stages: str | Iterable[str] = EXPANDABLE) -> dict[Node, Node]:
+    """`expanded`'s work: each node of the graph under ``root`` with its copy (a leaf with itself)."""
     if not isinstance(root, Tensor):
         raise TypeError(f"expanded: the stages live on Tensors, got a {type(root).__name__}")
     names = (stages,) if isinstance(stages, str) else tuple(stages)
@@ -47,7 +52,7 @@ def expanded(root: Node, stages: str | Iterable[str] = EXPANDABLE) -> Node:
         if node.label is not None:
             copy.label = node.label
         copies[node] = copy
-    return copies[root]
+    return copies
 
 
 def _padded(x: Tensor, padding: tuple[int, ...]) -> Tensor:

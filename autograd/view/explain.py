@@ -39,7 +39,7 @@ import numpy as np
 
 from autograd.core import Node
 from autograd.view.annotated import AnnotatedPass
-from autograd.view.expand import expanded
+from autograd.view.expand import expansion
 from autograd.view.notation import (
     expression,
     fill,
@@ -298,8 +298,7 @@ def explain(root: Node, wrt: Node | Iterable[Node] | None = None, *, precision: 
     ``max_steps`` bounds how many values and steps the renderings write out (None: all); the structured
     `Explanation.steps` always has every step. ``expand`` names functional stages (``"softmax_cross_entropy"``,
     ``"conv2d"``, ...; see `autograd.view.expand`) to write out as the plain primitives they stand for: the
-    derivation of a copy of the graph over the same leaves (``wrt`` then names leaves, or nodes outside the
-    expanded stages).
+    derivation of a copy of the graph over the same leaves (nodes named in ``wrt`` stand for their copies).
     """
     if not isinstance(root, Node):
         raise TypeError(f"explain: expected a graph node (a Value or Tensor), got {type(root).__name__}")
@@ -309,8 +308,10 @@ def explain(root: Node, wrt: Node | Iterable[Node] | None = None, *, precision: 
         raise ValueError(f"explain: precision is a number of significant digits, at least 1; got {precision!r}")
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
         raise ValueError(f"explain: max_steps must be a positive integer or None, got {max_steps!r}")
-    if expand is not None:
-        root = expanded(root, expand)
+    if expand is not None:  # the derivation of the copy; nodes named in wrt= by their copies
+        copies = expansion(root, expand)
+        root = copies[root]
+        wrt = wrt if wrt is None else [copies.get(node, node) for node in _sources(wrt)]
     annotated = AnnotatedPass(root)
     listing, names = annotated.listing, annotated.names
     if not root.requires_grad:
