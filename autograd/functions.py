@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from autograd.core import Node, mixing_error
 from autograd.primitives import CONCATENATE, SUB
 from autograd.tensor import Tensor, _lift, concatenate, normal_axis, reduction_axes
 
@@ -60,7 +61,7 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
 
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors of one shape along a new axis."""
-    tensors = [_lift(t, None, CONCATENATE) for t in tensors]
+    tensors = [t if isinstance(t, Tensor) else _lift_into("stack", t) for t in tensors]
     if not tensors:
         raise ValueError("stack needs at least one tensor")
     shapes = {t.shape for t in tensors}
@@ -70,6 +71,12 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     axis = normal_axis(axis, len(shape) + 1, "stack", f"stacking tensors of shape {shape}")
     expanded = [t.reshape(t.shape[:axis] + (1,) + t.shape[axis:]) for t in tensors]
     return concatenate(expanded, axis=axis) if len(expanded) > 1 else expanded[0]
+
+
+def _lift_into(op: str, x: Any) -> Tensor:
+    if isinstance(x, Node):
+        raise mixing_error(op, Tensor, x)
+    return _lift(x, None, CONCATENATE)
 
 
 def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
