@@ -636,6 +636,9 @@ def grad(output: Node, inputs: Node | Sequence[Node], grad_output: Any = None, *
     ``create_graph=True`` they are graph nodes (the backward computation recorded in the stage ``backward``),
     so they can be differentiated again.
     """
+    if not isinstance(output, Node):
+        raise TypeError(f"grad() differentiates a graph node (a Value or a Tensor), got {type(output).__name__} "
+                        f"{output!r:.60} as the output")
     single = isinstance(inputs, Node)
     try:
         wanted = [inputs] if single else list(inputs)

@@ -47,6 +47,12 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
     targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
     if targets.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype {targets.dtype}")
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"cross_entropy: logits must be a Tensor of shape (..., classes), got "
+                        f"{type(logits).__name__}")
+    if logits.ndim == 0:
+        raise ValueError("cross_entropy: logits need a last axis of classes (shape (..., classes)), got a 0-d "
+                         "tensor")
     if logits.shape[:-1] != targets.shape:
         raise ValueError(f"cross_entropy: logits of shape {logits.shape} need targets of shape "
                          f"{logits.shape[:-1]}, got {targets.shape}")
