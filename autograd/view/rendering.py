@@ -33,6 +33,10 @@ class GraphvizNotFoundError(RuntimeError):
     """Rendering needs Graphviz's ``dot`` program, which is not installed."""
 
 
+class GraphvizNotRunnableError(GraphvizNotFoundError):
+    """A file named ``dot`` is on PATH, but it cannot be run (not executable, or not a program)."""
+
+
 class GraphvizError(RuntimeError):
     """``dot`` failed, or took longer than its timeout. ``reason`` is ``dot``'s own one-line account."""
 
@@ -108,9 +112,9 @@ def run_dot(source: str, fmt: str, timeout: float | None = None) -> bytes:
     except FileNotFoundError:
         raise GraphvizNotFoundError(DOT_MISSING) from None
     except OSError as error:  # a `dot` that is there but cannot be run: not executable, or not a program
-        raise GraphvizNotFoundError(f"Graphviz's `dot` program on PATH ({_dot_on_path()}) cannot be run: "
-                                    f"{error.strerror or error}. Make it executable (chmod +x), or put a working "
-                                    "Graphviz first on PATH (sudo apt-get install graphviz).") from None
+        raise GraphvizNotRunnableError(f"Graphviz's `dot` program on PATH ({_dot_on_path()}) cannot be run: "
+                                       f"{error.strerror or error}. Make it executable (chmod +x), or put a "
+                                       "working Graphviz first on PATH (sudo apt-get install graphviz).") from None
     except subprocess.TimeoutExpired:
         raise GraphvizTimeout(f"{dot()} took longer than {limit:g} s to lay out this drawing and was "
                               f"stopped: {ADVICE}; or allow it longer (timeout=, or "
