@@ -140,3 +140,57 @@ def test_graph_output_without_a_suffix_still_gets_the_formats(tmp_path):
                             cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "picture.gv").read_text().startswith("digraph")
+
+
+# --- 8. explain's NAME=VALUE pairs read as Python reads names (NFKC) ------------------------------------------------
+
+def test_a_name_given_as_python_spells_it_in_the_expression_is_the_same_name():
+    from lstm.expression import assignments, expression_value
+
+    # explain '𝐚*b' 𝐚=1 b=2 said 𝐚 was not in the expression (Python reads 𝐚 in the expression as a)
+    root = expression_value("𝐚*b", assignments(["𝐚=1", "b=2"]))
+    assert root.data == 2.0
+    assert expression_value("ﬁ + 𝐚", assignments(["ﬁ=2", "ａ=3"])).data == 5.0
+    assert assignments(["𝐚=1"]) == {"a": 1.0}
+
+
+def test_two_names_that_python_reads_as_one_are_refused():
+    from lstm.expression import ExpressionError, assignments
+
+    with pytest.raises(ExpressionError, match=r"^𝐚 and a are one name to Python, a \(it reads names normalised to "
+                                              r"NFKC\): give it once$"):
+        assignments(["𝐚=1", "a=2"])
+    with pytest.raises(ExpressionError, match=r"^a is given twice$"):
+        assignments(["a=1", "a=2"])
+
+
+def test_explain_on_the_command_line_takes_a_unicode_name(capsys):
+    from lstm.cli import main
+
+    assert main(["explain", "𝐚*b", "𝐚=1", "b=2"]) == 0
+    assert "b = 2" in capsys.readouterr().out
+    assert main(["explain", "𝐚*b", "𝐚=1", "a=1", "b=2"]) == 2
+    assert capsys.readouterr().err == ("backprop-lens: error: 𝐚 and a are one name to Python, a (it reads names "
+                                       "normalised to NFKC): give it once\n")
+
+
+# --- 10. the library's compare is guarded as the command line is ---------------------------------------------------
+
+@pytest.mark.parametrize("options", [dict(), dict(include_scalar=False, include_finite_differences=False)])
+def test_compare_refuses_sizes_it_cannot_finish_at_once(options):
+    from lstm import compare
+    from lstm.demo import SizeError
+
+    # compare(seq_len=10**7) grew to 6 GB in 30 s; the command line refused the same in 0.25 s. Refused from the
+    # estimate, before anything is built (or this test would not end)
+    with pytest.raises(SizeError, match=r"would take about [\d,]+ nodes"):
+        compare(seq_len=10**7, **options)
+
+
+@pytest.mark.parametrize("name, size", [("seq_len", 0), ("hidden_size", -1), ("batch_size", 2.5),
+                                        ("num_layers", True)])
+def test_compare_refuses_sizes_that_are_not_positive_integers(name, size):
+    from lstm import compare
+
+    with pytest.raises(ValueError, match=rf"compare: {name} must be a positive integer, got {size!r}"):
+        compare(**{name: size})
