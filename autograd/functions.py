@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from autograd.core import Node, mixing_error
 from autograd.primitives import CONCATENATE, SUB
 from autograd.tensor import Tensor, _lift, concatenate, normal_axis, reduction_axes
 
@@ -46,6 +47,12 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
     targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
     if targets.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype {targets.dtype}")
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"cross_entropy: logits must be a Tensor of shape (..., classes), got "
+                        f"{type(logits).__name__}")
+    if logits.ndim == 0:
+        raise ValueError("cross_entropy: logits need a last axis of classes (shape (..., classes)), got a 0-d "
+                         "tensor")
     if logits.shape[:-1] != targets.shape:
         raise ValueError(f"cross_entropy: logits of shape {logits.shape} need targets of shape "
                          f"{logits.shape[:-1]}, got {targets.shape}")
@@ -60,7 +67,7 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
 
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors of one shape along a new axis."""
-    tensors = [_lift(t, None, CONCATENATE) for t in tensors]
+    tensors = [t if isinstance(t, Tensor) else _lift_into("stack", t) for t in tensors]
     if not tensors:
         raise ValueError("stack needs at least one tensor")
     shapes = {t.shape for t in tensors}
@@ -70,6 +77,12 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     axis = normal_axis(axis, len(shape) + 1, "stack", f"stacking tensors of shape {shape}")
     expanded = [t.reshape(t.shape[:axis] + (1,) + t.shape[axis:]) for t in tensors]
     return concatenate(expanded, axis=axis) if len(expanded) > 1 else expanded[0]
+
+
+def _lift_into(op: str, x: Any) -> Tensor:
+    if isinstance(x, Node):
+        raise mixing_error(op, Tensor, x)
+    return _lift(x, None, CONCATENATE)
 
 
 def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
