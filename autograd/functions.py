@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from autograd import conv
+from autograd.core import Node, mixing_error
 from autograd.primitives import (
     AVG_POOL2D,
     CONCATENATE,
@@ -68,7 +69,7 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
 
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors of one shape along a new axis."""
-    tensors = [_lift(t, None, CONCATENATE) for t in tensors]
+    tensors = [t if isinstance(t, Tensor) else _lift_into("stack", t) for t in tensors]
     if not tensors:
         raise ValueError("stack needs at least one tensor")
     shapes = {t.shape for t in tensors}
@@ -78,6 +79,12 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     axis = normal_axis(axis, len(shape) + 1, "stack", f"stacking tensors of shape {shape}")
     expanded = [t.reshape(t.shape[:axis] + (1,) + t.shape[axis:]) for t in tensors]
     return concatenate(expanded, axis=axis) if len(expanded) > 1 else expanded[0]
+
+
+def _lift_into(op: str, x: Any) -> Tensor:
+    if isinstance(x, Node):
+        raise mixing_error(op, Tensor, x)
+    return _lift(x, None, CONCATENATE)
 
 
 def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
@@ -179,10 +186,15 @@ def softmax_cross_entropy(logits: Tensor, targets: Any) -> Tensor:
 
 
 def _class_targets(logits: Tensor, targets: Any, op: str) -> np.ndarray:
+    """Integer class targets of the logits' leading shape, each in [0, classes), as an array; else refused."""
     targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
     if targets.dtype.kind not in "iu":
         raise TypeError(f"{op}: targets must be integer class indices, got dtype {targets.dtype}")
-    if logits.ndim < 1 or logits.shape[:-1] != targets.shape:
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"{op}: logits must be a Tensor of shape (..., classes), got {type(logits).__name__}")
+    if logits.ndim == 0:
+        raise ValueError(f"{op}: logits need a last axis of classes (shape (..., classes)), got a 0-d tensor")
+    if logits.shape[:-1] != targets.shape:
         raise ValueError(f"{op}: logits of shape {logits.shape} need targets of shape {logits.shape[:-1]}, got "
                          f"{targets.shape}")
     classes = logits.shape[-1]

@@ -131,11 +131,12 @@ def _pow_grad_base(g: Any, out: Any, a: Any, b: Any) -> Any:
 
 
 def sign(x: Any) -> Any:
-    """-1, 0 or +1: a constant even when recording, since its own derivative is zero almost everywhere."""
+    """-1, 0 or +1 (NaN for NaN): a constant even when recording, since its own derivative is zero almost
+    everywhere."""
     x = raw(x)
     if isinstance(x, np.ndarray):
         return np.sign(x)
-    return float((x > 0) - (x < 0))
+    return 1.0 if x > 0 else -1.0 if x < 0 else 0.0 if x == 0 else x  # NaN for NaN, as np.sign
 
 
 def positive(x: Any) -> Any:
@@ -144,20 +145,53 @@ def positive(x: Any) -> Any:
 
 
 def _scalar_sigmoid(x: float) -> float:
-    return 0.5 * (1.0 + math.tanh(0.5 * x))  # the tanh form never overflows
+    # 1/(1 + e^-x): nothing cancels, so both tails keep every digit (0.5*(1 + tanh(x/2)) cancelled to 0 below
+    # x = -37). e^-x overflows only below x = -709, where sigmoid(x) = e^x/(1 + e^x) is e^x, 1 + e^x being 1.
+    try:
+        return 1.0 / (1.0 + math.exp(-x))
+    except OverflowError:
+        return math.exp(x)
 
 
+@np.errstate(over="raise")  # an overflow of e^-x (the far left tail) is rare: raised, then taken apart
 def _array_sigmoid(x: np.ndarray) -> np.ndarray:
-    # ½ and 1 as 0-d arrays of x's float type: numpy combines a small array with a Python float more slowly
-    half, one = _HALF_ONE.get(x.dtype, (0.5, 1.0))
-    out = np.tanh(x * half)
-    out += one  # in place: the same numbers as 0.5 * (1.0 + tanh), two arrays fewer
-    out *= half
+    # _scalar_sigmoid's formula, in the same steps (a 0-d Tensor gives a Value's bits); 1 as a 0-d array of x's
+    # float type: numpy combines a small array with a Python float more slowly
+    one = _ONE.get(x.dtype)
+    if one is None:  # a boolean mask
+        x, one = x.astype(np.float64), _ONE[np.dtype(np.float64)]
+    try:
+        e = np.exp(-x)
+    except FloatingPointError:
+        return _sigmoid_far_left(x, one)
+    e += one
+    if type(e) is not np.ndarray:  # a 0-d input gives numpy scalars
+        return one / e
+    return np.divide(one, e, out=e)
+
+
+def _sigmoid_far_left(x: np.ndarray, one: np.ndarray) -> np.ndarray:
+    """sigmoid where e^-x overflows somewhere (x below -709 in float64, -88.7 in float32, -11 in float16): e^x
+    there, as for a Value; 1/(1 + e^-x) elsewhere."""
+    with np.errstate(over="ignore"):
+        out = one / (one + np.exp(-x))
+        far = np.isinf(np.exp(-x)) & (x < 0)
+        out = np.asarray(out)
+        out[far] = np.exp(x[far])
     return out
 
 
-_HALF_ONE = {np.dtype(t): (np.array(0.5, dtype=t), np.array(1.0, dtype=t)) for t in (np.float16, np.float32,
-                                                                                    np.float64)}
+def sigmoid(x: Any) -> Any:
+    """The logistic function of a float, an array or a node (in a recorded pass): sigmoid's forward, for the
+    rule, which needs sigmoid(-x)."""
+    if isinstance(x, Node):
+        return x.sigmoid()
+    if isinstance(x, np.ndarray):
+        return _array_sigmoid(x)
+    return _scalar_sigmoid(x)
+
+
+_ONE = {np.dtype(t): np.array(1.0, dtype=t) for t in (np.float16, np.float32, np.float64)}
 
 
 # Scalar forwards that Python's math would refuse: the IEEE value instead, as numpy gives it for a Tensor.
@@ -178,6 +212,8 @@ def _scalar_sqrt(x: float) -> float:
 
 
 def _scalar_pow(a: float, b: float) -> float:
+    if b == 0.5:  # numpy's power takes a power of ½ as sqrt (so does PyTorch's): sqrt(-inf) is nan, sqrt(-0.0) -0.0
+        return _scalar_sqrt(a)
     try:
         return math.pow(a, b)
     except (OverflowError, ValueError):
@@ -185,19 +221,33 @@ def _scalar_pow(a: float, b: float) -> float:
 
 
 def _scalar_relu(x: float) -> float:
-    return x if x > 0 else 0.0
+    return 0.0 if x <= 0 else x  # NaN passes on, as np.maximum(nan, 0) and PyTorch's relu give it
 
-
-# tanh's and sigmoid's rules, g·(1 - out²) and g·out·(1 - out), written without the constant 1: numpy combines an
-# array with a Python number 0.2 us more slowly than with another array, as much as the product itself.
 
 def _tanh_grad(g: Any, out: Any, x: Any) -> Any:
-    return g - g * out * out
+    return g * _sech_squared(x)
+
+
+def _sech_squared(x: Any) -> Any:
+    """1 - tanh(x)², tanh's slope, as 4e/(1 + e)² with e = exp(-2|x|): where tanh(x) is near ±1, 1 - tanh(x)²
+    has lost every digit that the rounding of tanh(x) took (0 from x = 19 on; exact 4e-17). The same steps on
+    floats, arrays and nodes (a recorded pass), so a Value and a 0-d Tensor get the same bits."""
+    if isinstance(x, Node):
+        e = (abs(x) * -2.0).exp()
+        return e * 4.0 / ((e + 1.0) * (e + 1.0))
+    if isinstance(x, np.ndarray):
+        e = np.exp(np.abs(x) * -2.0)
+        d = e + 1.0
+        return e * 4.0 / (d * d)
+    e = math.exp(abs(x) * -2.0)
+    d = e + 1.0
+    return e * 4.0 / (d * d)
 
 
 def _sigmoid_grad(g: Any, out: Any, x: Any) -> Any:
-    g_out = g * out
-    return g_out - g_out * out
+    # sigmoid(x)·(1 - sigmoid(x)) with 1 - sigmoid(x) as sigmoid(-x): where out is near 1 (x > 0), 1 - out has
+    # lost every digit that the rounding of out took (0 from x = 37 on, exact e^-37)
+    return g * out * sigmoid(-x)
 
 
 # --- the table -----------------------------------------------------------------------------------------------
@@ -228,7 +278,7 @@ LOG = _unary("log", "log({x})", _scalar_log, quietly(np.log), lambda g, out, x: 
 SQRT = _unary("sqrt", "sqrt({x})", _scalar_sqrt, quietly(np.sqrt), lambda g, out, x: g * 0.5 * power(out, -1.0),
               "1/(2*sqrt(x))",
               domain="sqrt is defined for non-negative numbers only")
-TANH = _unary("tanh", "tanh({x})", math.tanh, np.tanh, _tanh_grad, "1 - tanh(x)^2")
+TANH = _unary("tanh", "tanh({x})", math.tanh, np.tanh, _tanh_grad, "1 - tanh(x)^2")  # (computed as 4e/(1+e)^2)
 SIGMOID = _unary("sigmoid", "sigmoid({x})", _scalar_sigmoid, _array_sigmoid, _sigmoid_grad,
                  "sigmoid(x)*(1 - sigmoid(x))")
 RELU = _unary("relu", "relu({x})", _scalar_relu, lambda x: np.maximum(x, 0),
@@ -535,7 +585,7 @@ def _maximum_share(a: Any, b: Any) -> Any:
 
 
 def _scalar_maximum(a: float, b: float) -> float:
-    return a if a > b or a != a else b  # NaN wins, as numpy's maximum
+    return a if a > b or a != a else b  # as numpy's maximum: NaN wins, and of equals (0.0, -0.0) the second
 
 
 def _scalar_minimum(a: float, b: float) -> float:

@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+import lstm
 from autograd.files import make_directories, write_atomically
 from autograd.view.boxes import AUTO_SHAPES, GraphTooLargeError
 from autograd.view.dot import MOST_DIGITS
@@ -44,6 +45,7 @@ from autograd.view.rendering import (
     FORMATS,
     GraphvizError,
     GraphvizNotFoundError,
+    GraphvizNotRunnableError,
     GraphvizTimeout,
     GraphvizWarning,
     render,
@@ -84,6 +86,7 @@ from lstm.train import (
 PROG = "backprop-lens"
 WARN_SECONDS = {"train": 3600, "compare": 60}  # work estimated to take longer is announced, with the estimate
 TIME_STEPS = "--seq-len"
+STANDARD_OUTPUT = ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
 
 
 class UsageError(Exception):
@@ -99,11 +102,16 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit:  # --help, or a bad argument already reported
-        return exit.code if isinstance(exit.code, int) else 2
+        if signal.getsignal(signal.SIGINT) is lstm._interrupted_while_starting:  # (a no-op if imported as a library)
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on: KeyboardInterrupt, below
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exit:  # --help, or a bad argument already reported
+            return exit.code if isinstance(exit.code, int) else 2
+    except KeyboardInterrupt:
+        return _interrupted()
     try:
         # Numbers that leave the floats show as inf or nan in what a command prints, or end it with one line (a
         # diverged run, a failed check); numpy's warnings about them would be lines of another kind.
@@ -126,8 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         return _fail("out of memory: use smaller sizes", 1)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    print(f"{PROG}: interrupted", file=sys.stderr)
+    return 130
 
 
 def _fail(error: Any, status: int) -> int:
@@ -415,7 +427,11 @@ def run_graph(args: argparse.Namespace) -> int:
         raise UsageError(f"{error} On the command line: --collapse PATTERN, --keep PATTERN, --roll-up or "
                          "--max-nodes N.") from None
     try:
-        print(render_to(drawing, path, fmt, timeout=args.timeout))
+        written = render_to(drawing, path, fmt, timeout=args.timeout)
+        if str(written) not in STANDARD_OUTPUT:  # the picture itself went there: no name after it
+            print(written)
+    except GraphvizNotRunnableError:
+        raise  # it says what is wrong with the `dot` on PATH
     except GraphvizNotFoundError:
         raise GraphvizNotFoundError(f"Graphviz's `dot` program draws {fmt.upper()}, and it is not installed "
                                     "(sudo apt-get install graphviz, or bash .ci/setup); the DOT source needs "
@@ -436,7 +452,9 @@ def _graph_output(output: str | None, fmt: str | None, view: str) -> tuple[Path,
                          "or give --format")
     if fmt is not None and implied is not None and implied != fmt:
         raise UsageError(f"--output {output!r} does not match --format {fmt}")
-    if implied is None:
+    if implied is None and not (path.is_symlink() or path.exists() and not path.is_file()):
+        # a new file gets the format's suffix; what is there already is written as named: /dev/stdout (a link
+        # to the output, whatever it is), a FIFO, a device
         path = path.with_name(f"{path.name}.{extension.get(fmt, fmt)}")
     return path, fmt or implied
 

@@ -92,12 +92,20 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, seed: int = 0,
                  dtype: Any = np.float64) -> None:
+        for name, size, least in (("in_features", in_features, 1), ("out_features", out_features, 0)):
+            if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < least:
+                raise ValueError(f"Linear: {name} must be an integer of at least {least}, got {size!r}")
         rng = np.random.default_rng(seed)
         bound = 1 / np.sqrt(in_features)
         self.weight = uniform(rng, bound, (out_features, in_features), dtype, "weight")
         self.bias = uniform(rng, bound, (out_features,), dtype, "bias") if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"Linear: the input must be a Tensor, got {type(x).__name__}")
+        if x.ndim == 0:
+            raise ValueError(f"Linear: the input needs a last axis of {self.weight.shape[1]} features, got a 0-d "
+                             "tensor")
         if x.shape[-1] != self.weight.shape[1]:
             raise ValueError(f"Linear: input has {x.shape[-1]} features (shape {x.shape}), "
                              f"expected {self.weight.shape[1]}")
