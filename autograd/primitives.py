@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from autograd import conv
 from autograd.core import Node, passes_on, raw
 
 Rule = Callable[..., Any]
@@ -428,9 +429,11 @@ SUM = Primitive("sum", "sum({x})", None, lambda x, axis, keepdims: x.sum(axis, k
                 (lambda g, out, x, axis, keepdims: broadcast_to(_kept(g, x, axis, keepdims), x.shape),),
                 ("1",), params=("axis", "keepdims"))
 MAX = Primitive("max", "max({x})", None, lambda x, axis, keepdims: x.max(axis, keepdims=keepdims),
-                (_extremum_grad,), ("1 at the maximum, else 0",), params=("axis", "keepdims"))
+                (_extremum_grad,), ("1/k at each of the k maxima (tied elements share), else 0",),
+                params=("axis", "keepdims"))
 MIN = Primitive("min", "min({x})", None, lambda x, axis, keepdims: x.min(axis, keepdims=keepdims),
-                (_extremum_grad,), ("1 at the minimum, else 0",), params=("axis", "keepdims"))
+                (_extremum_grad,), ("1/k at each of the k minima (tied elements share), else 0",),
+                params=("axis", "keepdims"))
 RESHAPE = Primitive("reshape", "reshape({x})", None, lambda x, shape: x.reshape(shape),
                     (lambda g, out, x, shape: g.reshape(x.shape),), ("1 (moved)",), params=("shape",))
 TRANSPOSE = Primitive("transpose", "{x}^T", None, lambda x, axes: x.transpose(axes),
@@ -471,3 +474,128 @@ def sum_to_shape(g: Any, shape: tuple[int, ...]) -> Any:
                 raise ValueError(f"axis {i} of {shape} has length {n}, not 1, yet became {g.shape[leading + i]}")
             stretched.append(leading + i)
     return g.sum(axis=tuple(stretched), keepdims=True).reshape(shape)
+
+
+# --- functional stages: convolution, pooling, softmax with cross-entropy ---------------------------------------
+# The article's other stages, each one row, so that a drawing shows one box and `explain` one formula for each.
+# Their arithmetic is `autograd.conv`'s (vectorised numpy). The backward of a convolution is itself a pair of
+# primitives (dL/dX and dL/dW are bilinear in their two inputs), each with rules of its own, so that a recorded
+# backward pass (create_graph=True) can be differentiated again; pooling's backward is a scatter (max) or a
+# primitive of its own (average). Formulas name the input ``a``, the kernel ``b`` and the upstream gradient ``g``:
+# they are the whole branch term. Spatial sizes arrive checked, as tuples with one entry per spatial axis.
+
+def run(op: Primitive, *inputs: Any, **params: Any) -> Any:
+    """``op`` forward on arrays, or recorded as a node when its first input is one (a recorded backward pass)."""
+    first = inputs[0]
+    if isinstance(first, Node):
+        return first.apply(op, *inputs[1:], **params)
+    return op.array(*inputs, **params)
+
+
+def _conv_forward(x: np.ndarray, weight: np.ndarray, stride: Any, padding: Any) -> np.ndarray:
+    return conv.correlate(x, weight, stride, padding)
+
+
+def _conv_grad_input(g: Any, out: Any, x: Any, weight: Any, stride: Any, padding: Any) -> Any:
+    return run(CONV_INPUT_GRAD, g, weight, size=x.shape[2:], stride=stride, padding=padding)
+
+
+def _conv_grad_weight(g: Any, out: Any, x: Any, weight: Any, stride: Any, padding: Any) -> Any:
+    return run(CONV_WEIGHT_GRAD, x, g, kernel=weight.shape[2:], stride=stride, padding=padding)
+
+
+_CONV_FORMULAS = ("convolve_full(g, flip(b))", "correlate(a, g)")
+_CONV_PARAMS = ("stride", "padding")
+CONV1D = Primitive("conv1d", "conv1d({a}, {b})", None, _conv_forward, (_conv_grad_input, _conv_grad_weight),
+                   _CONV_FORMULAS, params=_CONV_PARAMS)
+CONV2D = Primitive("conv2d", "conv2d({a}, {b})", None, _conv_forward, (_conv_grad_input, _conv_grad_weight),
+                   _CONV_FORMULAS, params=_CONV_PARAMS)
+# dL/dX = T(g, W) and dL/dW = C(X, g): for an upstream H of their result, <H, T(g, W)> = <conv(H, W), g> =
+# <C(H, g), W>, and <H, C(X, g)> = <conv(X, H), g> = <T(g, H), X>; hence the rules below.
+CONV_INPUT_GRAD = Primitive(
+    "conv_input_grad", "convolve_full({a}, flip({b}))", None,
+    lambda g, weight, size, stride, padding: conv.input_grad(g, weight, size, stride, padding),
+    (lambda h, out, g, weight, size, stride, padding: run(CONV2D if len(size) == 2 else CONV1D, h, weight,
+                                                          stride=stride, padding=padding),
+     lambda h, out, g, weight, size, stride, padding: run(CONV_WEIGHT_GRAD, h, g, kernel=weight.shape[2:],
+                                                          stride=stride, padding=padding)),
+    ("conv(g, b)", "correlate(g, a)"), params=("size", "stride", "padding"))
+CONV_WEIGHT_GRAD = Primitive(
+    "conv_weight_grad", "correlate({a}, {b})", None,
+    lambda x, g, kernel, stride, padding: conv.weight_grad(x, g, kernel, stride, padding),
+    (lambda h, out, x, g, kernel, stride, padding: run(CONV_INPUT_GRAD, g, h, size=x.shape[2:], stride=stride,
+                                                       padding=padding),
+     lambda h, out, x, g, kernel, stride, padding: run(CONV2D if len(kernel) == 2 else CONV1D, x, h,
+                                                       stride=stride, padding=padding)),
+    ("convolve_full(b, flip(g))", "conv(a, g)"), params=("kernel", "stride", "padding"))
+
+
+def _max_pool_grad(g: Any, out: Any, x: Any, kernel: Any, stride: Any) -> Any:
+    return scatter(g, conv.max_pool_index(raw(x), kernel, stride), x.shape)
+
+
+MAX_POOL2D = Primitive("max_pool2d", "max_pool2d({x})", None, conv.max_pool, (_max_pool_grad,),
+                       ("1 at each window's first maximum (row-major; PyTorch's choice at ties), else 0; "
+                        "summed where windows overlap",), params=("kernel", "stride"))
+AVG_POOL_GRAD = Primitive(
+    "avg_pool_grad", "spread({x})", None, conv.avg_pool_grad,
+    (lambda h, out, g, size, kernel, stride: run(AVG_POOL2D, h, kernel=kernel, stride=stride),),
+    ("avg_pool(g)",), params=("size", "kernel", "stride"))
+AVG_POOL2D = Primitive(
+    "avg_pool2d", "avg_pool2d({x})", None, conv.avg_pool,
+    (lambda g, out, x, kernel, stride: run(AVG_POOL_GRAD, g, size=x.shape[2:], kernel=kernel, stride=stride),),
+    ("1/(kernel area) from each window holding x",), params=("kernel", "stride"))
+
+
+def _softmax_cross_entropy(x: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    shifted = x - x.max(axis=-1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return -np.take_along_axis(log_p, targets[..., None], axis=-1).mean()
+
+
+def _softmax(x: Any) -> Any:
+    if isinstance(x, Node):
+        return x.softmax(axis=-1)
+    exps = np.exp(x - x.max(axis=-1, keepdims=True))
+    return exps / exps.sum(axis=-1, keepdims=True)
+
+
+def one_hot(targets: np.ndarray, classes: int, dtype: Any) -> np.ndarray:
+    """Row i holds 1 in column targets[i], else 0 (targets of any shape; classes become the last axis)."""
+    return (targets[..., None] == np.arange(classes)).astype(dtype)
+
+
+def _softmax_cross_entropy_grad(g: Any, out: Any, x: Any, targets: np.ndarray) -> Any:
+    rows = targets.size
+    return g * (_softmax(x) - one_hot(targets, x.shape[-1], raw(x).dtype)) / rows
+
+
+# p = softmax(x) row by row, y the targets, N the number of rows (explain says so, with their numbers)
+SOFTMAX_CROSS_ENTROPY = Primitive("softmax_cross_entropy", "cross_entropy({x}, y)", None, _softmax_cross_entropy,
+                                  (_softmax_cross_entropy_grad,), ("(p - onehot(y)) / N",), params=("targets",))
+
+
+def _maximum_share(a: Any, b: Any) -> Any:
+    """d max(a, b) / da: 1 where a is larger, 1/2 where the two tie (PyTorch's choice), else 0 (a constant)."""
+    a, b = raw(a), raw(b)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        like = a if isinstance(a, np.ndarray) and a.dtype.kind == "f" else b
+        return (np.greater(a, b) + np.equal(a, b) * 0.5).astype(np.result_type(like, np.float16))
+    return 1.0 if a > b else 0.5 if a == b else 0.0
+
+
+def _scalar_maximum(a: float, b: float) -> float:
+    return a if a > b or a != a else b  # as numpy's maximum: NaN wins, and of equals (0.0, -0.0) the second
+
+
+def _scalar_minimum(a: float, b: float) -> float:
+    return a if a < b or a != a else b
+
+
+MAXIMUM = _binary("maximum", "max({a}, {b})", _scalar_maximum, np.maximum,
+                  lambda g, out, a, b: g * _maximum_share(a, b), lambda g, out, a, b: g * _maximum_share(b, a),
+                  "1 if a > b, 1/2 if a = b, else 0", "1 if b > a, 1/2 if a = b, else 0")
+MINIMUM = _binary("minimum", "min({a}, {b})", _scalar_minimum, np.minimum,
+                  lambda g, out, a, b: g * _maximum_share(b, a), lambda g, out, a, b: g * _maximum_share(a, b),
+                  "1 if a < b, 1/2 if a = b, else 0", "1 if b < a, 1/2 if a = b, else 0")
+SCALAR_PRIMITIVES += (MAXIMUM, MINIMUM)  # Value.max and Value.min

@@ -314,6 +314,16 @@ class Tensor(Node):
         """A zero tensor of ``shape`` with this one added at ``index`` (the adjoint of indexing)."""
         return _apply(SCATTER, self, index=_index(index), shape=tuple(shape))
 
+    def apply(self, op: Primitive, *others: Any, **params: Any) -> Tensor:
+        """Run the primitive ``op`` with this tensor as its first input and record the node: how a rule makes
+        the primitives of its own backward when the backward pass is recorded (``create_graph=True``)."""
+        inputs = (self, *[_lift(other, self, op) for other in others])
+        try:
+            data = op.array(*[x.data for x in inputs], **params)
+        except (ValueError, IndexError, TypeError) as error:
+            raise _input_error(op, inputs, error) from None
+        return _record(op, data, inputs, params, any(x.requires_grad for x in inputs))
+
     # --- composites, defined once in functions.py ---
     def softmax(self, axis: int = -1) -> Tensor:
         from autograd.functions import softmax

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from autograd import Tensor, Value, grad
+from autograd import Tensor, Value, grad, maximum, minimum
 from autograd.primitives import SCALAR_PRIMITIVES
 
 mpmath = pytest.importorskip("mpmath")  # a test dependency (the [test] extra): exact references
@@ -158,6 +158,7 @@ _METHODS = {
     "pow": lambda a, b: a**b, "neg": lambda x: -x, "exp": lambda x: x.exp(), "log": lambda x: x.log(),
     "sqrt": lambda x: x.sqrt(), "tanh": lambda x: x.tanh(), "sigmoid": lambda x: x.sigmoid(),
     "relu": lambda x: x.relu(), "abs": lambda x: abs(x),
+    "maximum": lambda a, b: maximum(a, b), "minimum": lambda a, b: minimum(a, b),
 }
 UNARY = [op for op in SCALAR_PRIMITIVES if len(op.rules) == 1]
 BINARY = [op for op in SCALAR_PRIMITIVES if len(op.rules) == 2]
