@@ -66,6 +66,8 @@ class Step:
         return step_name(kind, 1)
 
 
+ASKED = (*(step_name(kind, 1) for kind in STEP_NODES), "h0", "c0", "x")  # what the exercise asks for: 14 gradients
+
 StepBackward = Callable[[Step, np.ndarray, np.ndarray], Mapping[str, Any]]
 
 
@@ -96,12 +98,13 @@ def check_step(step_backward: StepBackward, *, input_size: int = 3, hidden_size:
 
     It returns a dict of your gradients by node name (``"h[t=1]"``, ``"tanh_c[t=1]"``, ``"c[t=1]"``, the gates
     ``"o[t=1]"`` ..., their pre-activations ``"z_o[t=1]"`` ..., and ``"h0"``, ``"c0"``, ``"x"``, each (B, ·)):
-    as many as you like, in any order. The report (`autograd.DerivationCheck`) names the first stage, going
-    back from the loss, where one of them differs from the engine's.
+    as many as you like, in any order (parameters' gradients too). The report (`autograd.DerivationCheck`)
+    names the first stage, going back from the loss, where one of them differs from the engine's, with a
+    verdict on the mistake, and says which of the 14 stage and input gradients asked for (`ASKED`) are missing.
     """
     loss, step, d_h, d_c = one_step(input_size, hidden_size, batch, seed)
     yours = step_backward(step, d_h.copy(), d_c.copy())
     if not isinstance(yours, Mapping):
         raise TypeError(f"check_step: your step_backward must return a dict of gradients by node name, got "
                         f"{type(yours).__name__}")
-    return check_derivation(loss, yours, rtol=rtol, atol=atol)
+    return check_derivation(loss, yours, rtol=rtol, atol=atol, expected=ASKED)
