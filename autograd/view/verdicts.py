@@ -190,8 +190,8 @@ def fit_shape(yours: np.ndarray, engine: np.ndarray, name: str, rtol: float, ato
                      f"{', '.join(map(str, broadcast))} (where {name} has size 1)")
     sums = "agrees" if _close(fitted, engine, rtol, atol) else "still differs"
     return Verdict("not summed", f"yours is not summed over {' and '.join(parts)}: shape {yours.shape} where "
-                                f"{name} is {want}; {name} was broadcast there, so its gradient adds up every "
-                                f"copy's share (yours summed so {sums})"), fitted
+                                f"{name} is {want}; {name} is used once per copy there, so its gradient adds up "
+                                f"every copy's share (yours summed so {sums})"), fitted
 
 
 # --- the explanation ---------------------------------------------------------------------------------------
@@ -220,6 +220,9 @@ def explain(check: Check, graph: AnnotatedPass, claims: Mapping[Node, Any], rtol
         found = _subset(by_use, yours, equal)
         if found is not None:
             groups, matches = by_use, found
+            square = len(branches) == 2 and len(found) == 1 and _close(branches[0].term, branches[1].term, 0, 0)
+            if square and check.shape_verdict is None:  # x * x: one of its two equal branches is half of it
+                return Mismatch(check, branches, groups, matches, None, _square(branches[0], name), followed)
     hint = None if matches is not None else _hint(node, name, yours, engine, branches, names, equal)
     diagnosis = check.shape_verdict
     if diagnosis is None and matches is not None:
@@ -382,6 +385,12 @@ def _subset(groups: Sequence[Group], yours: np.ndarray, equal: Callable[[Any], b
     return () if equal(zero) else None
 
 
+def _square(branch: Branch, name: str) -> Verdict:
+    return Verdict("scaled", f"yours is 0.5x the engine's: {branch.consumer_name} = {branch.expression} uses {name} "
+                             "twice, and yours has one of its two equal branches only (the 1/2 of a squared "
+                             f"error? d({name}²)/d{name} = 2{name})")
+
+
 def _subset_words(groups: Sequence[Group], matches: Sequence[str]) -> str:
     if not matches:
         return "yours is zero: every branch is missing"
@@ -473,7 +482,8 @@ def _scale(yours: np.ndarray, engine: np.ndarray, equal: Callable[[Any], bool], 
         return None
     if not nice_only and np.count_nonzero(nonzero) < 2:
         return None
-    shown = f"{fraction}" if nice else f"{factor:.4g}"
+    shown = (f"{float(fraction):g}" if fraction.denominator in (1, 2, 4, 5, 8) else f"{fraction}") if nice \
+        else f"{factor:.4g}"
     why = {Fraction(1, 2): ": the 1/2 of the squared error (d(½e²)/de = e, d(e²)/de = 2e)?",
            Fraction(2): ": a ½ dropped (the squared error's), or a branch counted twice?",
            Fraction(-1, 2): ": the 1/2 of a squared error and a sign?"}.get(fraction, "")
@@ -523,10 +533,15 @@ def _updated_weights(node: Node, yours: np.ndarray, engine: np.ndarray, branches
         return None
     if np.size(yours) == 1 and not _round(lr):
         return None  # on a single number any difference fits some rate: only a rate a person picks is believed
-    listed = _listing(weights[:4]) + (f" and {len(weights) - 4} more" if len(weights) > 4 else "")
-    return Verdict("updated weights", f"yours is what the weights after the update give: {listed} replaced by "
-                                      f"w - {lr:.4g}·dL/dw (learning rate {lr:.4g}); backpropagate with the "
-                                      "weights of the forward pass, update after")
+    if len(weights) == 1:
+        (w,) = weights
+        replaced = f"{w} replaced by {w} - {lr:.4g}·dL/d{w}"
+    else:
+        listed = _listing(weights[:4]) + (f" and {len(weights) - 4} more" if len(weights) > 4 else "")
+        replaced = f"each weight w ({listed}) replaced by w - {lr:.4g}·dL/dw"
+    return Verdict("updated weights", f"yours is what the weights after the update give: {replaced} (a learning "
+                                      f"rate of {lr:.4g}); backpropagate with the weights of the forward pass, "
+                                      "and update after")
 
 
 def _weight_of(node: Node, position: int, adjoints: Mapping[Node, Any]) -> tuple[int, Node] | None:
@@ -574,7 +589,7 @@ def _wrong_node(node: Node, name: str, yours: np.ndarray, engine: np.ndarray, gr
             break
         if other is None:
             other = candidate
-    found = same_stage_other_step or other
+    found = same_stage_other_step if same_stage_other_step is not None else other
     if found is None:
         return None
     cname = names[found]
