@@ -19,6 +19,7 @@ from autograd.core import (
     stage,
     zero_grad,
 )
+from autograd.exercise import Exercise, exercise
 from autograd.functions import cross_entropy, log_softmax, mse, softmax, split, stack
 from autograd.tensor import Tensor, concatenate, where
 from autograd.value import Constant, Value
@@ -41,6 +42,7 @@ __all__ = [
     "Branch",
     "Constant",
     "DerivationCheck",
+    "Exercise",
     "Explanation",
     "Frames",
     "GradcheckResult",
@@ -61,6 +63,7 @@ __all__ = [
     "consumers",
     "detect_anomaly",
     "draw",
+    "exercise",
     "explain",
     "grad",
     "gradcheck",

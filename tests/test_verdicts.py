@@ -105,7 +105,8 @@ def test_the_verdicts_say_what_a_teacher_would():
     assert text("not summed").startswith("yours is not summed over the batch (axis 0 of yours): shape (2, 16) "
                                          "where bias_ih_l0 is (16,)")
     assert text("not summed").endswith("(yours summed so agrees)")
-    assert text("updated weights").startswith("yours is what the weights after the update give: W replaced by "
+    assert text("updated weights").startswith("yours is what the weights after the update give: W (made from "
+                                              "weight_ih_l0, weight_hh_l0, bias_ih_l0 and bias_hh_l0) replaced by "
                                               "W - 0.1·dL/dW (a learning rate of 0.1)")
 
 

@@ -525,7 +525,7 @@ def _updated_weights(node: Node, yours: np.ndarray, engine: np.ndarray, branches
             term = fit(term, parent_shape)
         shift = shift + np.asarray(_carry_back(term, path[:-1], node) if len(path) > 1 else term, dtype=float)
         if names[weight] not in weights:
-            weights.append(names[weight])
+            weights.append(names[weight] + _made_from(weight, names))
     if not weights or not np.any(shift != 0):
         return None
     lr = -float(np.sum((yours - engine) * shift) / np.sum(shift * shift))
@@ -535,7 +535,8 @@ def _updated_weights(node: Node, yours: np.ndarray, engine: np.ndarray, branches
         return None  # on a single number any difference fits some rate: only a rate a person picks is believed
     if len(weights) == 1:
         (w,) = weights
-        replaced = f"{w} replaced by {w} - {lr:.4g}·dL/d{w}"
+        short = w.split(" (")[0]
+        replaced = f"{w} replaced by {short} - {lr:.4g}·dL/d{short}"
     else:
         listed = _listing(weights[:4]) + (f" and {len(weights) - 4} more" if len(weights) > 4 else "")
         replaced = f"each weight w ({listed}) replaced by w - {lr:.4g}·dL/dw"
@@ -553,6 +554,20 @@ def _weight_of(node: Node, position: int, adjoints: Mapping[Node, Any]) -> tuple
     if weight is node.parents[position] or not weight.requires_grad or weight not in adjoints:
         return None
     return other, weight
+
+
+def _made_from(weight: Node, names: dict[Node, str], most: int = 64) -> str:
+    """" (made from weight_ih_l0 and weight_hh_l0)" for a weight computed from parameters; "" for a parameter."""
+    if weight.op is None:
+        return ""
+    leaves, seen, todo = [], {weight}, [weight]
+    while todo and len(seen) < most:
+        for parent in todo.pop().parents:
+            if parent in seen or not parent.requires_grad:
+                continue
+            seen.add(parent)
+            (leaves if parent.op is None else todo).append(parent)
+    return f" (made from {_listing([names[leaf] for leaf in leaves])})" if leaves else ""
 
 
 def _round(x: float) -> bool:
