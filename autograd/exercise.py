@@ -31,7 +31,7 @@ import numpy as np
 
 from autograd.core import Node, stage
 from autograd.files import write_atomically
-from autograd.value import Value
+from autograd.value import Constant, Value
 from autograd.view.annotated import AnnotatedPass
 from autograd.view.derivation import DerivationCheck, check_derivation
 from autograd.view.explain import Explanation, explain
@@ -174,6 +174,8 @@ class Exercise:
             _code("answers = {\n" + blanks + ",\n}"),
             _code("ex.grade(answers)"),
         ]
+        for number, cell in enumerate(cells):
+            cell["id"] = f"cell-{number}"  # nbformat 4.5: every cell has an id
         notebook = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
                                                                 "name": "python3"},
                                                  "language_info": {"name": "python"}},
@@ -248,7 +250,7 @@ def _mlp(rng: np.random.Generator) -> tuple[Node, tuple[str, ...]]:
 
     i1, i2 = (Value(round(float(rng.uniform(0.0, 1.0)), 2), label=name) for name in ("i1", "i2"))
     w = {name: weight(name) for name in ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "b1", "b2")}
-    targets = (round(float(rng.uniform(0.0, 1.0)), 2), round(float(rng.uniform(0.0, 1.0)), 2))
+    targets = [Constant(round(float(rng.uniform(0.0, 1.0)), 2), label=name) for name in ("target_o1", "target_o2")]
     with stage("hidden layer"):
         net_h1 = _named(w["w1"] * i1 + w["w2"] * i2 + w["b1"], "net_h1")
         net_h2 = _named(w["w3"] * i1 + w["w4"] * i2 + w["b1"], "net_h2")

@@ -104,7 +104,7 @@ def test_the_verdicts_say_what_a_teacher_would():
     assert text("transposed").startswith("yours is transposed: shape (3, 2) where x is (2, 3)")
     assert text("not summed").startswith("yours is not summed over the batch (axis 0 of yours): shape (2, 16) "
                                          "where bias_ih_l0 is (16,)")
-    assert text("not summed").endswith("(yours summed so agrees)")
+    assert text("not summed").endswith("(summed, yours agrees)")
     assert text("updated weights").startswith("yours is what the weights after the update give: W (made from "
                                               "weight_ih_l0, weight_hh_l0, bias_ih_l0 and bias_hh_l0) replaced by "
                                               "W - 0.1·dL/dW (a learning rate of 0.1)")
@@ -127,7 +127,7 @@ def test_a_broadcast_axis_not_summed_is_named():
     per_copy = 2 * (x.data + bias.data) * 0 + 2 * np.tanh(x.data + bias.data) * (1 - np.tanh(x.data + bias.data) ** 2)
     name, kind, text = verdict(check_derivation(loss, {"bias": per_copy}))
     assert (name, kind) == ("bias", "not summed")
-    assert "the broadcast axis 1 (where bias has size 1)" in text and text.endswith("(yours summed so agrees)")
+    assert "the broadcast axis 1 (where bias has size 1)" in text and text.endswith("(summed, yours agrees)")
 
 
 def test_a_shape_no_mistake_explains_is_still_refused():

@@ -188,10 +188,10 @@ def fit_shape(yours: np.ndarray, engine: np.ndarray, name: str, rtol: float, ato
     if broadcast:
         parts.append(f"the broadcast {'axis' if len(broadcast) == 1 else 'axes'} "
                      f"{', '.join(map(str, broadcast))} (where {name} has size 1)")
-    sums = "agrees" if _close(fitted, engine, rtol, atol) else "still differs"
+    sums = "yours agrees" if _close(fitted, engine, rtol, atol) else "yours still differs"
     return Verdict("not summed", f"yours is not summed over {' and '.join(parts)}: shape {yours.shape} where "
                                 f"{name} is {want}; {name} is used once per copy there, so its gradient adds up "
-                                f"every copy's share (yours summed so {sums})"), fitted
+                                f"every copy's share (summed, {sums})"), fitted
 
 
 # --- the explanation ---------------------------------------------------------------------------------------
