@@ -435,3 +435,34 @@ def test_a_partial_answer_says_how_many_were_given_and_is_not_green():
     assert report.complete and report.summary().endswith("all agree.")
     with pytest.raises(ValueError, match="expected 'c', but no node that needs a gradient has that name"):
         check_derivation(loss, {"a": 3.0}, expected=["c"])
+
+
+# --- notation: every name a report prints is defined in it -----------------------------------------------------
+
+def defined_names(text):
+    """The unlabelled nodes (v1, v2, ...) a report mentions, and those it defines ("use v5 = ...")."""
+    import re
+    mentioned = set(re.findall(r"\bv\d+\b", text))
+    defined = set(re.findall(r"\buse (v\d+) = ", text)) | set(re.findall(r"\b(v\d+) = ", text))
+    return mentioned, defined
+
+
+@pytest.mark.parametrize("seed", SEEDS[:2])
+def test_every_name_a_report_prints_is_defined_in_it(seed):
+    reports = [check_step(lambda *args, m=mistake: step_backward(*args, mistake=m), seed=seed)
+               for mistake in STEP_VERDICTS]
+    loss, *arrays = mlp(seed)
+    reports += [check_derivation(loss, mlp_backward(*arrays, mistake=mistake)) for mistake in MLP_VERDICTS]
+    loss, params, x, hs, weights = rnn_sequence(seed)
+    for mistake, (at, _) in RNN_VERDICTS.items():
+        claims = rnn_backward(params, x, hs, weights, mistake, at)
+        claims.pop("dW_hh")
+        reports.append(check_derivation(loss, claims))
+    for report in reports:
+        text = str(report)
+        mentioned, defined = defined_names(text)
+        assert mentioned <= defined, (mentioned - defined, text)
+        assert "(dL/dv: the gradient of L with respect to a node v)" in text
+        assert not any(" g @ " in line or "@ g" in line for line in text.splitlines()), text  # dL/dv, not g
+    (matmul,) = [line for line in str(reports[len(STEP_VERDICTS) + 2]).splitlines() if "term: dL/d" in line]
+    assert matmul.strip().startswith("term: dL/dv") and "@ W2^T" in matmul

@@ -162,7 +162,8 @@ class DerivationCheck:
         d = self._adjoint
         whose = "you did not claim it: the engine's" if branch.upstream_yours is None else "yours agrees"
         use = f"{branch.consumer_name} = {branch.expression}"
-        lines = [("line", f"use {use} ({_where(branch.consumer)}):"),
+        defined = f", where {'; '.join(branch.operands)}" if branch.operands else ""
+        lines = [("line", f"use {use} ({_where(branch.consumer)}){defined}:"),
                  ("line", f"  {d(branch.consumer_name)} = {summarize(branch.upstream)}  ({whose})")]
         if branch.whole_term:  # a product's term is no elementwise factor: the table writes it whole
             lines.append(("line", f"  term: {branch.formula} = {summarize(branch.term)}"))

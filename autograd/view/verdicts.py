@@ -92,6 +92,7 @@ class Branch:
     local: Any
     term: Any
     whole_term: bool = False
+    operands: tuple[str, ...] = ()  # how the consumer's other unnamed inputs were computed: "v1 = x @ W1"
 
 
 @dataclass(frozen=True)
@@ -286,9 +287,11 @@ def _branches(node: Node, graph: AnnotatedPass, names: dict[Node, str], claims: 
         consumer = b.consumer
         whole = gives_whole_term(consumer, b.position)
         formula = local_formula(consumer, b.position, names, upstream=f"dL/d{names[consumer]}")
+        operands = tuple(dict.fromkeys(f"{names[parent]} = {expression(parent, names)}" for parent in consumer.parents
+                                       if parent is not node and parent.op is not None and not parent.label))
         found.append(Branch(consumer, names[consumer], expression(consumer, names), b.position, adjoints[consumer],
                             claims.get(consumer), formula, local_value(consumer, b.position),
-                            np.asarray(b.term, dtype=float), whole))
+                            np.asarray(b.term, dtype=float), whole, operands))
     return tuple(found)
 
 
