@@ -466,3 +466,26 @@ def test_every_name_a_report_prints_is_defined_in_it(seed):
         assert not any(" g @ " in line or "@ g" in line for line in text.splitlines()), text  # dL/dv, not g
     (matmul,) = [line for line in str(reports[len(STEP_VERDICTS) + 2]).splitlines() if "term: dL/d" in line]
     assert matmul.strip().startswith("term: dL/dv") and "@ W2^T" in matmul
+
+
+def test_a_sequence_input_used_once_per_step_is_checked_at_the_step_where_it_differs():
+    loss, x = lstm_sequence_with_x(1)
+    loss.backward()
+    claimed = x.grad.copy()
+    claimed[1] *= -1  # step 2's slice, with its sign flipped
+    report = check_derivation(loss, {"x": claimed})
+    first = report.first_mismatch
+    assert first.name == "x" and first.followed == "x[t=2]" and first.picks == len(claimed)
+    assert first.diagnosis.kind == "sign flipped"
+    assert f"x is used only through {len(claimed)} picks of it; yours first differs at x[t=2]" in str(report)
+
+
+def lstm_sequence_with_x(seed):
+    inputs, hidden, batch, steps = sizes(seed)
+    rng = np.random.default_rng(seed)
+    params = hand.init_params(inputs, hidden, seed=seed)
+    x = Tensor(rng.standard_normal((max(steps, 2), batch, inputs)), requires_grad=True, label="x")
+    out, _ = LSTM.from_state_dict(params)(x)
+    loss = (out * rng.standard_normal(out.shape)).sum()
+    loss.label = "L"
+    return loss, x

@@ -129,8 +129,9 @@ class DerivationCheck:
         name = first.name
         if first.followed is not None:
             name = first.followed
-            lines.append(("line", f"{first.name} reaches {self.root_name} only through {name}: yours is checked "
-                                  f"there, at its elements"))
+            how = (f"reaches {self.root_name} only through {name}" if first.picks == 1 else
+                   f"is used only through {first.picks} picks of it; yours first differs at {name}")
+            lines.append(("line", f"{first.name} {how}: yours is checked there, at its elements"))
         lines.append(("line", f"({d('v')}: the gradient of {self.root_name} with respect to a node v)"))
         if len(first.branches) == 1:
             (branch,) = first.branches

@@ -126,6 +126,7 @@ class Mismatch:
     hint: str | None
     diagnosis: Verdict | None = None
     followed: str | None = None
+    picks: int = 1  # how many views of the node there are, when it was followed to one of them
 
     @property
     def node(self) -> Node:
@@ -202,9 +203,9 @@ def explain(check: Check, graph: AnnotatedPass, claims: Mapping[Node, Any], rtol
     names = graph.names
     adjoints = graph.backprop.adjoints
     node, yours = check.node, np.asarray(check.yours if check.fitted is None else check.fitted, dtype=float)
-    followed = None
+    followed, picks = None, 1
     if check.shape_verdict is None:
-        node, yours, followed = _through_views(node, yours, graph, claims, rtol, atol)
+        node, yours, followed, picks = _through_views(node, yours, graph, claims, rtol, atol)
         if followed is not None:
             names = {**names, node: followed}
     branches = _branches(node, graph, names, claims)
@@ -223,7 +224,8 @@ def explain(check: Check, graph: AnnotatedPass, claims: Mapping[Node, Any], rtol
             groups, matches = by_use, found
             square = len(branches) == 2 and len(found) == 1 and _close(branches[0].term, branches[1].term, 0, 0)
             if square and check.shape_verdict is None:  # x * x: one of its two equal branches is half of it
-                return Mismatch(check, branches, groups, matches, None, _square(branches[0], name), followed)
+                return Mismatch(check, branches, groups, matches, None, _square(branches[0], name), followed,
+                                picks)
     hint = None if matches is not None else _hint(node, name, yours, engine, branches, names, equal)
     diagnosis = check.shape_verdict
     if diagnosis is None and matches is not None:
@@ -244,7 +246,7 @@ def explain(check: Check, graph: AnnotatedPass, claims: Mapping[Node, Any], rtol
         if diagnosis is not None:
             break
         diagnosis = test()
-    return Mismatch(check, branches, groups, matches, hint, diagnosis, followed)
+    return Mismatch(check, branches, groups, matches, hint, diagnosis, followed, picks)
 
 
 def _close(yours: Any, value: Any, rtol: float, atol: float) -> bool:
@@ -253,11 +255,12 @@ def _close(yours: Any, value: Any, rtol: float, atol: float) -> bool:
 
 
 def _through_views(node: Node, yours: np.ndarray, graph: AnnotatedPass, claims: Mapping[Node, Any], rtol: float,
-                   atol: float) -> tuple[Node, np.ndarray, str | None]:
+                   atol: float) -> tuple[Node, np.ndarray, str | None, int]:
     """A node used only through views of it (``c0[0]`` in a whole sequence) is explained at the view whose
-    elements of yours differ: its forward op applied to yours gives yours there."""
+    elements of yours differ: its forward op applied to yours gives yours there. Returns that view, yours there,
+    its name and how many views the node has (x of a sequence has one per step)."""
     adjoints = graph.backprop.adjoints
-    followed = None
+    followed, picks = None, 1
     for _ in range(MAX_PATH):
         uses = graph.terms(node)
         if not uses or any(use.consumer.op.name not in VIEWS or use.consumer in claims for use in uses):
@@ -274,9 +277,10 @@ def _through_views(node: Node, yours: np.ndarray, graph: AnnotatedPass, claims: 
         if step is None:
             break
         consumer, yours = step
+        picks = len(uses) if followed is None else picks
         followed = consumer.label or expression(consumer, {**graph.names, **({node: followed} if followed else {})})
         node = consumer
-    return node, yours, followed
+    return node, yours, followed, picks
 
 
 def _branches(node: Node, graph: AnnotatedPass, names: dict[Node, str], claims: Mapping[Node, Any]
