@@ -226,15 +226,13 @@ def explain(check: Check, graph: AnnotatedPass, claims: Mapping[Node, Any], rtol
             if square and check.shape_verdict is None:  # x * x: one of its two equal branches is half of it
                 return Mismatch(check, branches, groups, matches, None, _square(branches[0], name), followed,
                                 picks)
-    hint = None if matches is not None else _hint(node, name, yours, engine, branches, names, equal)
-    diagnosis = check.shape_verdict
-    if diagnosis is None and matches is not None:
-        diagnosis = Verdict("branch missing", _subset_words(groups, matches))
-    if diagnosis is None:
-        diagnosis = _twice(groups, yours, engine, equal)
-    if diagnosis is None and hint is not None:
-        diagnosis = Verdict("taken as 1" if " to be 1, " in hint else "value for its derivative", hint)
+    local = None if matches is not None else _hint(node, name, yours, engine, branches, names, equal)
+    # the most specific first: a fork's subset, a local derivative, then what the whole number says
     tests: tuple[Callable[[], Verdict | None], ...] = (
+        lambda: check.shape_verdict,
+        lambda: None if matches is None else Verdict("branch missing", _subset_words(groups, matches)),
+        lambda: _twice(groups, yours, engine, equal),
+        lambda: local,
         lambda: _sign(yours, engine, equal),
         lambda: _scale(yours, engine, equal, nice_only=True),
         lambda: _updated_weights(node, yours, engine, branches, graph, names, equal),
@@ -242,10 +240,8 @@ def explain(check: Check, graph: AnnotatedPass, claims: Mapping[Node, Any], rtol
         lambda: _scale(yours, engine, equal, nice_only=False),
         lambda: _transposed(yours, engine, name, equal),
     )
-    for test in tests:
-        if diagnosis is not None:
-            break
-        diagnosis = test()
+    diagnosis = next((verdict for test in tests if (verdict := test()) is not None), None)
+    hint = None if local is None else local.text
     return Mismatch(check, branches, groups, matches, hint, diagnosis, followed, picks)
 
 
@@ -430,7 +426,7 @@ def _twice(groups: Sequence[Group], yours: np.ndarray, engine: np.ndarray, equal
 
 
 def _hint(node: Node, name: str, yours: np.ndarray, engine: np.ndarray, branches: Sequence[Branch],
-          names: dict[Node, str], equal: Callable[[Any], bool]) -> str | None:
+          names: dict[Node, str], equal: Callable[[Any], bool]) -> Verdict | None:
     """What your number takes one branch's local derivative to be, if the others are right and it is something
     recognisable in place of the derivative (the others' sum is the total less this branch's term: one pass)."""
     for branch in branches:
@@ -443,24 +439,27 @@ def _hint(node: Node, name: str, yours: np.ndarray, engine: np.ndarray, branches
             continue
         implied = np.where(usable, (yours - others) / np.where(usable, upstream, 1.0), 0.0)
         local = np.broadcast_to(np.asarray(branch.local, dtype=float), np.shape(implied))
-        for description, candidate in _candidates(branch, node, names):
+        for kind, description, candidate in _candidates(branch, node, names):
             candidate = np.broadcast_to(np.asarray(candidate, dtype=float), np.shape(implied))
             if np.allclose(implied[usable], candidate[usable], rtol=1e-6, atol=1e-9) and not np.allclose(
                     candidate[usable], local[usable], rtol=1e-6, atol=1e-9):
                 where = "" if len(branches) == 1 else (
                     f" on the branch through {branch.consumer_name} (if its other branches are right)")
-                return (f"yours takes the local derivative ∂{branch.consumer_name}/∂{name}{where} to be "
-                        f"{description}, where it is {branch.formula} = {summarize(branch.local)}")
+                return Verdict(kind, f"yours takes the local derivative ∂{branch.consumer_name}/∂{name}{where} "
+                                     f"to be {description}, where it is {branch.formula} = "
+                                     f"{summarize(branch.local)}")
     return None
 
 
-def _candidates(branch: Branch, node: Node, names: dict[Node, str]) -> list[tuple[str, Any]]:
-    """Numbers that a mistaken local derivative often is: 1, or a value in place of the derivative."""
-    consumer = branch.consumer
-    found = [("1", 1.0), (f"{names[consumer]} itself (the value, not its derivative)", consumer.data)]
+def _candidates(branch: Branch, node: Node, names: dict[Node, str]) -> list[tuple[str, str, Any]]:
+    """Numbers that a mistaken local derivative often is, as (verdict kind, words, value): 1, or a value in place
+    of the derivative."""
+    consumer, value = branch.consumer, "value for its derivative"
+    found = [("taken as 1", "1", 1.0),
+             (value, f"{names[consumer]} itself (the value, not its derivative)", consumer.data)]
     for position, parent in enumerate(consumer.parents):
         if position != branch.position or parent is not node:
-            found.append((f"{names[parent]} (the value of another input)", parent.data))
+            found.append((value, f"{names[parent]} (the value of another input)", parent.data))
     return found
 
 
