@@ -377,7 +377,7 @@ def test_mazurs_network_with_the_updated_weights_is_told_so():
     report = check_derivation(loss, {"out_o1": d_o1, "out_o2": d_o2, "w5": d_w5, "w7": d_w7, "out_h1": d_out_h1})
     name, kind, text = verdict(report)
     assert (name, kind) == ("out_h1", "updated weights")
-    assert "each weight w (w5 and w7) replaced by w - 0.5·dL/dw (a learning rate of 0.5)" in text
+    assert "each weight w (w5 and w7) replaced by w - 0.5·dE/dw (a learning rate of 0.5)" in text
     assert "5 of 16 asked for given" in report.summary()
 
 

@@ -286,7 +286,7 @@ def _branches(node: Node, graph: AnnotatedPass, names: dict[Node, str], claims: 
     for b in graph.backprop.terms(node):
         consumer = b.consumer
         whole = gives_whole_term(consumer, b.position)
-        formula = local_formula(consumer, b.position, names, upstream=f"dL/d{names[consumer]}")
+        formula = local_formula(consumer, b.position, names, upstream=_adjoint(graph, names[consumer]))
         operands = tuple(dict.fromkeys(f"{names[parent]} = {expression(parent, names)}" for parent in consumer.parents
                                        if parent is not node and parent.op is not None and not parent.label))
         found.append(Branch(consumer, names[consumer], expression(consumer, names), b.position, adjoints[consumer],
@@ -542,10 +542,10 @@ def _updated_weights(node: Node, yours: np.ndarray, engine: np.ndarray, branches
     if len(weights) == 1:
         (w,) = weights
         short = w.split(" (")[0]
-        replaced = f"{w} replaced by {short} - {lr:.4g}·dL/d{short}"
+        replaced = f"{w} replaced by {short} - {lr:.4g}·{_adjoint(graph, short)}"
     else:
         listed = _listing(weights[:4]) + (f" and {len(weights) - 4} more" if len(weights) > 4 else "")
-        replaced = f"each weight w ({listed}) replaced by w - {lr:.4g}·dL/dw"
+        replaced = f"each weight w ({listed}) replaced by w - {lr:.4g}·{_adjoint(graph, 'w')}"
     return Verdict("updated weights", f"yours is what the weights after the update give: {replaced} (a learning "
                                       f"rate of {lr:.4g}); backpropagate with the weights of the forward pass, "
                                       "and update after")
@@ -616,11 +616,12 @@ def _wrong_node(node: Node, name: str, yours: np.ndarray, engine: np.ndarray, gr
     cname = names[found]
     if found is same_stage_other_step:
         theirs, mine = _STEP.search(cname)[1], _STEP.search(name)[1]
-        return Verdict("wrong node", f"yours is the engine's dL/d{cname}: step {theirs}'s gradient, where {name} is "
+        return Verdict("wrong node", f"yours is the engine's {_adjoint(graph, cname)}: step {theirs}'s gradient, "
+                                     f"where {name} is "
                                      f"step {mine}'s (the right number at the wrong step)")
     where = " / ".join(found.stage) or "outside any stage"
-    return Verdict("wrong node", f"yours is the engine's dL/d{cname}, another node's gradient ({where}), not "
-                                 f"dL/d{name}'s (the right number at the wrong node)")
+    return Verdict("wrong node", f"yours is the engine's {_adjoint(graph, cname)}, another node's gradient "
+                                 f"({where}), not {_adjoint(graph, name)}'s (the right number at the wrong node)")
 
 
 def _transposed(yours: np.ndarray, engine: np.ndarray, name: str, equal: Callable[[Any], bool]) -> Verdict | None:
@@ -628,6 +629,11 @@ def _transposed(yours: np.ndarray, engine: np.ndarray, name: str, equal: Callabl
         return Verdict("transposed", f"yours is the engine's transposed ({name} is square, so the shape did not "
                                      "tell): a product's factor taken without its transpose?")
     return None
+
+
+def _adjoint(graph: AnnotatedPass, name: str) -> str:
+    """dL/d(name), the loss called by its name: dE/dw5."""
+    return f"d{graph.names[graph.root]}/d{name}"
 
 
 # --- words ---------------------------------------------------------------------------------------------------
