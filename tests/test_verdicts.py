@@ -165,7 +165,7 @@ def lstm_backward(cache, d_out, mistake=None, at=1):
         d_zs[t - 1] = np.concatenate([d_z[gate] for gate in "ifgo"], axis=1)
         blocks = {gate: (weight_hh if here else params["weight_hh_l0"])[k * hidden:(k + 1) * hidden]
                   for k, gate in enumerate("ifgo")}
-        gates = "ifo" if here and mistake == "branch missing" else "ifgo"
+        gates = {"branch missing": "ifo", "branch counted twice": "iffgo"}.get(mistake, "ifgo") if here else "ifgo"
         d_h_next = sum(d_z[gate] @ blocks[gate] for gate in gates)
         d_c_next = d_c if here and mistake == "taken as 1" else d_c * f
         named = {"h": d_h, "tanh_c": d_tanh_c, "c": d_c, "o": 0.5 * d_o if here and mistake == "scaled" else d_o,
@@ -174,6 +174,8 @@ def lstm_backward(cache, d_out, mistake=None, at=1):
     if mistake == "wrong node":  # step at+1's gradient written for step at's
         claims[step_name("c", at)] = claims[step_name("c", at + 1)]
     d_z_all = np.stack(d_zs)
+    if mistake == "not summed":  # the bias's gradient left per step and per example
+        claims["bias_hh_l0"] = d_z_all
     return {**claims, "h0": d_h_next[None], "c0": d_c_next[None],
             "dW_hh": np.tensordot(d_z_all, saved.h_prev, axes=([0, 1], [0, 1]))}
 
@@ -182,7 +184,7 @@ def lstm_backward(cache, d_out, mistake=None, at=1):
 SEQUENCE_VERDICTS = {
     "sign flipped": (2, "z_f[t=2]"), "scaled": (2, "o[t=2]"), "value for its derivative": (2, "z_f[t=2]"),
     "branch missing": (2, "h[t=1]"), "taken as 1": (1, "c0"), "wrong node": (1, "c[t=1]"),
-    "updated weights": (1, "h0"),
+    "updated weights": (1, "h0"), "branch counted twice": (2, "h[t=1]"), "not summed": (None, "bias_hh_l0"),
 }
 
 
@@ -217,6 +219,10 @@ def test_each_mistake_in_a_whole_lstm_sequence_gets_the_verdict_one_step_gets(mi
     at, where = SEQUENCE_VERDICTS[mistake]
     claims = lstm_backward(cache, weights, mistake, at)
     claims.pop("dW_hh")
+    if mistake == "not summed" and model_name == "ScalarLSTM":  # per gate: the forget gate's bias b_hf
+        hidden = claims["h0"].shape[-1]
+        claims["b_hf"] = claims.pop("bias_hh_l0")[..., hidden:2 * hidden]
+        where = "b_hf"
     name, kind, text = verdict(check_derivation(loss, claims))
     assert name.split("][")[0] + ("]" if "][" in name else "") == where or name.startswith(where + "["), text
     assert kind == mistake, text
@@ -224,6 +230,8 @@ def test_each_mistake_in_a_whole_lstm_sequence_gets_the_verdict_one_step_gets(mi
         assert "to be 1, where it is f[t=1]" in text
     if mistake == "wrong node":
         assert "step 2's gradient, where c[t=1]" in text
+    if mistake == "not summed" and model_name == "LSTM":
+        assert text.startswith("yours is not summed over the time steps and the batch (axes 0 and 1 of yours)")
 
 
 def test_a_missing_forget_factor_on_c0_of_a_whole_sequence_is_followed_through_the_pick():
@@ -265,7 +273,8 @@ def rnn_backward(params, x, hs, d_out, mistake=None, at=1):
     for t in range(steps, 0, -1):
         here = t == at
         h = hs[t]
-        d_h = d_out[t - 1] + (0.0 if here and mistake == "branch missing" else d_h_next)
+        d_h = d_out[t - 1] + {"branch missing": 0.0, "branch counted twice": 2 * d_h_next}.get(
+            mistake, d_h_next) if here else d_out[t - 1] + d_h_next
         slope = {"taken as 1": 1.0, "value for its derivative": h}.get(mistake, 1 - h ** 2) if here else 1 - h ** 2
         d_z = d_h * slope
         d_weight_hh = d_weight_hh + d_z.T @ hs[t - 1]
@@ -280,7 +289,7 @@ def rnn_backward(params, x, hs, d_out, mistake=None, at=1):
 RNN_VERDICTS = {  # mistake: (planted at step, found at)
     "sign flipped": (2, "z[t=2]"), "scaled": (2, "h[t=2]"), "taken as 1": (2, "z[t=2]"),
     "value for its derivative": (2, "z[t=2]"), "branch missing": (1, "h[t=1]"), "wrong node": (1, "z[t=1]"),
-    "updated weights": (1, "h0"),
+    "updated weights": (1, "h0"), "branch counted twice": (1, "h[t=1]"),
 }
 
 
@@ -331,13 +340,15 @@ def mlp_backward(x, target, W1, b1, W2, b2, mistake=None):
     d_h = d_y @ used.T
     d_z1 = d_h * {"taken as 1": 1.0, "value for its derivative": h}.get(mistake, 1 - h ** 2)
     d_W1 = x.T @ d_z1
+    if mistake == "wrong node":
+        d_h = d_y @ W2.T * (1 - h ** 2)  # the step too far: dL/dz1 written for dL/dh
     return {"e": d_e, "y": d_y, "W2": d_W2, "b2": d_y.sum(axis=0), "h": d_h, "z1": d_z1,
             "W1": d_W1.T if mistake == "transposed" else d_W1,
             "b1": d_z1 if mistake == "not summed" else d_z1.sum(axis=0)}
 
 
 MLP_VERDICTS = {"scaled": "e", "sign flipped": "e", "updated weights": "h", "taken as 1": "z1",
-                "value for its derivative": "z1", "transposed": "W1", "not summed": "b1"}
+                "value for its derivative": "z1", "transposed": "W1", "not summed": "b1", "wrong node": "h"}
 
 
 @pytest.mark.parametrize("seed", SEEDS)

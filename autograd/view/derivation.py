@@ -349,20 +349,32 @@ def _resolve(claimed: Mapping[Any, Any], listing: Sequence[Node], names: dict[No
                                  f"{'; '.join(stages[:5])}{' ...' if len(stages) > 5 else ''}); claim the node "
                                  "itself, or give them different labels")
             else:
-                for node, element in _elements(key, value, by_label):
+                elements, verdict = _elements(key, value, by_label, adjoints, rtol, atol)
+                for node, element in elements:
                     claim(node, element, repr(key))
+                    if verdict is not None:  # an array of another shape, explained: each element is its sum
+                        fitted[node] = (verdict, np.asarray(element))
         else:
             raise TypeError(f"check_derivation: claims are keyed by nodes or labels, got {type(key).__name__} "
                             f"{key!r}")
     return claims, fitted
 
 
-def _elements(key: str, value: Any, by_label: dict[str, list[Node]]) -> list[tuple[Node, float]]:
-    """An array claimed for a label that names no node, spread over the scalar nodes labelled ``key[i,j]``."""
+def _elements(key: str, value: Any, by_label: dict[str, list[Node]], adjoints: Mapping[Node, Any], rtol: float,
+              atol: float) -> tuple[list[tuple[Node, float]], Verdict | None]:
+    """An array claimed for a label that names no node, spread over the scalar nodes labelled ``key[i,j]``; an
+    array of another shape than theirs that a common mistake explains is brought to it (with the verdict)."""
     array = np.asarray(value, dtype=float) if not isinstance(value, Node) else None
     pattern = re.compile(re.escape(key) + r"\[(\d+(?:,\d+)*)\]")
     numbered = {match[1]: nodes for label, nodes in by_label.items() if (match := pattern.fullmatch(label))}
+    verdict = None
     if numbered and array is not None and array.ndim:
+        grid = _grid(numbered)
+        if grid is not None and grid.shape != array.shape:
+            engine = np.array([float(adjoints.get(node, 0.0)) for node in grid.flat]).reshape(grid.shape)
+            fit = fit_shape(array, engine, key, rtol, atol)
+            if fit is not None:
+                verdict, array = fit
         pairs = []
         for index in np.ndindex(array.shape):
             nodes = numbered.get(",".join(map(str, index)), [])
@@ -373,10 +385,24 @@ def _elements(key: str, value: Any, by_label: dict[str, list[Node]]) -> list[tup
         if len(pairs) != len(numbered):
             raise ValueError(f"check_derivation: the graph numbers {len(numbered)} elements of {key!r}, your "
                              f"array has shape {array.shape} ({array.size} elements)")
-        return pairs
+        return pairs, verdict
     close = difflib.get_close_matches(key, list(by_label), n=3, cutoff=0.6)
     hint = f"; labels like it: {', '.join(map(repr, close))}" if close else ""
     raise ValueError(f"check_derivation: no node is labelled {key!r}{hint}")
+
+
+def _grid(numbered: Mapping[str, list[Node]]) -> np.ndarray | None:
+    """The nodes numbered ``[i,j]`` as an object array of their shape, when they fill one (one node each)."""
+    indices = {tuple(int(part) for part in text.split(",")): nodes for text, nodes in numbered.items()}
+    if any(len(nodes) != 1 for nodes in indices.values()) or len({len(index) for index in indices}) != 1:
+        return None
+    shape = tuple(max(column) + 1 for column in zip(*indices))
+    if int(np.prod(shape)) != len(indices):
+        return None
+    grid = np.empty(shape, dtype=object)
+    for index, (node,) in indices.items():
+        grid[index] = node
+    return grid
 
 
 def _checked_value(node: Node, value: Any, name: str, adjoints: Mapping[Node, Any], rtol: float, atol: float

@@ -186,7 +186,9 @@ def fit_shape(yours: np.ndarray, engine: np.ndarray, name: str, rtol: float, ato
     fitted = yours.sum(axis=lead + broadcast).reshape(want)
     parts = []
     if lead:
-        parts.append("the batch (axis 0 of yours)" if extra == 1 else f"the batch (axes {lead} of yours)")
+        # sequence first, as the models here: (T, B, ·) has the time steps, then the batch, in front
+        parts.append({1: "the batch (axis 0 of yours)", 2: "the time steps and the batch (axes 0 and 1 of yours)"}
+                     .get(extra, f"its leading axes {', '.join(map(str, lead))}"))
     if broadcast:
         parts.append(f"the broadcast {'axis' if len(broadcast) == 1 else 'axes'} "
                      f"{', '.join(map(str, broadcast))} (where {name} has size 1)")
