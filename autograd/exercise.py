@@ -67,7 +67,7 @@ class Grade:
         report = self.check
         first = report.first_mismatch
         if first is None:
-            return report.summary()
+            return report.summary() + ("" if self.hint is None else f"\nNext: {self.hint}.")
         if self.level >= LEVELS:
             return f"{report.to_text()}\nHint {LEVELS} of {LEVELS}: {self.hint}"
         lines = [report.summary(), f"First difference, going back from {report.root_name}: "

@@ -36,6 +36,7 @@ def test_the_same_seed_gives_the_same_exercise_and_right_answers_pass(kind):
     half = dict(list(right_answers(first).items())[:2])
     partial = first.grade(half)
     assert not partial.passed and partial.check.passed and "2 of" in str(partial) and "missing:" in str(partial)
+    assert str(partial).splitlines()[-1] == f"Next: fill in the rest: {', '.join(first.blanks[2:])}."
 
 
 @pytest.mark.parametrize("seed", range(12))
