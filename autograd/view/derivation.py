@@ -254,7 +254,7 @@ def check_derivation(root: Node, claimed: Mapping[Node | str, Any], *, rtol: flo
     if len(listing) > max_nodes:
         raise GraphTooLargeError(f"check_derivation: this graph has {len(listing):,} nodes, more than "
                                  f"max_nodes={max_nodes:,}; check a smaller part (fewer steps, a smaller batch), "
-                                 "or raise max_nodes (the check takes about a second per 50,000 nodes)")
+                                 "or raise max_nodes (the check takes about a second per 30,000 nodes)")
     adjoints = graph.backprop.adjoints
     claims, fitted = _resolve(claimed, listing, names, adjoints, rtol, atol)
 
