@@ -19,6 +19,7 @@ from autograd.core import (
     stage,
     zero_grad,
 )
+from autograd.exercise import Exercise, exercise
 from autograd.functions import (
     avg_pool2d,
     conv1d,
@@ -55,6 +56,7 @@ __all__ = [
     "Branch",
     "Constant",
     "DerivationCheck",
+    "Exercise",
     "Explanation",
     "Frames",
     "GradcheckResult",
@@ -82,6 +84,7 @@ __all__ = [
     "consumers",
     "detect_anomaly",
     "draw",
+    "exercise",
     "explain",
     "grad",
     "gradcheck",

@@ -264,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help=_default("characters to sample"))
     sampling.add_argument("--temperature", type=_non_negative_float, default=0.8, metavar="X",
                           help=_default("sampling temperature; 0 always takes the likeliest character"))
+    _add_exercise(command)
     return parser
 
 
@@ -580,3 +581,36 @@ def can_plot() -> bool:
         return True
     print("   (matplotlib is not installed, so no plot: pip install 'backprop-lens[plot]')")
     return False
+
+
+# --- exercise ----------------------------------------------------------------------------------------------
+
+def _add_exercise(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """The ``exercise`` command: an `autograd.exercise` printed, with its worksheet or solution on request."""
+    from autograd.exercise import KINDS, PROVIDED_BY
+
+    task = command("exercise", run_exercise, "Print a backpropagation exercise (a small graph, its forward "
+                   "values and the gradients to fill in); write it as a notebook to hand out, or show its solution.")
+    task.add_argument("--kind", choices=sorted({*KINDS, *PROVIDED_BY}), default="expression",
+                      help=_default("the graph"))
+    task.add_argument("--seed", type=_non_negative_int, default=0, metavar="N",
+                      help=_default("the same seed gives the same exercise"))
+    task.add_argument("--worksheet", metavar="PATH", help="write the exercise as a Jupyter notebook (.ipynb), "
+                      "without its answers")
+    task.add_argument("--solution", action="store_true", help="print the worked derivation too")
+
+
+def run_exercise(args: argparse.Namespace) -> int:
+    from autograd.exercise import exercise
+
+    if args.worksheet is not None and not args.worksheet.endswith(".ipynb"):
+        raise UsageError(f"--worksheet: the path must end in .ipynb, got {args.worksheet!r}")
+    task = exercise(args.kind, seed=args.seed)
+    print(task)
+    if args.solution:
+        print()
+        print(task.solution())
+    if args.worksheet is not None:
+        make_directories(Path(args.worksheet).parent or Path("."))
+        print(f"wrote {task.worksheet(args.worksheet)}")
+    return 0
