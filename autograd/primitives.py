@@ -231,16 +231,18 @@ def _tanh_grad(g: Any, out: Any, x: Any) -> Any:
 
 
 def _sech_squared(x: Any) -> Any:
-    """1 - tanh(x)², tanh's slope, as 4e/(1 + e)² with e = exp(-2|x|): where tanh(x) is near ±1, 1 - tanh(x)²
-    has lost every digit that the rounding of tanh(x) took (0 from x = 19 on; exact 4e-17). The same steps on
-    floats and arrays, so a Value and a 0-d Tensor get the same bits."""
+    """1 - tanh(x)², tanh's slope, as sech(x)² = (1/cosh(x))²: where tanh(x) is near ±1, 1 - tanh(x)² has lost
+    every digit that the rounding of tanh(x) took (0 from x = 19 on; exact 4e-17). The reciprocal is squared, not
+    cosh(x): cosh(x)² would overflow where the slope is still a subnormal number. The same steps on floats and
+    arrays, so a Value and a 0-d Tensor get the same bits."""
     if isinstance(x, np.ndarray):
-        e = np.exp(np.abs(x) * -2.0)
-        d = e + 1.0
-        return e * 4.0 / (d * d)
-    e = math.exp(abs(x) * -2.0)
-    d = e + 1.0
-    return e * 4.0 / (d * d)
+        s = np.reciprocal(np.cosh(x))  # cosh overflows to inf beyond |x| = 710, where the slope is 0 anyway
+        return s * s
+    try:
+        s = 1.0 / math.cosh(x)
+    except OverflowError:
+        return 0.0
+    return s * s
 
 
 def _sigmoid_grad(g: Any, out: Any, x: Any) -> Any:
