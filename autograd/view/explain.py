@@ -147,6 +147,10 @@ class Explanation:
                            "kept by wrt=, or is not in the graph)")
         return step
 
+    def step_lines(self, step: Step) -> list[str]:
+        """One step's adjoint equation as `to_text` writes it, in lines (without the first line's indent)."""
+        return _wrap(_equation(step, _TextStyle(self)), "", WIDTH)
+
     def to_text(self) -> str:
         style = _TextStyle(self)
         indent = "    " if self._staged else "  "
