@@ -197,6 +197,18 @@
         "click to open it in place" : "too large to open here: draw(..., keep=...) draws it in full"));
       return;
     }
+    if (unit.shared !== undefined) {
+      info.appendChild(make("h2", "name", "inputs shared by several stages"));
+      info.appendChild(make("p", "hint", "each stage that uses one shows its share; here are their totals"));
+      unit.shared.forEach(function (n) {
+        var section = make("section", "link");
+        nodeHeading(section, data.nodes[n]);
+        array(section, "value", data.nodes[n].value);
+        array(section, "d" + data.root + "/d" + data.nodes[n].name, data.nodes[n].grad);
+        info.appendChild(section);
+      });
+      return;
+    }
     var node = data.nodes[unit.node];
     nodeHeading(info, node);
     if (unit.copy !== undefined) {
@@ -242,6 +254,7 @@
       if (unit.open !== null && unit.open !== undefined) showView(unit.open);
       return;
     }
+    if (unit.node === undefined) return;
     pinned = id;
     var node = data.nodes[unit.node];
     clear(detail);
@@ -282,7 +295,9 @@
         var unit = current.data.units[id];
         var names = [];
         var stages = [];
-        if (unit.box !== undefined) {
+        if (unit.shared !== undefined) {
+          unit.shared.forEach(function (n) { names.push(data.nodes[n].name); });
+        } else if (unit.box !== undefined) {
           names.push(unit.box);
           stages = unit.path;
           (unit.members || []).forEach(function (n) { names.push(data.nodes[n].name); });

@@ -279,8 +279,12 @@ class _PageData:
                 inside.setdefault(box, []).append(node)
         units: dict[str, dict[str, Any]] = {}
         for unit in [*scene.nodes, *scene.proxies, *scene.boxes]:
+            if unit in scene.floating:
+                continue  # drawn in the table of shared inputs
             members = inside.get(unit, []) if isinstance(unit, Box) else folded.get(source(unit), [])
             units[ids[unit]] = self._unit(scene, unit, sent_at, members)
+        if scene.floating:  # `DotWriter._shared_inputs`: one table of the inputs every stage shows a copy of
+            units["shared"] = {"shared": [self.node_id(node) for node in scene.nodes if node in scene.floating]}
         edges = []
         for edge in scene.edges:
             links = [self.link_id(link) for link in edge.branches]
