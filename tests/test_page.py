@@ -74,8 +74,10 @@ def test_interactive_in_jupyter_is_the_page_in_a_frame_of_its_own():
     page = draw(fork_example(), view="backward").interactive()
     assert isinstance(page, Page)
     shown = page._repr_html_()
-    assert shown.startswith("<iframe srcdoc=") and 'sandbox="allow-scripts"' in shown
-    assert "<script" not in shown  # the page is an attribute's (escaped) text, not the notebook's markup
+    assert shown.startswith("<div><iframe srcdoc=") and 'sandbox="allow-scripts"' in shown
+    assert '<img alt="the drawing' in shown  # for where frames and scripts are not shown
+    # the page is an attribute's (escaped) text, not the notebook's markup: one script, which removes the PNG
+    assert shown.count("<script") == 1 and "&lt;script" in shown
     assert len(page) == len(page.html.encode())
 
 
@@ -334,3 +336,24 @@ def test_screenshot_fits_a_thousand_pixels(browser, lstm_page, tmp_path):
     width, height = struct.unpack(">II", png[16:24])
     assert width <= 1000 and height > 300
     assert_clean(browser, lstm_page)
+
+
+def test_inline_in_a_trusted_notebook_the_page_runs_in_its_frame(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    path = tmp_path / "cell.html"
+    shown = draw(fork_example(), view="backward").interactive()._repr_html_()
+    path.write_text(f"<!DOCTYPE html><html><body>{shown}</body></html>", encoding="utf-8")
+    chromium.console_errors(browser), chromium.requests(browser)
+    browser.get(path.as_uri())
+    assert browser.find_elements(By.TAG_NAME, "img") == []  # where scripts run, the PNG stand-in is removed
+    browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
+    try:
+        WebDriverWait(browser, 20).until(lambda d: d.execute_script("return document.body.dataset.ready"))
+        assert len(browser.find_elements(By.CSS_SELECTOR, "[data-unit]")) == 5
+    finally:
+        browser.switch_to.default_content()
+    assert chromium.console_errors(browser) == []
+    assert [url for url in chromium.requests(browser) if url != path.as_uri() and not url.startswith(("data:",
+            "about:srcdoc"))] == []

@@ -18,6 +18,7 @@ security policy forbids loading anything.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -69,6 +70,7 @@ class Page:
 
     def __init__(self, drawing: Any, *, timeout: float | None = None, limit: int = PAGE_LIMIT) -> None:
         self.html = page_html(drawing, timeout=timeout, limit=limit)
+        self._drawing, self._timeout = drawing, timeout
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the page to ``path`` (all or nothing, parent directories created)."""
@@ -79,10 +81,15 @@ class Page:
         return len(self.html.encode("utf-8"))
 
     def _repr_html_(self) -> str:
-        # a frame of its own: the page's script and styles cannot touch the notebook, nor the notebook's the page
-        return (f'<iframe srcdoc="{html.escape(self.html, quote=True)}" sandbox="allow-scripts" '
-                f'style="width:100%;height:{FRAME_HEIGHT}px;border:1px solid #d0d7de" '
-                'title="interactive drawing"></iframe>')
+        """The page in a frame of its own (its script and styles cannot touch the notebook, nor the notebook's
+        the page), and the drawing as a PNG for where frames and scripts are not shown: an untrusted notebook
+        in JupyterLab, GitHub. Where scripts run, the script after them removes the PNG."""
+        png = base64.b64encode(pipe(self._drawing, "png", timeout=self._timeout)).decode("ascii")
+        return (f'<div><iframe srcdoc="{html.escape(self.html, quote=True)}" sandbox="allow-scripts" '
+                f'style="width:100%;height:{FRAME_HEIGHT}px;border:1px solid #d0d7de" title="interactive drawing">'
+                f'</iframe><img alt="the drawing (open the notebook trusted for the interactive page)" '
+                f'style="max-width:100%" src="data:image/png;base64,{png}"/></div>'
+                "<script>document.currentScript.previousElementSibling.querySelector('img').remove();</script>")
 
     def __repr__(self) -> str:
         return f"<interactive page of a drawing, {len(self):,} bytes: .save('graph.html') writes it>"
