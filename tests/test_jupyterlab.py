@@ -83,26 +83,25 @@ def jupyterlab(tmp_path_factory):
             server.wait()
 
 
-@pytest.mark.parametrize("name", SHOWN)
-def test_every_drawing_shows_as_a_picture_in_untrusted_jupyterlab(jupyterlab, name):
+def unshown_drawings(url: str, name: str) -> list[tuple[int, int, str]]:
+    """The drawings among a notebook's stored outputs that show no picture when JupyterLab opens it: (code cell,
+    output, the text shown instead), both counted from 1."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     stored = [cell for cell in nbformat.read(NOTEBOOKS / name, as_version=4).cells if cell.cell_type == "code"]
     expected = [[is_drawing(output) for output in cell.outputs] for cell in stored]
     assert any(any(cell) for cell in expected), f"{name} has no drawing to check"
+    missing = []
     with chromium.chromium(1200, 900) as driver:
-        driver.get(f"{jupyterlab}/lab/tree/{name}")
+        driver.get(f"{url}/lab/tree/{name}?reset")  # ?reset: the notebook alone, not the last session's tabs
         WebDriverWait(driver, 120).until(
             lambda d: len(d.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-CodeCell")) == len(stored))
-        time.sleep(1)  # outputs render just after their cells
         cells = driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-CodeCell")
-        missing = []
         for k, (cell, wanted) in enumerate(zip(cells, expected)):
-            driver.execute_script("arguments[0].scrollIntoView()", cell)
+            driver.execute_script("arguments[0].scrollIntoView()", cell)  # JupyterLab renders what is in view
             outputs = WebDriverWait(driver, 30).until(
-                lambda d, cell=cell, wanted=wanted: (
-                    lambda found: found if len(found) == len(wanted) else False)(
+                lambda d, cell=cell, wanted=wanted: (lambda found: found if len(found) == len(wanted) else False)(
                     cell.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-child .jp-OutputArea-output")))
             for j, (output, drawing) in enumerate(zip(outputs, wanted)):
                 if not drawing:
@@ -112,5 +111,30 @@ def test_every_drawing_shows_as_a_picture_in_untrusted_jupyterlab(jupyterlab, na
                     "return Array.from(arguments[0].querySelectorAll('img, svg')).map(function (e) {"
                     "  var box = e.getBoundingClientRect(); return [box.width, box.height]; })", output)
                 if not any(width > 50 and height > 20 for width, height in sizes):
-                    missing.append(f"cell {k + 1}, output {j + 1}: {output.text[:80]!r}")
-        assert missing == [], f"drawings that show no picture in untrusted JupyterLab: {missing}"
+                    missing.append((k + 1, j + 1, output.text[:80]))
+    return missing
+
+
+@pytest.fixture(scope="module")
+def unshown(jupyterlab):
+    """`unshown_drawings` of each notebook in `SHOWN`, found once."""
+    return {name: unshown_drawings(jupyterlab, name) for name in SHOWN}
+
+
+ISSUE_19 = ("issue 19: the drawings' stored outputs are inline SVG in HTML, which JupyterLab's sanitizer strips in "
+            "an untrusted notebook (leaving the DOT text '%3 ...'); issue 19 adds a PNG beside each drawing's SVG")
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=ISSUE_19)
+@pytest.mark.parametrize("name", SHOWN)
+def test_every_drawing_shows_as_a_picture_in_untrusted_jupyterlab(unshown, name):
+    assert unshown[name] == [], f"drawings that show no picture in untrusted JupyterLab: {unshown[name]}"
+
+
+def test_the_interactive_page_shows_as_a_picture_in_untrusted_jupyterlab(unshown):
+    name = "2_stages_step_through.ipynb"
+    stored = [cell for cell in nbformat.read(NOTEBOOKS / name, as_version=4).cells if cell.cell_type == "code"]
+    pages = [(k, j) for k, cell in enumerate(stored, 1) for j, output in enumerate(cell.outputs, 1)
+             if "<iframe srcdoc=" in output.get("data", {}).get("text/html", "")]
+    assert pages, f"{name} shows no interactive page"
+    assert [(k, j) for k, j, _ in unshown[name] if (k, j) in pages] == []
