@@ -18,7 +18,7 @@ import chromium
 import numpy as np
 import pytest
 
-from autograd import Value, draw, explain, render, stage, step_through
+from autograd import Tensor, Value, draw, explain, render, stage, step_through
 from autograd.core import backpropagate
 from autograd.view.page import Page, PageTooLargeError, page_html, script_json
 from lstm.demo import DEMO_TENSOR, lstm_loss
@@ -357,3 +357,38 @@ def test_inline_in_a_trusted_notebook_the_page_runs_in_its_frame(browser, tmp_pa
     assert chromium.console_errors(browser) == []
     assert [url for url in chromium.requests(browser) if url != path.as_uri() and not url.startswith(("data:",
             "about:srcdoc"))] == []
+
+
+def test_a_forward_drawing_has_values_and_no_pass_to_step_through(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True, label="x")
+    with stage("layer"):
+        y = (x * 2.0).tanh().sum()
+    path = render(draw(y), tmp_path / "forward.html")
+    data = open_page(browser, path)
+    assert not browser.find_element(By.ID, "stepping").is_displayed()
+    shown = hover(browser, f'[data-unit="{unit_of(data, "x")}"]')
+    assert "2×3 · float64" in shown and "dL/dx" not in shown
+    np.testing.assert_array_equal(numbers(shown.split("float64")[1]), np.arange(6.0))
+    assert_clean(browser, path)
+
+
+def test_a_large_array_is_shown_in_part_and_says_so(browser, tmp_path):
+    x = Tensor(np.linspace(-1, 1, 3000), requires_grad=True, label="x")
+    path = render(draw((x * x).sum(), view="backward"), tmp_path / "large.html")
+    data = open_page(browser, path)
+    shown = hover(browser, f'[data-unit="{unit_of(data, "x")}"]')
+    assert "3,000 elements: the first and last of each row are shown" in shown
+    assert "3000 · float64" in shown and "..." in shown
+    assert_clean(browser, path)
+
+
+def test_no_shape_shows_a_tooltip_of_its_own(browser, fork_page):
+    open_page(browser, fork_page)
+    titles = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#drawing *')).filter(function (e) {"
+        "  return e.localName === 'title' || Array.from(e.attributes).some(function (a) {"
+        "    return a.localName === 'title'; }); }).length")
+    assert titles == 0
+    assert_clean(browser, fork_page)

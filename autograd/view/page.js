@@ -89,6 +89,9 @@
         }
       }
     }
+    // the titles told the shapes apart; left in, a browser would show them ("n12", "%3") as tooltips
+    var titles = svg.getElementsByTagName("title");
+    for (var t = titles.length - 1; t >= 0; t--) titles[t].parentNode.removeChild(titles[t]);
     closer.hidden = !view.opened;
     closer.textContent = view.opened ? "close " + view.opened : "";
     var stepping = document.getElementById("stepping");
@@ -112,9 +115,10 @@
     zoom.setAttribute("data-mode", mode);
     zoom.textContent = ZOOMS[mode][1];
     style.maxWidth = "";
-    if (mode === "width") {
-      style.width = Math.min(drawing.clientWidth - 4, width * 1.5) + "px";
-      style.height = "auto";
+    if (mode === "width") {  // the height written out: not every browser sizes an inline SVG by its viewBox
+      var fitted = Math.min(drawing.clientWidth - 4, width * 1.5);
+      style.width = fitted + "px";
+      style.height = fitted * current.natural[1] / current.natural[0] + "px";
     } else if (mode === "whole") {
       style.width = "100%";
       style.height = "100%";
@@ -298,8 +302,11 @@
           unit.shared.forEach(function (n) { names.push(data.nodes[n].name); });
         } else if (unit.box !== undefined) {
           names.push(unit.box);
-          stages = unit.path;
-          (unit.members || []).forEach(function (n) { names.push(data.nodes[n].name); });
+          stages = unit.path.slice();
+          (unit.members || []).forEach(function (n) {  // a box holds the stages of the nodes inside it
+            names.push(data.nodes[n].name);
+            stages = stages.concat(data.nodes[n].stage);
+          });
         } else {
           names.push(data.nodes[unit.node].name);
           stages = data.nodes[unit.node].stage;
