@@ -392,3 +392,15 @@ def test_no_shape_shows_a_tooltip_of_its_own(browser, fork_page):
         "    return a.localName === 'title'; }); }).length")
     assert titles == 0
     assert_clean(browser, fork_page)
+
+
+def test_boxes_beyond_the_pages_budget_say_how_to_draw_them(monkeypatch):
+    import autograd.view.page as page
+
+    monkeypatch.setattr(page, "MAX_OPENABLE", 2)
+    data = page_data(page_html(draw(lstm_loss(DEMO_TENSOR, seed=0), view="backward")))
+    boxes = {unit["box"]: unit for unit in data["views"][0]["units"].values() if "box" in unit}
+    assert [title for title, unit in boxes.items() if unit["open"] is not None] == ["t=4", "t=5"]  # nearest t=6
+    assert boxes["t=1"]["closed"] == "not opened in this page (it opens 2 boxes at most): draw(..., keep='t=1') " \
+                                     "draws it in full"
+    assert [view["opened"] for view in data["views"]] == [None, "t=4", "t=5"]

@@ -196,8 +196,7 @@
       info.appendChild(make("h2", "name", unit.box));
       info.appendChild(make("p", "stage", "a box: " + unit.size + " nodes" +
         (unit.repeats > 1 ? " in each of " + unit.repeats + " stages" : "") + " inside stage " + unit.path.join(" / ")));
-      info.appendChild(make("p", "hint", unit.open !== null && unit.open !== undefined ?
-        "click to open it in place" : "too large to open here: draw(..., keep=...) draws it in full"));
+      info.appendChild(make("p", "hint", unit.open !== null ? "click to open it in place" : unit.closed));
       return;
     }
     if (unit.shared !== undefined) {
@@ -254,7 +253,7 @@
   function pin(id) {
     var unit = current.data.units[id];
     if (unit.box !== undefined) {
-      if (unit.open !== null && unit.open !== undefined) showView(unit.open);
+      if (unit.open !== null) showView(unit.open);
       return;
     }
     if (unit.node === undefined) return;

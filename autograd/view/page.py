@@ -33,7 +33,7 @@ import numpy as np
 from autograd.core import Node
 from autograd.files import write_atomically
 from autograd.view.annotated import Link
-from autograd.view.boxes import Box, GraphTooLargeError, matcher
+from autograd.view.boxes import Box, GraphTooLargeError, literal, matcher
 from autograd.view.dot import DotWriter, visible
 from autograd.view.explain import Explanation, explain
 from autograd.view.frames import _moments
@@ -53,7 +53,8 @@ from autograd.view.scene import Proxy, Scene, Unit, source
 PAGE_LIMIT = 8_000_000  # bytes: a larger page is refused with advice on drawing less
 DIGITS = 6  # significant digits of the numbers in the page's arrays
 ARRAY_ELEMENTS = 2000  # elements of one array written out in full; larger ones show their first and last few
-MAX_OPENABLE = 24  # boxes a page lays out opened in advance (each is one more layout by dot)
+MAX_OPENABLE = 12  # boxes a page lays out opened in advance (each is one more layout by dot)
+OPEN_BUDGET = 1_500_000  # bytes of SVG a page spends on its boxes opened
 EXPLAIN_DIGITS = 4  # explain's own default precision
 FRAME_HEIGHT = 720  # pixels: the page's height inline in Jupyter
 POLICY = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
@@ -145,27 +146,29 @@ class _PageData:
         self.explanation = self._explanation()
 
     def build(self, drawing: Any, timeout: float | None, limit: int) -> dict[str, Any]:
-        writers: list[tuple[DotWriter, Box | None]] = [(self.writer, None)]
-        for box in self.scene.boxes[:MAX_OPENABLE]:
-            opened = self._opened(box)
-            if opened is not None:
-                writers.append((opened, box))
-        drawings = [drawing] + [writer.write() for writer, _ in writers[1:]]
+        first = _svg(drawing, timeout)
+        # Each box opened is one more layout, of about one and a half times the drawing's size: as many as fit
+        # the budget, the boxes nearest the end of the graph (the step drawn in full) first.
+        room = min(MAX_OPENABLE, int(OPEN_BUDGET / (1.5 * len(first))))
+        chosen = self.scene.boxes[::-1][:room]
+        writers = [(writer, box) for writer, box in ((self._opened(box), box) for box in chosen) if writer]
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            svgs = list(pool.map(lambda each: _svg_or_none(each, timeout, first=each is drawing), drawings))
-        views: list[dict[str, Any]] = []
-        size = 0
-        for (writer, box), svg in zip(writers, svgs):
+            svgs = list(pool.map(lambda each: _svg(each[0].write(), timeout, required=False), writers))
+        views = [self._view(self.writer, first)]
+        size = len(first)
+        for (writer, box), svg in sorted(zip(writers, svgs), key=lambda item: self.scene.boxes.index(item[0][1])):
             size += len(svg or "")
-            if svg is None or (box is not None and size > limit):  # an opened box is left out, not the page
+            if svg is None or size > limit:  # an opened box is left out, not the page
                 continue
             view = self._view(writer, svg)
-            if box is not None:
-                view["opened"] = visible(" / ".join(box.path))
-                opener = views[0]["units"].get(self.writer.ids[box])
-                if opener is not None:
-                    opener["open"] = len(views)
+            view["opened"] = visible(" / ".join(box.path))
+            views[0]["units"][self.writer.ids[box]]["open"] = len(views)
             views.append(view)
+        for box in self.scene.boxes:
+            unit = views[0]["units"][self.writer.ids[box]]
+            if unit["open"] is None:
+                unit["closed"] = (f"not opened in this page (it opens {len(views) - 1} boxes at most): "
+                                  f"draw(..., keep={literal(box.path[-1])!r}) draws it in full")
         return {"root": visible(self.root_name), "backward": self.backward, "digits": DIGITS,
                 "nodes": self.nodes, "links": self.links, "views": views}
 
@@ -323,12 +326,12 @@ class _PageData:
         return record
 
 
-def _svg_or_none(drawing: Any, timeout: float | None, first: bool) -> str | None:
-    """A drawing as SVG text for the page (None for an opened box that dot could not lay out)."""
+def _svg(drawing: Any, timeout: float | None, required: bool = True) -> str | None:
+    """A drawing as SVG text for the page; None, unless ``required``, when dot could not lay it out."""
     try:
         svg = pipe(drawing, "svg", timeout=timeout).decode("utf-8")
     except GraphvizError:
-        if first:
+        if required:
             raise
         return None
     svg = svg[svg.index("<svg"):]  # no XML prologue or DOCTYPE
