@@ -88,8 +88,9 @@ def test_the_readme_lstm_page_is_under_a_megabyte():
 
 
 def test_a_page_over_its_limit_says_so_and_how_to_draw_less():
-    with pytest.raises(PageTooLargeError, match=r"more than its limit.*collapse="):
-        page_html(draw(lstm_loss(DEMO_TENSOR, seed=0), view="backward"), limit=50_000)
+    drawing = draw(lstm_loss(DEMO_TENSOR, seed=0), view="backward")
+    with pytest.raises(PageTooLargeError, match=r"more than its limit of 0.05 MB.*collapse=.*interactive\(limit="):
+        drawing.interactive(limit=50_000)
 
 
 def test_a_drawing_not_made_by_draw_is_refused():
@@ -264,23 +265,31 @@ def test_lstm_boxes_open_and_close_in_place_and_stages_are_found(browser, lstm_p
 
     data = open_page(browser, lstm_page)
     first = data["views"][0]
-    box = next(key for key, unit in first["units"].items() if unit.get("box") == "t=2")
+    box = next(key for key, unit in first["units"].items() if unit.get("box") == "t=5")
     shapes = len(browser.find_elements(By.CSS_SELECTOR, "[data-unit]"))
     click(browser, f'[data-unit="{box}"]')
     closer = browser.find_element(By.ID, "close")
-    assert closer.is_displayed() and closer.text == "close t=2"
+    assert closer.is_displayed() and closer.text == "close t=5"
     opened = data["views"][first["units"][box]["open"]]
     assert len(browser.find_elements(By.CSS_SELECTOR, "[data-unit]")) == len(opened["units"]) > shapes
     names = {data["nodes"][unit["node"]]["name"] for unit in opened["units"].values() if "node" in unit}
-    assert "c[t=2]" in names and "c[t=2]" not in {data["nodes"][u["node"]]["name"] for u in first["units"].values()
+    assert "c[t=5]" in names and "c[t=5]" not in {data["nodes"][u["node"]]["name"] for u in first["units"].values()
                                                   if "node" in u}
+    first_inside = next(browser.find_element(By.CSS_SELECTOR, f'[data-unit="{key}"]') for key, unit
+                        in opened["units"].items() if "node" in unit and data["nodes"][unit["node"]]["stage"][:1]
+                        == ["t=5"])
+    frame = browser.find_element(By.ID, "drawing")
+    assert frame.rect["y"] <= first_inside.rect["y"] <= frame.rect["y"] + frame.rect["height"]  # opened in view
     search = browser.find_element(By.ID, "search")
     search.send_keys("forget gate")
     found = browser.find_elements(By.CSS_SELECTOR, "g.found")
     assert found and all("forget gate" in data["nodes"][opened["units"][g.get_attribute("data-unit")]["node"]]
                          ["stage"] for g in found if "node" in opened["units"][g.get_attribute("data-unit")])
+    search.clear()
     closer.click()
     assert not closer.is_displayed()
+    box_shape = browser.find_element(By.CSS_SELECTOR, f'[data-unit="{box}"]')
+    assert frame.rect["y"] <= box_shape.rect["y"] <= frame.rect["y"] + frame.rect["height"]  # back in place
     assert len(browser.find_elements(By.CSS_SELECTOR, "[data-unit]")) == shapes
     assert_clean(browser, lstm_page)
 

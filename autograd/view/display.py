@@ -35,12 +35,12 @@ class Drawing(graphviz.Digraph):
         duplicate.safer, duplicate.writer = self.safer, self.writer
         return duplicate
 
-    def interactive(self, *, timeout: float | None = None) -> Any:
-        """The drawing as an interactive page (`autograd.view.page.Page`): shown inline in Jupyter, or saved as
-        one self-contained HTML file with ``.save(path)``."""
+    def interactive(self, **options: Any) -> Any:
+        """The drawing as an interactive page (`autograd.view.page.Page`, which takes ``timeout=`` and
+        ``limit=``): shown inline in Jupyter, or saved as one self-contained HTML file with ``.save(path)``."""
         from autograd.view.page import Page  # the page sits above this module
 
-        return Page(self, timeout=timeout)
+        return Page(self, **options)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:
         return drawing_bundle(self, include, exclude)

@@ -172,6 +172,13 @@
     }
   }
 
+  function centre(element) {
+    var box = element.getBoundingClientRect();
+    var frame = drawing.getBoundingClientRect();
+    drawing.scrollTop += box.top - frame.top - frame.height / 3;
+    drawing.scrollLeft += box.left - frame.left - frame.width / 2 + box.width / 2;
+  }
+
   // --- the panel ---
   function array(parent, label, shown) {
     if (!shown) return;
@@ -253,7 +260,17 @@
   function pin(id) {
     var unit = current.data.units[id];
     if (unit.box !== undefined) {
-      if (unit.open !== null) showView(unit.open);
+      if (unit.open !== null) {
+        var path = unit.path.join("\u0000");
+        showView(unit.open);
+        // in place: the opened stage where the box was
+        var inside = Object.keys(current.units).filter(function (key) {
+          var shown = current.data.units[key];
+          return shown.node !== undefined &&
+            data.nodes[shown.node].stage.slice(0, unit.path.length).join("\u0000") === path;
+        });
+        if (inside.length) centre(current.units[inside[0]]);
+      }
       return;
     }
     if (unit.node === undefined) return;
@@ -346,7 +363,13 @@
     event.preventDefault();
   });
   search.addEventListener("input", function () { find(search.value); });
-  closer.addEventListener("click", function () { showView(0); });
+  closer.addEventListener("click", function () {
+    var opened = current.index;
+    showView(0);
+    Object.keys(current.units).forEach(function (key) {  // back in place: the box where the stage was
+      if (current.data.units[key].open === opened) centre(current.units[key]);
+    });
+  });
   zoom.addEventListener("click", function () { fit(ZOOMS[zoom.getAttribute("data-mode")][0]); });
   window.addEventListener("resize", function () { fit(zoom.getAttribute("data-mode")); });
 

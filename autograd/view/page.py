@@ -137,7 +137,7 @@ class _PageData:
         self.writer, self.scene = writer, writer.scene
         self.annotated = self.scene.annotated
         self.backward = self.scene.view == "backward"
-        self.root_name = writer.root_name
+        self.root_name = visible(writer.root_name)
         self.names = {node: visible(name) for node, name in writer.names.items()}
         self.node_ids: dict[Node, int] = {}
         self.nodes: list[dict[str, Any]] = []
@@ -169,7 +169,7 @@ class _PageData:
             if unit["open"] is None:
                 unit["closed"] = (f"not opened in this page (it opens {len(views) - 1} boxes at most): "
                                   f"draw(..., keep={literal(box.path[-1])!r}) draws it in full")
-        return {"root": visible(self.root_name), "backward": self.backward, "digits": DIGITS,
+        return {"root": self.root_name, "backward": self.backward, "digits": DIGITS,
                 "nodes": self.nodes, "links": self.links, "views": views}
 
     def _opened(self, box: Box) -> DotWriter | None:
