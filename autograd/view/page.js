@@ -15,7 +15,6 @@
   var SVG_NS = "http://www.w3.org/2000/svg";
 
   var current = null; // the view shown: {data, units: id -> element, edges: [element], natural: [w, h]}
-  var pinned = null; // the unit clicked, whose explanation shows
 
   function make(tag, className, text) {
     var element = document.createElement(tag);
@@ -98,7 +97,6 @@
     stepping.hidden = view.steps.length === 0;
     slider.max = String(view.steps.length);
     slider.value = String(view.steps.length);
-    pinned = null;
     clear(detail);
     setStep(view.steps.length);
     fit(zoom.getAttribute("data-mode") || "width");
@@ -114,7 +112,6 @@
     var width = current.natural[0];
     zoom.setAttribute("data-mode", mode);
     zoom.textContent = ZOOMS[mode][1];
-    style.maxWidth = "";
     if (mode === "width") {  // the height written out: not every browser sizes an inline SVG by its viewBox
       var fitted = Math.min(drawing.clientWidth - 4, width * 1.5);
       style.width = fitted + "px";
@@ -274,7 +271,6 @@
       return;
     }
     if (unit.node === undefined) return;
-    pinned = id;
     var node = data.nodes[unit.node];
     clear(detail);
     mark("pinned", [current.units[id]]);
