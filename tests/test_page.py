@@ -413,3 +413,16 @@ def test_boxes_beyond_the_pages_budget_say_how_to_draw_them(monkeypatch):
     assert boxes["t=1"]["closed"] == "not opened in this page (it opens 2 boxes at most): draw(..., keep='t=1') " \
                                      "draws it in full"
     assert [view["opened"] for view in data["views"]] == [None, "t=4", "t=5"]
+
+
+def test_every_number_comes_from_the_drawings_one_reverse_pass(monkeypatch):
+    import autograd.view.annotated as annotated
+
+    passes = []
+    real = annotated.backpropagate
+    monkeypatch.setattr(annotated, "backpropagate", lambda *args, **kwargs: passes.append(1) or real(*args, **kwargs))
+    drawing = draw(lstm_loss(DEMO_TENSOR, seed=0), view="backward")
+    page_html(drawing)  # the drawing, its boxes opened, explain's lines, the steps: all from one pass
+    assert len(passes) == 1
+    with pytest.raises(ValueError, match="another root"):
+        explain(fork_example(), annotated=drawing.writer.scene.annotated)

@@ -283,7 +283,8 @@ class Explanation:
 
 
 def explain(root: Node, wrt: Node | Iterable[Node] | None = None, *, precision: int = 4,
-            format: Format = "text", max_steps: int | None = MAX_STEPS) -> Explanation:
+            format: Format = "text", max_steps: int | None = MAX_STEPS, annotated: AnnotatedPass | None = None
+            ) -> Explanation:
     """Write out backpropagation from ``root`` as a hand derivation would, with the engine's numbers.
 
     First the forward values, stage by stage; then each node's adjoint equation, in reverse order:
@@ -294,7 +295,8 @@ def explain(root: Node, wrt: Node | Iterable[Node] | None = None, *, precision: 
     ``wrt`` (a node or several) keeps only the nodes on paths from them to ``root``. ``precision`` is the
     number of significant digits. ``format`` ("text", "markdown" or "latex") picks what ``str()`` returns.
     ``max_steps`` bounds how many values and steps the renderings write out (None: all); the structured
-    `Explanation.steps` always has every step.
+    `Explanation.steps` always has every step. ``annotated``: the root's annotated pass, when one is at hand
+    (a drawing's), so that the derivation is written from the very pass the drawing shows.
     """
     if not isinstance(root, Node):
         raise TypeError(f"explain: expected a graph node (a Value or Tensor), got {type(root).__name__}")
@@ -304,7 +306,10 @@ def explain(root: Node, wrt: Node | Iterable[Node] | None = None, *, precision: 
         raise ValueError(f"explain: precision is a number of significant digits, at least 1; got {precision!r}")
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
         raise ValueError(f"explain: max_steps must be a positive integer or None, got {max_steps!r}")
-    annotated = AnnotatedPass(root)
+    if annotated is None:
+        annotated = AnnotatedPass(root)
+    elif annotated.root is not root:
+        raise ValueError("explain: annotated= is the annotated pass of another root")
     listing, names = annotated.listing, annotated.names
     if not root.requires_grad:
         raise ValueError(f"explain: {names[root]!r} depends on nothing that needs a gradient, so there is "

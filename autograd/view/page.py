@@ -186,7 +186,7 @@ class _PageData:
     def _explanation(self) -> Explanation | None:
         if not self.backward or not self.scene.root.requires_grad:
             return None
-        explanation = explain(self.scene.root, precision=EXPLAIN_DIGITS, max_steps=None)
+        explanation = explain(self.scene.root, precision=EXPLAIN_DIGITS, max_steps=None, annotated=self.annotated)
         self.forward_lines = {line.name: line for line in explanation.forward}
         return explanation
 
