@@ -426,3 +426,14 @@ def test_every_number_comes_from_the_drawings_one_reverse_pass(monkeypatch):
     assert len(passes) == 1
     with pytest.raises(ValueError, match="another root"):
         explain(fork_example(), annotated=drawing.writer.scene.annotated)
+
+
+def test_without_a_browser_the_tests_skip_with_the_reason_and_fail_in_ci(monkeypatch):
+    monkeypatch.setattr(chromium, "CHROMIUM", "/nonexistent/chromium")
+    assert "install Debian's chromium package" in chromium.missing()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="browser tests cannot run in CI"):
+        chromium.require()
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="need headless Chromium: no /nonexistent/chromium"):
+        chromium.require()
