@@ -1,9 +1,9 @@
 """autograd: a small reverse-mode autodiff engine whose graphs, forks and chain rule you can see.
 
-Layers, each on the one before: `core` (nodes, stages, the reverse pass) -> `primitives` (the rule table)
--> `value` (scalars) and `tensor` (numpy arrays, with composites in `functions`) -> `check` (gradient
-checking) -> `view/` (drawings, step-through frames and the chain rule written out) -> `nn/` (modules and
-optimizers for training). `files` writes files all or nothing.
+Layers, each on the one before: `core` (nodes, stages, the reverse pass) -> `primitives` (the rule table;
+`conv` its sliding-window arithmetic) -> `value` (scalars) and `tensor` (numpy arrays, with composites and
+stages in `functions`) -> `check` (gradient checking) -> `view/` (drawings, step-through frames and the chain
+rule written out) -> `nn/` (modules and optimizers for training). `files` writes files all or nothing.
 """
 
 from autograd.check import GradcheckResult, gradcheck
@@ -19,7 +19,22 @@ from autograd.core import (
     stage,
     zero_grad,
 )
-from autograd.functions import cross_entropy, log_softmax, mse, softmax, split, stack
+from autograd.exercise import Exercise, exercise
+from autograd.functions import (
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    cross_entropy,
+    log_softmax,
+    max_pool2d,
+    maximum,
+    minimum,
+    mse,
+    softmax,
+    softmax_cross_entropy,
+    split,
+    stack,
+)
 from autograd.tensor import Tensor, concatenate, where
 from autograd.value import Constant, Value
 from autograd.view import (
@@ -41,6 +56,7 @@ __all__ = [
     "Branch",
     "Constant",
     "DerivationCheck",
+    "Exercise",
     "Explanation",
     "Frames",
     "GradcheckResult",
@@ -48,11 +64,18 @@ __all__ = [
     "GraphvizNotFoundError",
     "Tensor",
     "Value",
+    "avg_pool2d",
     "concatenate",
+    "conv1d",
+    "conv2d",
     "cross_entropy",
     "log_softmax",
+    "max_pool2d",
+    "maximum",
+    "minimum",
     "mse",
     "softmax",
+    "softmax_cross_entropy",
     "split",
     "stack",
     "where",
@@ -61,6 +84,7 @@ __all__ = [
     "consumers",
     "detect_anomaly",
     "draw",
+    "exercise",
     "explain",
     "grad",
     "gradcheck",

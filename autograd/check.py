@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -59,7 +60,11 @@ def gradcheck(f: Callable[..., Node], inputs: Sequence[Node], *, eps: float = 1e
     for x in inputs:
         if not isinstance(x, Node):
             raise TypeError(f"gradcheck inputs must be Values or Tensors, got {type(x).__name__}")
+    check_step(eps, "gradcheck")
     output = f(*inputs)
+    if not isinstance(output, Node):
+        raise TypeError(f"gradcheck needs f to return a graph node (a Value, or a Tensor of size 1) computed from "
+                        f"its inputs, got {type(output).__name__}: {output!r:.60}")
     if np.size(output.data) != 1:
         raise ValueError(f"gradcheck needs f to return a scalar, got shape {np.shape(output.data)}")
     analytic = grad(output, inputs)
@@ -96,6 +101,11 @@ def _finite_differences(f: Callable[..., Node], inputs: list[Node], x: Node, eps
     return np.asarray((plus - minus) / (2 * eps))
 
 
+def check_step(eps: float, caller: str) -> None:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < math.inf:
+        raise ValueError(f"{caller}: eps is the finite-difference step, a positive finite number, got {eps!r}")
+
+
 # central stencils: offsets (in steps of eps), their weights, and the divisor of eps
 STENCILS = {3: ((1, -1), (1, -1), 2), 5: ((2, 1, -1, -2), (-1, 8, -8, 1), 12)}
 
@@ -109,6 +119,7 @@ def central_differences(loss: Callable[[], float], array: np.ndarray, eps: float
     ``points=5``: (-L(x + 2e) + 8 L(x + e) - 8 L(x - e) + L(x - 2e)) / 12e, error of order e^4: with e = 1e-3,
     about 1e-12 for smooth functions, at twice the cost.
     """
+    check_step(eps, "central_differences")
     if points not in STENCILS:
         raise ValueError(f"central_differences: points must be 3 or 5, got {points!r}")
     offsets, weights, divisor = STENCILS[points]

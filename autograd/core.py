@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ContextDecorator
 from contextvars import ContextVar
@@ -371,11 +372,28 @@ def backward(root: Node, grad: Any, every_node: bool) -> None:
 
     An inner node's gradient is added as soon as the pass has it complete, and then dropped: the pass keeps
     the gradients of its frontier only, not the whole graph's. Under `detect_anomaly` they are all added at the
-    end instead, so that a pass stopped by an AnomalyError leaves every ``.grad`` as it was.
+    end instead, so that a pass stopped by an AnomalyError leaves every ``.grad`` as it was. Threads may run
+    backward() at once on graphs that share leaves: the additions into ``.grad`` take `GRAD_LOCK`, so none is lost.
     """
     seed = check_root(root, grad, "backward()", "grad")
     as_it_goes = every_node and not current_mode().anomaly
-    adjoints, _, owned = _reverse_pass(root, seed, False, False, every_node and not as_it_goes, as_it_goes)
+    if as_it_goes:  # the pass itself adds into .grad: a pass over floats, which holds the GIL anyway
+        with GRAD_LOCK:
+            adjoints, _, owned = _reverse_pass(root, seed, False, False, False, True)
+            _add_to_grads(adjoints, owned)
+        return
+    adjoints, _, owned = _reverse_pass(root, seed, False, False, every_node, False)
+    with GRAD_LOCK:
+        _add_to_grads(adjoints, owned)
+
+
+# Held while a backward pass adds into .grad: threads that share a parameter (a weight, a leaf) and run backward()
+# at once would each read .grad, add, and write it back, and one of two additions could be lost. One lock for
+# all: it is taken once per backward() call, and what it guards is a few additions.
+GRAD_LOCK = threading.Lock()
+
+
+def _add_to_grads(adjoints: dict[Node, Any], owned: set[Node]) -> None:
     for node, g in adjoints.items():  # what is left: the leaves' gradients (every node's, if kept)
         if node.requires_grad:
             node.add_to_grad(g, node in owned)
@@ -618,6 +636,9 @@ def grad(output: Node, inputs: Node | Sequence[Node], grad_output: Any = None, *
     ``create_graph=True`` they are graph nodes (the backward computation recorded in the stage ``backward``),
     so they can be differentiated again.
     """
+    if not isinstance(output, Node):
+        raise TypeError(f"grad() differentiates a graph node (a Value or a Tensor), got {type(output).__name__} "
+                        f"{output!r:.60} as the output")
     single = isinstance(inputs, Node)
     try:
         wanted = [inputs] if single else list(inputs)

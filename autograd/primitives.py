@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from autograd import conv
 from autograd.core import Node, passes_on, raw
 
 Rule = Callable[..., Any]
@@ -130,11 +131,12 @@ def _pow_grad_base(g: Any, out: Any, a: Any, b: Any) -> Any:
 
 
 def sign(x: Any) -> Any:
-    """-1, 0 or +1: a constant even when recording, since its own derivative is zero almost everywhere."""
+    """-1, 0 or +1 (NaN for NaN): a constant even when recording, since its own derivative is zero almost
+    everywhere."""
     x = raw(x)
     if isinstance(x, np.ndarray):
         return np.sign(x)
-    return float((x > 0) - (x < 0))
+    return 1.0 if x > 0 else -1.0 if x < 0 else 0.0 if x == 0 else x  # NaN for NaN, as np.sign
 
 
 def positive(x: Any) -> Any:
@@ -143,20 +145,53 @@ def positive(x: Any) -> Any:
 
 
 def _scalar_sigmoid(x: float) -> float:
-    return 0.5 * (1.0 + math.tanh(0.5 * x))  # the tanh form never overflows
+    # 1/(1 + e^-x): nothing cancels, so both tails keep every digit (0.5*(1 + tanh(x/2)) cancelled to 0 below
+    # x = -37). e^-x overflows only below x = -709, where sigmoid(x) = e^x/(1 + e^x) is e^x, 1 + e^x being 1.
+    try:
+        return 1.0 / (1.0 + math.exp(-x))
+    except OverflowError:
+        return math.exp(x)
 
 
+@np.errstate(over="raise")  # an overflow of e^-x (the far left tail) is rare: raised, then taken apart
 def _array_sigmoid(x: np.ndarray) -> np.ndarray:
-    # ½ and 1 as 0-d arrays of x's float type: numpy combines a small array with a Python float more slowly
-    half, one = _HALF_ONE.get(x.dtype, (0.5, 1.0))
-    out = np.tanh(x * half)
-    out += one  # in place: the same numbers as 0.5 * (1.0 + tanh), two arrays fewer
-    out *= half
+    # _scalar_sigmoid's formula, in the same steps (a 0-d Tensor gives a Value's bits); 1 as a 0-d array of x's
+    # float type: numpy combines a small array with a Python float more slowly
+    one = _ONE.get(x.dtype)
+    if one is None:  # a boolean mask
+        x, one = x.astype(np.float64), _ONE[np.dtype(np.float64)]
+    try:
+        e = np.exp(-x)
+    except FloatingPointError:
+        return _sigmoid_far_left(x, one)
+    e += one
+    if type(e) is not np.ndarray:  # a 0-d input gives numpy scalars
+        return one / e
+    return np.divide(one, e, out=e)
+
+
+def _sigmoid_far_left(x: np.ndarray, one: np.ndarray) -> np.ndarray:
+    """sigmoid where e^-x overflows somewhere (x below -709 in float64, -88.7 in float32, -11 in float16): e^x
+    there, as for a Value; 1/(1 + e^-x) elsewhere."""
+    with np.errstate(over="ignore"):
+        out = one / (one + np.exp(-x))
+        far = np.isinf(np.exp(-x)) & (x < 0)
+        out = np.asarray(out)
+        out[far] = np.exp(x[far])
     return out
 
 
-_HALF_ONE = {np.dtype(t): (np.array(0.5, dtype=t), np.array(1.0, dtype=t)) for t in (np.float16, np.float32,
-                                                                                    np.float64)}
+def sigmoid(x: Any) -> Any:
+    """The logistic function of a float, an array or a node (in a recorded pass): sigmoid's forward, for the
+    rule, which needs sigmoid(-x)."""
+    if isinstance(x, Node):
+        return x.sigmoid()
+    if isinstance(x, np.ndarray):
+        return _array_sigmoid(x)
+    return _scalar_sigmoid(x)
+
+
+_ONE = {np.dtype(t): np.array(1.0, dtype=t) for t in (np.float16, np.float32, np.float64)}
 
 
 # Scalar forwards that Python's math would refuse: the IEEE value instead, as numpy gives it for a Tensor.
@@ -177,6 +212,8 @@ def _scalar_sqrt(x: float) -> float:
 
 
 def _scalar_pow(a: float, b: float) -> float:
+    if b == 0.5:  # numpy's power takes a power of ½ as sqrt (so does PyTorch's): sqrt(-inf) is nan, sqrt(-0.0) -0.0
+        return _scalar_sqrt(a)
     try:
         return math.pow(a, b)
     except (OverflowError, ValueError):
@@ -184,19 +221,33 @@ def _scalar_pow(a: float, b: float) -> float:
 
 
 def _scalar_relu(x: float) -> float:
-    return x if x > 0 else 0.0
+    return 0.0 if x <= 0 else x  # NaN passes on, as np.maximum(nan, 0) and PyTorch's relu give it
 
-
-# tanh's and sigmoid's rules, g·(1 - out²) and g·out·(1 - out), written without the constant 1: numpy combines an
-# array with a Python number 0.2 us more slowly than with another array, as much as the product itself.
 
 def _tanh_grad(g: Any, out: Any, x: Any) -> Any:
-    return g - g * out * out
+    return g * _sech_squared(x)
+
+
+def _sech_squared(x: Any) -> Any:
+    """1 - tanh(x)², tanh's slope, as 4e/(1 + e)² with e = exp(-2|x|): where tanh(x) is near ±1, 1 - tanh(x)²
+    has lost every digit that the rounding of tanh(x) took (0 from x = 19 on; exact 4e-17). The same steps on
+    floats, arrays and nodes (a recorded pass), so a Value and a 0-d Tensor get the same bits."""
+    if isinstance(x, Node):
+        e = (abs(x) * -2.0).exp()
+        return e * 4.0 / ((e + 1.0) * (e + 1.0))
+    if isinstance(x, np.ndarray):
+        e = np.exp(np.abs(x) * -2.0)
+        d = e + 1.0
+        return e * 4.0 / (d * d)
+    e = math.exp(abs(x) * -2.0)
+    d = e + 1.0
+    return e * 4.0 / (d * d)
 
 
 def _sigmoid_grad(g: Any, out: Any, x: Any) -> Any:
-    g_out = g * out
-    return g_out - g_out * out
+    # sigmoid(x)·(1 - sigmoid(x)) with 1 - sigmoid(x) as sigmoid(-x): where out is near 1 (x > 0), 1 - out has
+    # lost every digit that the rounding of out took (0 from x = 37 on, exact e^-37)
+    return g * out * sigmoid(-x)
 
 
 # --- the table -----------------------------------------------------------------------------------------------
@@ -227,7 +278,7 @@ LOG = _unary("log", "log({x})", _scalar_log, quietly(np.log), lambda g, out, x: 
 SQRT = _unary("sqrt", "sqrt({x})", _scalar_sqrt, quietly(np.sqrt), lambda g, out, x: g * 0.5 * power(out, -1.0),
               "1/(2*sqrt(x))",
               domain="sqrt is defined for non-negative numbers only")
-TANH = _unary("tanh", "tanh({x})", math.tanh, np.tanh, _tanh_grad, "1 - tanh(x)^2")
+TANH = _unary("tanh", "tanh({x})", math.tanh, np.tanh, _tanh_grad, "1 - tanh(x)^2")  # (computed as 4e/(1+e)^2)
 SIGMOID = _unary("sigmoid", "sigmoid({x})", _scalar_sigmoid, _array_sigmoid, _sigmoid_grad,
                  "sigmoid(x)*(1 - sigmoid(x))")
 RELU = _unary("relu", "relu({x})", _scalar_relu, lambda x: np.maximum(x, 0),
@@ -378,9 +429,11 @@ SUM = Primitive("sum", "sum({x})", None, lambda x, axis, keepdims: x.sum(axis, k
                 (lambda g, out, x, axis, keepdims: broadcast_to(_kept(g, x, axis, keepdims), x.shape),),
                 ("1",), params=("axis", "keepdims"))
 MAX = Primitive("max", "max({x})", None, lambda x, axis, keepdims: x.max(axis, keepdims=keepdims),
-                (_extremum_grad,), ("1 at the maximum, else 0",), params=("axis", "keepdims"))
+                (_extremum_grad,), ("1/k at each of the k maxima (tied elements share), else 0",),
+                params=("axis", "keepdims"))
 MIN = Primitive("min", "min({x})", None, lambda x, axis, keepdims: x.min(axis, keepdims=keepdims),
-                (_extremum_grad,), ("1 at the minimum, else 0",), params=("axis", "keepdims"))
+                (_extremum_grad,), ("1/k at each of the k minima (tied elements share), else 0",),
+                params=("axis", "keepdims"))
 RESHAPE = Primitive("reshape", "reshape({x})", None, lambda x, shape: x.reshape(shape),
                     (lambda g, out, x, shape: g.reshape(x.shape),), ("1 (moved)",), params=("shape",))
 TRANSPOSE = Primitive("transpose", "{x}^T", None, lambda x, axes: x.transpose(axes),
@@ -421,3 +474,128 @@ def sum_to_shape(g: Any, shape: tuple[int, ...]) -> Any:
                 raise ValueError(f"axis {i} of {shape} has length {n}, not 1, yet became {g.shape[leading + i]}")
             stretched.append(leading + i)
     return g.sum(axis=tuple(stretched), keepdims=True).reshape(shape)
+
+
+# --- functional stages: convolution, pooling, softmax with cross-entropy ---------------------------------------
+# The article's other stages, each one row, so that a drawing shows one box and `explain` one formula for each.
+# Their arithmetic is `autograd.conv`'s (vectorised numpy). The backward of a convolution is itself a pair of
+# primitives (dL/dX and dL/dW are bilinear in their two inputs), each with rules of its own, so that a recorded
+# backward pass (create_graph=True) can be differentiated again; pooling's backward is a scatter (max) or a
+# primitive of its own (average). Formulas name the input ``a``, the kernel ``b`` and the upstream gradient ``g``:
+# they are the whole branch term. Spatial sizes arrive checked, as tuples with one entry per spatial axis.
+
+def run(op: Primitive, *inputs: Any, **params: Any) -> Any:
+    """``op`` forward on arrays, or recorded as a node when its first input is one (a recorded backward pass)."""
+    first = inputs[0]
+    if isinstance(first, Node):
+        return first.apply(op, *inputs[1:], **params)
+    return op.array(*inputs, **params)
+
+
+def _conv_forward(x: np.ndarray, weight: np.ndarray, stride: Any, padding: Any) -> np.ndarray:
+    return conv.correlate(x, weight, stride, padding)
+
+
+def _conv_grad_input(g: Any, out: Any, x: Any, weight: Any, stride: Any, padding: Any) -> Any:
+    return run(CONV_INPUT_GRAD, g, weight, size=x.shape[2:], stride=stride, padding=padding)
+
+
+def _conv_grad_weight(g: Any, out: Any, x: Any, weight: Any, stride: Any, padding: Any) -> Any:
+    return run(CONV_WEIGHT_GRAD, x, g, kernel=weight.shape[2:], stride=stride, padding=padding)
+
+
+_CONV_FORMULAS = ("convolve_full(g, flip(b))", "correlate(a, g)")
+_CONV_PARAMS = ("stride", "padding")
+CONV1D = Primitive("conv1d", "conv1d({a}, {b})", None, _conv_forward, (_conv_grad_input, _conv_grad_weight),
+                   _CONV_FORMULAS, params=_CONV_PARAMS)
+CONV2D = Primitive("conv2d", "conv2d({a}, {b})", None, _conv_forward, (_conv_grad_input, _conv_grad_weight),
+                   _CONV_FORMULAS, params=_CONV_PARAMS)
+# dL/dX = T(g, W) and dL/dW = C(X, g): for an upstream H of their result, <H, T(g, W)> = <conv(H, W), g> =
+# <C(H, g), W>, and <H, C(X, g)> = <conv(X, H), g> = <T(g, H), X>; hence the rules below.
+CONV_INPUT_GRAD = Primitive(
+    "conv_input_grad", "convolve_full({a}, flip({b}))", None,
+    lambda g, weight, size, stride, padding: conv.input_grad(g, weight, size, stride, padding),
+    (lambda h, out, g, weight, size, stride, padding: run(CONV2D if len(size) == 2 else CONV1D, h, weight,
+                                                          stride=stride, padding=padding),
+     lambda h, out, g, weight, size, stride, padding: run(CONV_WEIGHT_GRAD, h, g, kernel=weight.shape[2:],
+                                                          stride=stride, padding=padding)),
+    ("conv(g, b)", "correlate(g, a)"), params=("size", "stride", "padding"))
+CONV_WEIGHT_GRAD = Primitive(
+    "conv_weight_grad", "correlate({a}, {b})", None,
+    lambda x, g, kernel, stride, padding: conv.weight_grad(x, g, kernel, stride, padding),
+    (lambda h, out, x, g, kernel, stride, padding: run(CONV_INPUT_GRAD, g, h, size=x.shape[2:], stride=stride,
+                                                       padding=padding),
+     lambda h, out, x, g, kernel, stride, padding: run(CONV2D if len(kernel) == 2 else CONV1D, x, h,
+                                                       stride=stride, padding=padding)),
+    ("convolve_full(b, flip(g))", "conv(a, g)"), params=("kernel", "stride", "padding"))
+
+
+def _max_pool_grad(g: Any, out: Any, x: Any, kernel: Any, stride: Any) -> Any:
+    return scatter(g, conv.max_pool_index(raw(x), kernel, stride), x.shape)
+
+
+MAX_POOL2D = Primitive("max_pool2d", "max_pool2d({x})", None, conv.max_pool, (_max_pool_grad,),
+                       ("1 at each window's first maximum (row-major; PyTorch's choice at ties), else 0; "
+                        "summed where windows overlap",), params=("kernel", "stride"))
+AVG_POOL_GRAD = Primitive(
+    "avg_pool_grad", "spread({x})", None, conv.avg_pool_grad,
+    (lambda h, out, g, size, kernel, stride: run(AVG_POOL2D, h, kernel=kernel, stride=stride),),
+    ("avg_pool(g)",), params=("size", "kernel", "stride"))
+AVG_POOL2D = Primitive(
+    "avg_pool2d", "avg_pool2d({x})", None, conv.avg_pool,
+    (lambda g, out, x, kernel, stride: run(AVG_POOL_GRAD, g, size=x.shape[2:], kernel=kernel, stride=stride),),
+    ("1/(kernel area) from each window holding x",), params=("kernel", "stride"))
+
+
+def _softmax_cross_entropy(x: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    shifted = x - x.max(axis=-1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return -np.take_along_axis(log_p, targets[..., None], axis=-1).mean()
+
+
+def _softmax(x: Any) -> Any:
+    if isinstance(x, Node):
+        return x.softmax(axis=-1)
+    exps = np.exp(x - x.max(axis=-1, keepdims=True))
+    return exps / exps.sum(axis=-1, keepdims=True)
+
+
+def one_hot(targets: np.ndarray, classes: int, dtype: Any) -> np.ndarray:
+    """Row i holds 1 in column targets[i], else 0 (targets of any shape; classes become the last axis)."""
+    return (targets[..., None] == np.arange(classes)).astype(dtype)
+
+
+def _softmax_cross_entropy_grad(g: Any, out: Any, x: Any, targets: np.ndarray) -> Any:
+    rows = targets.size
+    return g * (_softmax(x) - one_hot(targets, x.shape[-1], raw(x).dtype)) / rows
+
+
+# p = softmax(x) row by row, y the targets, N the number of rows (explain says so, with their numbers)
+SOFTMAX_CROSS_ENTROPY = Primitive("softmax_cross_entropy", "cross_entropy({x}, y)", None, _softmax_cross_entropy,
+                                  (_softmax_cross_entropy_grad,), ("(p - onehot(y)) / N",), params=("targets",))
+
+
+def _maximum_share(a: Any, b: Any) -> Any:
+    """d max(a, b) / da: 1 where a is larger, 1/2 where the two tie (PyTorch's choice), else 0 (a constant)."""
+    a, b = raw(a), raw(b)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        like = a if isinstance(a, np.ndarray) and a.dtype.kind == "f" else b
+        return (np.greater(a, b) + np.equal(a, b) * 0.5).astype(np.result_type(like, np.float16))
+    return 1.0 if a > b else 0.5 if a == b else 0.0
+
+
+def _scalar_maximum(a: float, b: float) -> float:
+    return a if a > b or a != a else b  # as numpy's maximum: NaN wins, and of equals (0.0, -0.0) the second
+
+
+def _scalar_minimum(a: float, b: float) -> float:
+    return a if a < b or a != a else b
+
+
+MAXIMUM = _binary("maximum", "max({a}, {b})", _scalar_maximum, np.maximum,
+                  lambda g, out, a, b: g * _maximum_share(a, b), lambda g, out, a, b: g * _maximum_share(b, a),
+                  "1 if a > b, 1/2 if a = b, else 0", "1 if b > a, 1/2 if a = b, else 0")
+MINIMUM = _binary("minimum", "min({a}, {b})", _scalar_minimum, np.minimum,
+                  lambda g, out, a, b: g * _maximum_share(b, a), lambda g, out, a, b: g * _maximum_share(a, b),
+                  "1 if a < b, 1/2 if a = b, else 0", "1 if b < a, 1/2 if a = b, else 0")
+SCALAR_PRIMITIVES += (MAXIMUM, MINIMUM)  # Value.max and Value.min

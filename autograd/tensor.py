@@ -52,8 +52,16 @@ def as_array(data: Any, dtype: Any = None) -> np.ndarray:
         data = data.data
     if isinstance(data, str) or (isinstance(data, numbers.Number) and not isinstance(data, numbers.Real)):
         raise TypeError(f"Tensor needs real numbers, got {type(data).__name__}: {data!r:.60}")
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"Tensor dtype must be a float type, got {dtype}")
+        if type(data) is float:  # a number lifted into an op with a tensor (x * 2.0): real, checked by its type
+            return np.asarray(data, dtype=dtype)
+    # the numbers are read as they are, and checked, before any conversion to ``dtype``: numpy would turn complex
+    # numbers into their real parts (with a warning) and strings into the numbers they spell
     try:
-        array = np.asarray(data) if dtype is None else np.asarray(data, dtype=dtype)
+        array = np.asarray(data)
         kind = array.dtype.kind
         if kind == "O" and all(type(x) is int for x in array.flat):  # integers beyond int64
             array, kind = array.astype(np.float64), "f"
@@ -66,8 +74,8 @@ def as_array(data: Any, dtype: Any = None) -> np.ndarray:
     if dtype is None:
         if kind in "iu" or kind == "f" and array.dtype.type not in _FLOATS:
             array = array.astype(np.float64)
-    elif kind != "f":
-        raise TypeError(f"Tensor dtype must be a float type, got {np.dtype(dtype)}")
+    elif array.dtype != dtype:
+        array = array.astype(dtype)
     return array
 
 
@@ -306,6 +314,16 @@ class Tensor(Node):
         """A zero tensor of ``shape`` with this one added at ``index`` (the adjoint of indexing)."""
         return _apply(SCATTER, self, index=_index(index), shape=tuple(shape))
 
+    def apply(self, op: Primitive, *others: Any, **params: Any) -> Tensor:
+        """Run the primitive ``op`` with this tensor as its first input and record the node: how a rule makes
+        the primitives of its own backward when the backward pass is recorded (``create_graph=True``)."""
+        inputs = (self, *[_lift(other, self, op) for other in others])
+        try:
+            data = op.array(*[x.data for x in inputs], **params)
+        except (ValueError, IndexError, TypeError) as error:
+            raise _input_error(op, inputs, error) from None
+        return _record(op, data, inputs, params, any(x.requires_grad for x in inputs))
+
     # --- composites, defined once in functions.py ---
     def softmax(self, axis: int = -1) -> Tensor:
         from autograd.functions import softmax
@@ -330,7 +348,7 @@ def _lift(x: Any, like: Tensor | None, op: Primitive) -> Tensor:
     if isinstance(x, Tensor):
         return x
     if isinstance(x, Node):
-        raise mixing_error(op.name, like, x)
+        raise mixing_error(op.name, Tensor, x)  # (``like`` may be None: concatenate, stack, where)
     if like is not None and isinstance(x, (int, float)) and like.data.dtype.kind == "f":
         return Tensor(x, dtype=like.data.dtype)
     return Tensor(x)

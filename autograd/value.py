@@ -16,6 +16,8 @@ from autograd.primitives import (
     DIV,
     EXP,
     LOG,
+    MAXIMUM,
+    MINIMUM,
     MUL,
     NEG,
     POW,
@@ -166,6 +168,15 @@ class Value(Node):
 
     def sqrt(self) -> Value:
         return _apply(SQRT, self)
+
+    def max(self, other: Any) -> Value:
+        """The larger of the two, as a node (Python's ``max(a, b)`` returns one of them instead): each gets
+        the gradient where it is larger, half of it where they tie (PyTorch's choice)."""
+        return _apply(MAXIMUM, self, other if isinstance(other, Value) else _lift(other, MAXIMUM))
+
+    def min(self, other: Any) -> Value:
+        """The smaller of the two, as a node; ties share the gradient as in `max`."""
+        return _apply(MINIMUM, self, other if isinstance(other, Value) else _lift(other, MINIMUM))
 
     # Comparisons read the numbers and give a plain bool (for masks and control flow); == stays identity,
     # so Values can be dictionary keys and graph sets stay correct.

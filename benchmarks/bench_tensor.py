@@ -53,9 +53,10 @@ CASES = (
     Case("mul", lambda y, b: y * b, lambda y, b: y * b, lambda g, out, y, b: (g * b, g * y), binary=True),
     Case("div", lambda y, b: y / b, lambda y, b: y / b, lambda g, out, y, b: (g / b, -g * out / b), binary=True),
     Case("matmul", lambda y, b: y @ b, lambda y, b: y @ b, lambda g, out, y, b: (g @ b.T, y.T @ g), binary=True),
-    Case("tanh", lambda y, b: np.tanh(y), lambda y, b: y.tanh(), lambda g, out, y, b: (g - g * out * out, None)),
+    Case("tanh", lambda y, b: np.tanh(y), lambda y, b: y.tanh(),  # the slope as the engine's rule computes it
+         lambda g, out, y, b: (g * ((e := np.exp(np.abs(y) * -2.0)) * 4.0 / ((d := e + 1.0) * d)), None)),
     Case("sigmoid", lambda y, b: SIGMOID.array(y), lambda y, b: y.sigmoid(),  # numpy calls as the engine's
-         lambda g, out, y, b: ((g_out := g * out) - g_out * out, None)),
+         lambda g, out, y, b: (g * out * SIGMOID.array(-y), None)),
     Case("relu", lambda y, b: np.maximum(y, 0), lambda y, b: y.relu(),
          lambda g, out, y, b: (g * (y > 0).astype(y.dtype), None)),
     Case("sum(axis=1, keepdims)", lambda y, b: y.sum(axis=1, keepdims=True),

@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+import lstm
 from autograd.files import make_directories, write_atomically
 from autograd.view.boxes import AUTO_SHAPES, GraphTooLargeError
 from autograd.view.dot import MOST_DIGITS
@@ -45,6 +46,7 @@ from autograd.view.rendering import (
     FORMATS,
     GraphvizError,
     GraphvizNotFoundError,
+    GraphvizNotRunnableError,
     GraphvizTimeout,
     GraphvizWarning,
     render,
@@ -85,6 +87,7 @@ from lstm.train import (
 PROG = "backprop-lens"
 WARN_SECONDS = {"train": 3600, "compare": 60}  # work estimated to take longer is announced, with the estimate
 TIME_STEPS = "--seq-len"
+STANDARD_OUTPUT = ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
 
 
 class UsageError(Exception):
@@ -100,11 +103,16 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit:  # --help, or a bad argument already reported
-        return exit.code if isinstance(exit.code, int) else 2
+        if signal.getsignal(signal.SIGINT) is lstm._interrupted_while_starting:  # (a no-op if imported as a library)
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on: KeyboardInterrupt, below
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exit:  # --help, or a bad argument already reported
+            return exit.code if isinstance(exit.code, int) else 2
+    except KeyboardInterrupt:
+        return _interrupted()
     try:
         # Numbers that leave the floats show as inf or nan in what a command prints, or end it with one line (a
         # diverged run, a failed check); numpy's warnings about them would be lines of another kind.
@@ -127,8 +135,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         return _fail("out of memory: use smaller sizes", 1)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    print(f"{PROG}: interrupted", file=sys.stderr)
+    return 130
 
 
 def _fail(error: Any, status: int) -> int:
@@ -254,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help=_default("characters to sample"))
     sampling.add_argument("--temperature", type=_non_negative_float, default=0.8, metavar="X",
                           help=_default("sampling temperature; 0 always takes the likeliest character"))
+    _add_exercise(command)
     return parser
 
 
@@ -417,9 +430,13 @@ def run_graph(args: argparse.Namespace) -> int:
         raise UsageError(f"{error} On the command line: --collapse PATTERN, --keep PATTERN, --roll-up or "
                          "--max-nodes N.") from None
     try:
-        print(render_to(drawing, path, fmt, timeout=args.timeout))
+        written = render_to(drawing, path, fmt, timeout=args.timeout)
+        if str(written) not in STANDARD_OUTPUT:  # the picture itself went there: no name after it
+            print(written)
     except PageTooLargeError as error:
         raise UsageError(f"{error} On the command line: --collapse PATTERN or --roll-up, or smaller sizes.") from None
+    except GraphvizNotRunnableError:
+        raise  # it says what is wrong with the `dot` on PATH
     except GraphvizNotFoundError:
         raise GraphvizNotFoundError(f"Graphviz's `dot` program draws {fmt.upper()}, and it is not installed "
                                     "(sudo apt-get install graphviz, or bash .ci/setup); the DOT source needs "
@@ -440,7 +457,9 @@ def _graph_output(output: str | None, fmt: str | None, view: str) -> tuple[Path,
                          "or give --format")
     if fmt is not None and implied is not None and implied != fmt:
         raise UsageError(f"--output {output!r} does not match --format {fmt}")
-    if implied is None:
+    if implied is None and not (path.is_symlink() or path.exists() and not path.is_file()):
+        # a new file gets the format's suffix; what is there already is written as named: /dev/stdout (a link
+        # to the output, whatever it is), a FIFO, a device
         path = path.with_name(f"{path.name}.{extension.get(fmt, fmt)}")
     return path, fmt or implied
 
@@ -566,3 +585,36 @@ def can_plot() -> bool:
         return True
     print("   (matplotlib is not installed, so no plot: pip install 'backprop-lens[plot]')")
     return False
+
+
+# --- exercise ----------------------------------------------------------------------------------------------
+
+def _add_exercise(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """The ``exercise`` command: an `autograd.exercise` printed, with its worksheet or solution on request."""
+    from autograd.exercise import KINDS, PROVIDED_BY
+
+    task = command("exercise", run_exercise, "Print a backpropagation exercise (a small graph, its forward "
+                   "values and the gradients to fill in); write it as a notebook to hand out, or show its solution.")
+    task.add_argument("--kind", choices=sorted({*KINDS, *PROVIDED_BY}), default="expression",
+                      help=_default("the graph"))
+    task.add_argument("--seed", type=_non_negative_int, default=0, metavar="N",
+                      help=_default("the same seed gives the same exercise"))
+    task.add_argument("--worksheet", metavar="PATH", help="write the exercise as a Jupyter notebook (.ipynb), "
+                      "without its answers")
+    task.add_argument("--solution", action="store_true", help="print the worked derivation too")
+
+
+def run_exercise(args: argparse.Namespace) -> int:
+    from autograd.exercise import exercise
+
+    if args.worksheet is not None and not args.worksheet.endswith(".ipynb"):
+        raise UsageError(f"--worksheet: the path must end in .ipynb, got {args.worksheet!r}")
+    task = exercise(args.kind, seed=args.seed)
+    print(task)
+    if args.solution:
+        print()
+        print(task.solution())
+    if args.worksheet is not None:
+        make_directories(Path(args.worksheet).parent or Path("."))
+        print(f"wrote {task.worksheet(args.worksheet)}")
+    return 0

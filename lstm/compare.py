@@ -24,6 +24,7 @@ import numpy as np
 from autograd import DerivationCheck, Tensor, Value, check_derivation
 from autograd.check import central_differences
 from lstm import hand
+from lstm.demo import Sizes, check_comparison
 from lstm.model import LSTM, ScalarLSTM, data_of, grads_of, labelled_values
 from lstm.params import init_params
 
@@ -182,7 +183,17 @@ def compare(input_size: int = 3, hidden_size: int = 4, num_layers: int = 1, seq_
     gradients by name: parameter names, "x", "h0" and "c0" fill its column of the table; stage names (``h[t=5]``,
     ``c[t=5]``, ``z_f[t=5]``, ..., as ``hand.backward(..., adjoints=True)`` returns them) let the check say at
     which stage it first goes wrong. It is held to ``tolerance``.
+
+    Sizes are checked before anything is built, as the command line checks them (`lstm.demo.check_comparison`):
+    a comparison that would take more than this process's memory, a ScalarLSTM graph past `lstm.demo.NODE_LIMIT`
+    nodes or finite differences of more than some seconds is refused at once with a `lstm.demo.SizeError`.
     """
+    sizes = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, seq_len=seq_len,
+                 batch_size=batch_size)
+    for name, size in sizes.items():
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(f"compare: {name} must be a positive integer, got {size!r}")
+    check_comparison(Sizes(**sizes), scalar=include_scalar, finite_differences=include_finite_differences)
     settings = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, seq_len=seq_len,
                     batch_size=batch_size, seed=seed, eps=eps)
     params = init_params(input_size, hidden_size, num_layers, seed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,8 +34,13 @@ def quoted(text: str, limit: int = 60) -> str:
 
 
 def assignments(pairs: Sequence[str]) -> dict[str, float]:
-    """``["a=2", "b=-3"]`` as ``{"a": 2.0, "b": -3.0}``; ExpressionError for anything else, or a name twice."""
+    """``["a=2", "b=-3"]`` as ``{"a": 2.0, "b": -3.0}``; ExpressionError for anything else, or a name twice.
+
+    Names are read as Python reads identifiers, normalised to NFKC (``𝐚`` and ``ａ`` are ``a``): as the names in
+    the expression are, so that ``'𝐚*b' 𝐚=1 b=2`` means what it says, and ``𝐚=1 a=2`` is one name given twice.
+    """
     values: dict[str, float] = {}
+    given: dict[str, str] = {}  # each name as it was typed
     for pair in pairs:
         name, equals, number = (part.strip() for part in pair.partition("="))
         try:
@@ -43,9 +49,13 @@ def assignments(pairs: Sequence[str]) -> dict[str, float]:
             equals = ""
         if not equals or not name.isidentifier():
             raise ExpressionError(f"expected NAME=VALUE with a number, got {quoted(pair)}")
+        typed, name = name, unicodedata.normalize("NFKC", name)
         if name in values:
-            raise ExpressionError(f"{name} is given twice")
-        values[name] = value
+            if given[name] == typed:
+                raise ExpressionError(f"{name} is given twice")
+            raise ExpressionError(f"{given[name]} and {typed} are one name to Python, {name} (it reads names "
+                                  "normalised to NFKC): give it once")
+        values[name], given[name] = value, typed
     return values
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from autograd import DerivationCheck, Tensor, check_derivation, stage
 from autograd.core import topological_order
+from autograd.exercise import register
 from lstm.model import LSTM
 from lstm.params import STEP_NODES, init_params, step_name
 
@@ -66,6 +67,8 @@ class Step:
         return step_name(kind, 1)
 
 
+ASKED = (*(step_name(kind, 1) for kind in STEP_NODES), "h0", "c0", "x")  # what the exercise asks for: 14 gradients
+
 StepBackward = Callable[[Step, np.ndarray, np.ndarray], Mapping[str, Any]]
 
 
@@ -80,8 +83,8 @@ def one_step(input_size: int = 3, hidden_size: int = 4, batch: int = 2, seed: in
         ("c0", 0.5 * rng.standard_normal((batch, hidden_size)))))
     d_h, d_c = rng.standard_normal((2, batch, hidden_size))
     h, c = LSTM.from_state_dict(params).step(x, h_prev, c_prev, t=1)
-    with stage("loss"):
-        loss = (h * d_h).sum() + (c * d_c).sum()
+    with stage("loss"):  # d_h and d_c by name: the gradients arriving from step 2, given to the learner
+        loss = (h * Tensor(d_h, label="d_h")).sum() + (c * Tensor(d_c, label="d_c")).sum()
     loss.label = "L"
     nodes = {node.label: node.data for node in topological_order(loss) if node.label}
     step = Step(x.data, h_prev.data, c_prev.data,
@@ -96,12 +99,22 @@ def check_step(step_backward: StepBackward, *, input_size: int = 3, hidden_size:
 
     It returns a dict of your gradients by node name (``"h[t=1]"``, ``"tanh_c[t=1]"``, ``"c[t=1]"``, the gates
     ``"o[t=1]"`` ..., their pre-activations ``"z_o[t=1]"`` ..., and ``"h0"``, ``"c0"``, ``"x"``, each (B, ·)):
-    as many as you like, in any order. The report (`autograd.DerivationCheck`) names the first stage, going
-    back from the loss, where one of them differs from the engine's.
+    as many as you like, in any order (parameters' gradients too). The report (`autograd.DerivationCheck`)
+    names the first stage, going back from the loss, where one of them differs from the engine's, with a
+    verdict on the mistake, and says which of the 14 stage and input gradients asked for (`ASKED`) are missing.
     """
     loss, step, d_h, d_c = one_step(input_size, hidden_size, batch, seed)
     yours = step_backward(step, d_h.copy(), d_c.copy())
     if not isinstance(yours, Mapping):
         raise TypeError(f"check_step: your step_backward must return a dict of gradients by node name, got "
                         f"{type(yours).__name__}")
-    return check_derivation(loss, yours, rtol=rtol, atol=atol)
+    return check_derivation(loss, yours, rtol=rtol, atol=atol, expected=ASKED)
+
+
+def _exercise(rng: np.random.Generator) -> tuple[Tensor, tuple[str, ...]]:
+    """`autograd.exercise("lstm-step")`: this check's step, from a seed the exercise's generator draws."""
+    loss, *_ = one_step(seed=int(rng.integers(2 ** 31)))
+    return loss, ASKED
+
+
+register("lstm-step", _exercise)

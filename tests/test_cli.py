@@ -69,7 +69,7 @@ def only_files(directory: Path) -> list[str]:
 
 # --- help and bad arguments --------------------------------------------------------------------------------
 
-COMMANDS = ["demo", "graph", "compare", "explain", "train"]
+COMMANDS = ["demo", "graph", "compare", "explain", "train", "exercise"]
 
 
 def test_the_help_lists_every_command(tmp_path):

@@ -7,6 +7,7 @@ the node where it is made, on the scalar LSTM and on the Tensor LSTM, with the r
 
 from __future__ import annotations
 
+import builtins
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from autograd import Tensor, Value, check_derivation
+from autograd.view.boxes import GraphTooLargeError
 from autograd.view.derivation import DerivationCheck
 from lstm import LSTM, ScalarLSTM, hand
 from lstm.model import labelled_values
@@ -210,7 +212,8 @@ def test_a_fork_missing_a_branch_on_values():
     assert first.name == "a" and first.matches == ("c",) and first.missing == ("c + a",)
     assert first.verdict() == "yours equals only the branch through c; the branch through c + a is missing"
     text = str(report)
-    assert text.startswith("Your 2 gradients of L against the engine's (rtol 1e-06, atol 1e-09): 1 agree, 1 differs.")
+    assert text.startswith("Your 2 gradients of L against the engine's (rtol 1e-06, atol 1e-09): 2 of 3 asked for "
+                           "given, 1 agree, 1 differs; missing: b.")
     assert "First difference, going back from L: dL/da  (outside any stage)" in text
     assert "use c = a * b (outside any stage):" in text and "∂c/∂a = b = -3" in text
 
@@ -244,8 +247,8 @@ def test_unknown_repeated_and_misshapen_claims_are_refused_clearly():
     W = Tensor(np.ones((2, 3)), requires_grad=True, label="W")
     x = Tensor(np.ones((1, 2)), label="x")
     loss = (x @ W).sum()
-    with pytest.raises(ValueError, match=r"your dL/dW has shape \(3, 2\), but W is of shape \(2, 3\)"):
-        check_derivation(loss, {"W": np.ones((3, 2))})
+    with pytest.raises(ValueError, match=r"your dL/dW has shape \(3, 3\), but W is of shape \(2, 3\), and neither"):
+        check_derivation(loss, {"W": np.ones((3, 3))})
     with pytest.raises(ValueError, match="'x' needs no gradient"):
         check_derivation(loss, {"x": np.ones((1, 2))})
 
@@ -282,7 +285,7 @@ def test_text_markdown_and_html():
     assert "its branches, by the stage each leads into:" in text
     assert "Yours equals the forget gate's branch only;" in text
     markdown = report._repr_markdown_()
-    assert markdown.startswith("**Your 14 gradients of L") and "> Yours equals the forget gate" in markdown
+    assert markdown.startswith("**Your 14 gradients of L") and "> **Yours equals the forget gate" in markdown
     page = report._repr_html_()
     assert "color:#b91c1c" in page and "Yours equals the forget gate&#x27;s branch only" in page
     assert "color:#15803d" in check_step(right_step)._repr_html_()
@@ -307,3 +310,49 @@ def test_the_walk_goes_from_the_loss_back_so_the_latest_stage_is_reported_first(
     assert {check.name for check in report.mismatches} >= {"tanh_c[t=3]", "z_f[t=1]"}
     names = [check.name for check in report.checks]
     assert names.index("h[t=3]") < names.index("c[t=3]") < names.index("h[t=2]") < names.index("z_i[t=1]")
+
+
+# --- size: linear work, and a guard ---------------------------------------------------------------------------
+
+def wide_fork(uses):
+    """x used ``uses`` times, each use a product of its own: one fork of that width."""
+    x = Value(0.5, label="x")
+    loss = Value(0.0)
+    for k in range(uses):
+        loss = loss + x * float(k % 7 + 1)
+    loss.label = "L"
+    return x, loss
+
+
+def test_a_wide_fork_is_explained_with_work_linear_in_its_width(monkeypatch):
+    # Counted, not timed: the items every sum() of the check adds up. Quadratic work (each branch's "other
+    # branches" summed anew, as before) adds width² terms; linear work a few per branch.
+    counted = []
+    for uses in (200, 800):
+        x, loss = wide_fork(uses)
+        loss.backward()
+        items = [0]
+
+        def counting_sum(iterable, start=0, items=items):
+            for item in iterable:
+                items[0] += 1
+                start = start + item
+            return start
+
+        with monkeypatch.context() as patch:
+            patch.setattr(builtins, "sum", counting_sum)
+            report = check_derivation(loss, {"x": x.grad + 1.0})
+        assert report.first_mismatch.name == "x" and len(report.first_mismatch.branches) == uses
+        counted.append(items[0])
+    assert counted[1] <= 6 * counted[0]  # four times the width: about four times the sums, not sixteen
+
+
+def test_a_graph_larger_than_max_nodes_is_refused_before_the_reverse_pass():
+    x, loss = wide_fork(50)
+    with pytest.raises(GraphTooLargeError, match=r"this graph has 1\d\d nodes, more than max_nodes=100; .*raise "
+                                                  "max_nodes"):
+        check_derivation(loss, {"x": 1.0}, max_nodes=100)
+    assert check_derivation(loss, {"x": 1.0}, max_nodes=1000).first_mismatch.name == "x"
+    for bad in (0, -1, 2.5, True, "many"):
+        with pytest.raises(ValueError, match="max_nodes must be a positive integer"):
+            check_derivation(loss, {}, max_nodes=bad)

@@ -665,7 +665,7 @@ def test_prose_formulas_are_text_in_latex():
     explanation = explain(root)
     markdown = explanation.to_markdown()
     assert r"\text{ if } x > 0 \text{ else } 0" in markdown
-    assert r"1 \text{ at the maximum, else } 0" in markdown
+    assert r"1/k \text{ at each of the } k \text{ maxima } (\text{tied elements share}), \text{ else } 0" in markdown
     assert r"\operatorname{sum}(" in markdown and r"\operatorname{\text" not in markdown
     assert markdown_problems(markdown) == [] and latex_document_problems(explanation.to_latex()) == []
     assert_derivation_matches_engine(root, explanation, array_close)

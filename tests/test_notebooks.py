@@ -20,8 +20,8 @@ from autograd.view.draw import WIDTH_BUDGET
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_the_six_notebooks_are_there():
-    assert [path.stem.split("_")[0] for path in NOTEBOOKS] == ["1", "2", "3", "4", "5", "6"]
+def test_the_seven_notebooks_are_there():
+    assert [path.stem.split("_")[0] for path in NOTEBOOKS] == ["1", "2", "3", "4", "5", "6", "7"]
 
 
 def picture_widths(outputs) -> list[int]:
@@ -69,10 +69,10 @@ def test_the_readme_pictures_render_from_the_readme_examples(tmp_path):
     script = runpy.run_path(str(Path(__file__).parent.parent / "notebooks" / "figures" / "render.py"))
     written = script["main"](tmp_path)
     assert [path.name for path in written] == ["fork_backward.svg", "fork_step_through.gif",
-                                               "lstm_backward.svg", "gradient_flow.png"]
+                                               "lstm_backward.svg", "gradient_flow.png", "cnn_backward.svg"]
     for path in written:
         assert path.read_bytes()[:6] in (b"<?xml ", b"GIF89a", b"\x89PNG\r\n")
-    for name in ("fork_backward.svg", "lstm_backward.svg"):
+    for name in ("fork_backward.svg", "lstm_backward.svg", "cnn_backward.svg"):
         width = re.search(r'<svg width="([\d.]+)pt"', (tmp_path / name).read_text())[1]
         assert float(width) * 4 / 3 <= WIDTH_BUDGET  # at its natural size, in pixels
     svg = ElementTree.parse(tmp_path / "fork_backward.svg")

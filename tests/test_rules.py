@@ -148,6 +148,19 @@ TENSOR_OPS = [
     ("0-d reductions", [()], lambda a: a.sum(axis=-1) * a.max(axis=0) + a.mean(axis=(0,)), False),
     ("0-d arithmetic", [(), ()], lambda a, b: (a * b).exp() / (a * a + 1.0) - b**2, False),
     ("0-d softmax", [()], lambda a: a.softmax() * a + a.log_softmax(), False),
+    ("conv2d strided padded", [(2, 3, 5, 4), (2, 3, 3, 2), (2,)],
+     lambda a, b, c: autograd.conv2d(a, b, c, stride=(2, 1), padding=(1, 0)), False),
+    ("conv1d", [(2, 3, 7), (4, 3, 3)], lambda a, b: autograd.conv1d(a, b, stride=2, padding=1), False),
+    ("conv_input_grad", [(2, 2, 3, 3), (2, 3, 3, 2)],
+     lambda a, b: a.apply(primitives.CONV_INPUT_GRAD, b, size=(5, 4), stride=(2, 1), padding=(1, 0)), False),
+    ("conv_weight_grad", [(2, 3, 5, 4), (2, 2, 3, 3)],
+     lambda a, b: a.apply(primitives.CONV_WEIGHT_GRAD, b, kernel=(3, 2), stride=(2, 1), padding=(1, 0)), False),
+    ("max_pool2d overlapping", [(2, 3, 5, 4)], lambda a: autograd.max_pool2d(a, (2, 3), stride=1), False),
+    ("avg_pool2d", [(2, 3, 5, 4)], lambda a: autograd.avg_pool2d(a, 2), False),
+    ("avg_pool_grad", [(2, 3, 2, 2)],
+     lambda a: a.apply(primitives.AVG_POOL_GRAD, size=(5, 4), kernel=(2, 2), stride=(2, 2)), False),
+    ("softmax_cross_entropy", [(4, 3)], lambda a: autograd.softmax_cross_entropy(a, [0, 2, 1, 1]) * a, False),
+    ("maximum, minimum", [(3, 4), (4,)], lambda a, b: autograd.maximum(a, b) * autograd.minimum(b, a), False),
     ("0-d with a matrix", [(), (2, 3)], lambda a, b: a * b + b / (a * a + 1.0), False),
 ]
 
@@ -172,6 +185,8 @@ VALUE_OPS = [
     ("sigmoid", 1, lambda a: a.sigmoid(), False),
     ("relu", 1, lambda a: a.relu() * a, False),
     ("abs", 1, lambda a: abs(a) * a + a.abs(), False),
+    ("max", 2, lambda a, b: a.max(b) * a, False),
+    ("min", 2, lambda a, b: a.min(b) * b, False),
     ("a graph with forks", 2, lambda a, b: (a * b + a).tanh() * (b - a * a).sigmoid() + (a * a + 1).log(), False),
 ]
 
@@ -238,6 +253,92 @@ def _sigmoid(x):
 
 INDEX = (slice(None), [2, 0, 2])
 
+
+# Convolution and pooling written out position by position (loops: these are the references, not the engine).
+STRIDE, PADDING = (2, 1), (1, 0)
+
+
+def _naive_conv(x, w, stride=STRIDE, padding=PADDING):
+    xp = np.pad(x, [(0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2])
+    (kh, kw), (sh, sw) = w.shape[2:], stride
+    out = np.zeros((x.shape[0], w.shape[0], (xp.shape[2] - kh) // sh + 1, (xp.shape[3] - kw) // sw + 1))
+    for n, f, i, j in np.ndindex(out.shape):
+        out[n, f, i, j] = (xp[n, :, i * sh:i * sh + kh, j * sw:j * sw + kw] * w[f]).sum()
+    return out
+
+
+def _naive_conv_grads(g, x_shape, x, w, stride=STRIDE, padding=PADDING):
+    """dL/dx (from w) and dL/dw (from x), each window's term added where it came from."""
+    (ph, pw), (kh, kw), (sh, sw) = padding, w.shape[2:], stride
+    dxp = np.zeros((x_shape[0], x_shape[1], x_shape[2] + 2 * ph, x_shape[3] + 2 * pw))
+    xp = None if x is None else np.pad(x, [(0, 0), (0, 0), (ph, ph), (pw, pw)])
+    dw = np.zeros(w.shape)
+    for n, f, i, j in np.ndindex(g.shape):
+        dxp[n, :, i * sh:i * sh + kh, j * sw:j * sw + kw] += g[n, f, i, j] * w[f]
+        if xp is not None:
+            dw[f] += g[n, f, i, j] * xp[n, :, i * sh:i * sh + kh, j * sw:j * sw + kw]
+    return dxp[:, :, ph:ph + x_shape[2], pw:pw + x_shape[3]], dw
+
+
+def _naive_max_pool_grad(g, x, kernel, stride):
+    dx = np.zeros(x.shape)
+    for n, c, i, j in np.ndindex(g.shape):
+        window = x[n, c, i * stride:i * stride + kernel[0], j * stride:j * stride + kernel[1]]
+        p, q = np.unravel_index(np.argmax(window), window.shape)  # the first maximum
+        dx[n, c, i * stride + p, j * stride + q] += g[n, c, i, j]
+    return dx
+
+
+def _naive_spread(g, size, k=2):  # average pooling's backward with non-overlapping k x k windows
+    dx = np.zeros(g.shape[:2] + size)
+    for n, c, i, j in np.ndindex(g.shape):
+        dx[n, c, i * k:i * k + k, j * k:j * k + k] += g[n, c, i, j] / k**2
+    return dx
+
+
+def _naive_avg_pool(x, k=2):
+    ho, wo = x.shape[2] // k, x.shape[3] // k
+    return x[:, :, :ho * k, :wo * k].reshape(*x.shape[:2], ho, k, wo, k).mean(axis=(3, 5))
+
+
+def _p_minus_y(g, a):
+    targets = np.array([0, 2, 1, 1])
+    p = np.exp(a) / np.exp(a).sum(axis=1, keepdims=True)
+    return g * (p - np.eye(a.shape[1])[targets]) / len(targets)
+
+
+CONV_CLOSED_FORMS = {
+    "conv2d": ([(2, 3, 5, 4), (2, 3, 3, 2)], False,
+               lambda a, b: autograd.conv2d(a, b, stride=STRIDE, padding=PADDING),
+               lambda g, a, b: _naive_conv_grads(g, a.shape, a, b)),
+    "conv1d": ([(2, 3, 7), (4, 3, 3)], False, lambda a, b: autograd.conv1d(a, b, stride=2, padding=1),
+               lambda g, a, b: [d[:, :, 0] for d in _naive_conv_grads(g[:, :, None], (2, 3, 1, 7), a[:, :, None],
+                                                                        b[:, :, None], (1, 2), (0, 1))]),
+    # dL/dX = T(g, W): its input g's gradient is the convolution of the upstream h with W, its W's the
+    # correlation of h with g
+    "conv_input_grad": ([(2, 2, 3, 3), (2, 3, 3, 2)], False,
+                        lambda a, b: a.apply(primitives.CONV_INPUT_GRAD, b, size=(5, 4), stride=STRIDE,
+                                             padding=PADDING),
+                        lambda h, a, b: (_naive_conv(h, b), _naive_conv_grads(a, h.shape, h, b)[1])),
+    "conv_weight_grad": ([(2, 3, 5, 4), (2, 2, 3, 3)], False,
+                         lambda a, b: a.apply(primitives.CONV_WEIGHT_GRAD, b, kernel=(3, 2), stride=STRIDE,
+                                              padding=PADDING),
+                         lambda h, a, b: (_naive_conv_grads(b, a.shape, None, h)[0], _naive_conv(a, h))),
+    "max_pool2d": ([(2, 3, 5, 4)], False, lambda a: autograd.max_pool2d(a, (2, 3), stride=1),
+                   lambda g, a: (_naive_max_pool_grad(g, a, (2, 3), 1),)),
+    "avg_pool2d": ([(2, 3, 5, 4)], False, lambda a: autograd.avg_pool2d(a, 2),
+                   lambda g, a: (_naive_spread(g, (5, 4)),)),
+    "avg_pool_grad": ([(2, 3, 2, 2)], False,
+                      lambda a: a.apply(primitives.AVG_POOL_GRAD, size=(5, 4), kernel=(2, 2), stride=(2, 2)),
+                      lambda h, a: (_naive_avg_pool(h),)),
+    "softmax_cross_entropy": ([(4, 3)], False, lambda a: autograd.softmax_cross_entropy(a, [0, 2, 1, 1]),
+                              lambda g, a: (_p_minus_y(g, a),)),
+    "maximum": ([(3, 4), (4,)], False, lambda a, b: autograd.maximum(a, b),
+                lambda g, a, b: (np.where(a > b, g, 0.0), _unbroadcast(np.where(b > a, g, 0.0), b.shape))),
+    "minimum": ([(3, 4), (4,)], False, lambda a, b: autograd.minimum(a, b),
+                lambda g, a, b: (np.where(a < b, g, 0.0), _unbroadcast(np.where(b < a, g, 0.0), b.shape))),
+}
+
 # primitive name -> (input shapes, inputs positive, forward on Tensors, d/d each input given g, in numpy)
 CLOSED_FORMS = {
     "add": ([(3, 4), (4,)], False, lambda a, b: a + b, lambda g, a, b: (g, _unbroadcast(g, b.shape))),
@@ -273,6 +374,7 @@ CLOSED_FORMS = {
               lambda g, a, b: (np.where(CONDITION, g, 0.0), np.where(CONDITION, 0.0, g).sum(axis=0))),
     "clip": ([(3, 4)], False, lambda a: a.clip(-0.5, 0.5),
              lambda g, a: (np.where(np.abs(a) <= 0.5, g, 0.0),)),
+    **{name: row for name, row in CONV_CLOSED_FORMS.items()},
 }
 
 

@@ -1,13 +1,16 @@
-"""Layers on Tensor: `Module` (parameters by attribute name, state dicts as plain numpy), `Linear`, `Embedding`."""
+"""Layers on Tensor: `Module` (parameters by attribute name, state dicts as plain numpy), `Linear`, `Embedding`,
+and the convolutional stages `Conv2d`, `MaxPool2d`, `AvgPool2d`, `Flatten`."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
-from autograd.tensor import Tensor
+from autograd.functions import avg_pool2d, conv2d, max_pool2d
+from autograd.tensor import Tensor, normal_axis
 
 
 class Module:
@@ -89,12 +92,20 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, seed: int = 0,
                  dtype: Any = np.float64) -> None:
+        for name, size, least in (("in_features", in_features, 1), ("out_features", out_features, 0)):
+            if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < least:
+                raise ValueError(f"Linear: {name} must be an integer of at least {least}, got {size!r}")
         rng = np.random.default_rng(seed)
         bound = 1 / np.sqrt(in_features)
         self.weight = uniform(rng, bound, (out_features, in_features), dtype, "weight")
         self.bias = uniform(rng, bound, (out_features,), dtype, "bias") if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"Linear: the input must be a Tensor, got {type(x).__name__}")
+        if x.ndim == 0:
+            raise ValueError(f"Linear: the input needs a last axis of {self.weight.shape[1]} features, got a 0-d "
+                             "tensor")
         if x.shape[-1] != self.weight.shape[1]:
             raise ValueError(f"Linear: input has {x.shape[-1]} features (shape {x.shape}), "
                              f"expected {self.weight.shape[1]}")
@@ -118,3 +129,56 @@ class Embedding(Module):
         if ids.size and (ids.min() < 0 or ids.max() >= size):
             raise IndexError(f"Embedding: ids must lie in [0, {size}), got {ids.min()} to {ids.max()}")
         return self.weight[ids]
+
+
+class Conv2d(Module):
+    """A 2-d convolution layer as PyTorch's: ``weight`` (out_channels, in_channels, kh, kw), ``bias``
+    (out_channels,), both uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)] with fan_in = in_channels * kh * kw (what
+    PyTorch's kaiming_uniform_(a=sqrt(5)) gives), so a state dict moves to and from ``torch.nn.Conv2d``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], stride: Any = 1,
+                 padding: Any = 0, bias: bool = True, *, seed: int = 0, dtype: Any = np.float64) -> None:
+        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        rng = np.random.default_rng(seed)
+        bound = 1 / np.sqrt(in_channels * kh * kw)
+        self.weight = uniform(rng, bound, (out_channels, in_channels, kh, kw), dtype, "weight")
+        self.bias = uniform(rng, bound, (out_channels,), dtype, "bias") if bias else None
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x: Tensor) -> Tensor:
+        return conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+
+
+class MaxPool2d(Module):
+    """The maximum of each window (PyTorch's ``MaxPool2d`` without padding or dilation; stride defaults to the
+    window)."""
+
+    def __init__(self, kernel_size: int | tuple[int, int], stride: Any = None) -> None:
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        return max_pool2d(x, self.kernel_size, self.stride)
+
+
+class AvgPool2d(Module):
+    """The mean of each window (PyTorch's ``AvgPool2d`` without padding; stride defaults to the window)."""
+
+    def __init__(self, kernel_size: int | tuple[int, int], stride: Any = None) -> None:
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        return avg_pool2d(x, self.kernel_size, self.stride)
+
+
+class Flatten(Module):
+    """Axes start_dim..end_dim merged into one (PyTorch's default: all but the batch axis)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        start, end = (normal_axis(a, x.ndim, "Flatten", x) for a in (self.start_dim, self.end_dim))
+        if start > end:
+            raise ValueError(f"Flatten: start_dim {self.start_dim} comes after end_dim {self.end_dim} for a tensor "
+                             f"of shape {x.shape}")
+        return x.reshape(x.shape[:start] + (math.prod(x.shape[start:end + 1]),) + x.shape[end + 1:])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from autograd.core import Node
 from autograd.tensor import Tensor
 
 
@@ -21,6 +23,20 @@ def clip_grad_norm(parameters: Iterable[Tensor], max_norm: float) -> float:
     return total
 
 
+def setting(owner: str, name: str, value: Any, low: float, high: float, *, low_included: bool = True,
+            high_included: bool = False) -> float:
+    """An optimizer's number, checked: a real number in the interval from ``low`` to ``high`` (NaN never is)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{owner}: {name} must be a number, got {type(value).__name__}: {value!r:.60}")
+    value = float(value)
+    above = value >= low if low_included else value > low
+    below = value <= high if high_included else value < high
+    if not (above and below):
+        interval = f"{'[' if low_included else '('}{low:g}, {high:g}{']' if high_included else ')'}"
+        raise ValueError(f"{owner}: {name} must lie in {interval}, got {value!r}")
+    return value
+
+
 class Optimizer:
     """Holds the parameters and per-parameter state arrays; ``state_dict`` is plain numpy for ``.npz`` files.
 
@@ -29,12 +45,26 @@ class Optimizer:
     """
 
     def __init__(self, parameters: Iterable[Tensor], lr: float, buffers: Sequence[str] = ()) -> None:
+        name = type(self).__name__
+        if isinstance(parameters, (Tensor, Node)):
+            raise TypeError(f"{name} takes a list of parameters (model.parameters()), got a single "
+                            f"{type(parameters).__name__}; wrap it in a list")
         self.parameters = list(parameters)
         if not self.parameters:
-            raise ValueError(f"{type(self).__name__} got no parameters")
-        if not lr > 0:
-            raise ValueError(f"{type(self).__name__}: learning rate must be positive, got {lr}")
-        self.lr = lr
+            raise ValueError(f"{name} got no parameters")
+        seen: dict[int, int] = {}
+        for index, p in enumerate(self.parameters):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{name}: parameter {index} is a {type(p).__name__}; an optimizer updates Tensors "
+                                "in place (a Value's .data can be updated by hand: w.data -= lr * w.grad)")
+            if p.op is not None:
+                raise ValueError(f"{name}: parameter {index} ({p.where()}) was computed by {p.op.name}, not a leaf: "
+                                 "only leaves (Tensor(..., requires_grad=True)) can be optimized")
+            if id(p) in seen:
+                raise ValueError(f"{name}: parameter {index} is the same tensor as parameter {seen[id(p)]}; it "
+                                 "would be stepped twice")
+            seen[id(p)] = index
+        self.lr = setting(name, "lr", lr, 0, math.inf, low_included=False)
         self.steps = 0
         self.state: dict[str, list[np.ndarray]] = {name: [np.zeros_like(p.data) for p in self.parameters]
                                                    for name in buffers}
@@ -108,6 +138,7 @@ class SGD(Optimizer):
     """Stochastic gradient descent, with optional (heavy-ball) momentum."""
 
     def __init__(self, parameters: Iterable[Tensor], lr: float = 0.1, momentum: float = 0.0) -> None:
+        momentum = setting("SGD", "momentum", momentum, 0, math.inf)
         super().__init__(parameters, lr, ("velocity",) if momentum else ())
         self.momentum = momentum
 
@@ -126,6 +157,11 @@ class Adam(Optimizer):
 
     def __init__(self, parameters: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8) -> None:
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"Adam: betas is a pair of numbers in [0, 1), got {betas!r:.60}")
+        betas = (setting("Adam", "betas[0]", betas[0], 0, 1, high_included=False),
+                 setting("Adam", "betas[1]", betas[1], 0, 1, high_included=False))
+        eps = setting("Adam", "eps", eps, 0, math.inf)
         super().__init__(parameters, lr, self.BUFFERS)
         self.betas = betas
         self.eps = eps

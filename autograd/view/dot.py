@@ -81,6 +81,10 @@ MAX_SUM_TERMS = 4  # a fork with more branches shows "Σ n branches" instead of 
 MAX_EXPRESSION = 30  # characters of a node's first line before its expression is cut short
 MAX_LISTED = 3  # inputs a box names; more are counted
 MAX_ROW = 20  # characters of a gradient row before it goes on on a second line
+# Graphviz reads no label or tooltip longer than 16,384 bytes (and a name is written several times in some): a
+# name, stage or title is drawn shortened to MAX_NAME characters, and shown whole, up to MAX_WHOLE, in a tooltip;
+# a tooltip keeps MAX_TOOLTIP characters (4 bytes each at most, 2 for those escaped)
+MAX_NAME, MAX_WHOLE, MAX_TOOLTIP = 80, 1000, 3000
 SHALLOW = 5  # ranks: graphs this shallow are drawn left to right; deeper ones top to bottom
 CONVEYOR_WEIGHT = "12"  # Graphviz keeps heavier edges shorter and straighter
 STACK_LIMIT = 160  # shapes: larger drawings are not stacked, which costs Graphviz 1-2 s at 300 shapes, a minute at 450
@@ -167,6 +171,7 @@ class DotWriter:
         wrapped to lines of that many characters and takes the room of that many lines, so the frames of a
         step-through, whose captions differ, keep one layout."""
         legend = f"<FONT POINT-SIZE='{SMALL_FONT_SIZE}' COLOR='{MUTED}'>{text(LEGEND[self.scene.view])}</FONT>"
+        caption = caption and shorten(caption, MAX_WHOLE)
         if not caption:
             return as_html(legend + "<BR ALIGN='LEFT'/>")
         if room is None:
@@ -258,7 +263,9 @@ class DotWriter:
             fill, border = cluster_colours(inner, self.depth[inner])
             count[0] += 1
             with graph.subgraph(name=f"cluster_{count[0]}") as cluster:
-                cluster.attr(label=as_html(text(" · ".join(names))), style="rounded,filled", fillcolor=fill,
+                title = " · ".join(shorten(name, MAX_NAME) for name in names)
+                cluster.attr(label=as_html(text(title)), tooltip=tooltip_text(shorten(" · ".join(names), MAX_WHOLE)),
+                             style="rounded,filled", fillcolor=fill,
                              color=border, fontcolor=MUTED, fontsize="9", labeljust="l", margin="5")
                 self._cluster(cluster, inner, progress, count)
 
@@ -344,16 +351,16 @@ class DotWriter:
     # --- shapes ---
     def _box(self, graph: Any, box: Box, progress: Progress | None) -> None:
         if box.repeats > 1:
-            title = f"<B>{text(box.title)}</B>  ×{box.repeats}"
+            title = f"<B>{text(shorten(box.title, MAX_NAME))}</B>  ×{box.repeats}"
             count, attrs = f"{box.nodes:,} nodes each", {"shape": "box3d", "style": "filled"}
         else:
-            title = f"<B>{text(box.title)}</B>"
+            title = f"<B>{text(shorten(box.title, MAX_NAME))}</B>"
             count, attrs = f"{box.nodes:,} nodes", {"style": "rounded,filled,dashed"}
         if progress is not None and progress.current is box:
             attrs |= {"color": GRADIENT, "penwidth": "2.6"}
         rows = [title, f"<FONT POINT-SIZE='{SMALL_FONT_SIZE}' COLOR='{MUTED}'>{count}</FONT>"]
         used, fed = list(box.inputs), list(box.outputs)
-        tooltip = [f"{box.title}: {count}"]
+        tooltip = [f"{shorten(box.title, MAX_WHOLE)}: {count}"]
         for relation, nodes in (("uses", used), ("feeds", fed)):
             if nodes:
                 names = [self.names[node] for node in nodes]
@@ -587,7 +594,10 @@ class DotWriter:
             shown += f" = {expression(node, self.written)}"
         shown += f" = {brief(node.data, 6)}"
         if node.stage:
-            shown += f"  [{' / '.join(node.stage)}]"
+            shown += f"  [{shorten(' / '.join(node.stage), MAX_WHOLE)}]"
+        whole = self.scene.names[node]
+        if whole != self.names[node]:  # shortened in the picture
+            shown += f"\n{shorten(whole, MAX_WHOLE)}"
         return tooltip_text(shown)
 
 
@@ -608,7 +618,7 @@ def direction(scene: Scene) -> str:
 
 def drawn_names(scene: Scene, digits: int) -> dict[Node, str]:
     """The scene's node names, with scalar constants written to the drawing's precision."""
-    names = dict(scene.names)
+    names = {node: shorten(name, MAX_NAME) for node, name in scene.names.items()}
     for node in scene.nodes:
         for parent in node.parents:
             if is_constant(parent) and np.size(parent.data) == 1:
@@ -690,7 +700,8 @@ def tooltip_text(raw: str) -> str:
     """A tooltip as a quoted DOT string: backslashes doubled (Graphviz would read ``\\N`` as the node's name),
     quotes escaped, control characters visible, never read as an HTML-like string; a newline of ours is
     Graphviz's line break."""
-    lines = [visible(line).replace("\\", "\\\\").replace('"', '\\"') for line in raw.split("\n")]
+    shown = shorten("\n".join(visible(line) for line in raw.split("\n")), MAX_TOOLTIP)
+    lines = [line.replace("\\", "\\\\").replace('"', '\\"') for line in shown.split("\n")]
     return graphviz.nohtml("\\n".join(lines))
 
 

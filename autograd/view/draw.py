@@ -54,6 +54,8 @@ def draw(root: Node, view: View = "forward", *, collapse: StageFilter = "auto", 
     """
     if not isinstance(root, Node):
         raise TypeError(f"draw: expected a graph node (Value or Tensor), got {type(root).__name__}")
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"draw: title must be a string or None, got {type(title).__name__}: {title!r:.60}")
     scene = Scene(AnnotatedPass(root), view, collapse=collapse, keep=keep, roll_up=roll_up, fold=fold,
                   repeat_shared=repeat_shared, show_constants=show_constants, max_nodes=max_nodes)
     return DotWriter(scene, precision, rankdir).write(title)

@@ -39,6 +39,7 @@ import numpy as np
 
 from autograd.core import Node
 from autograd.view.annotated import AnnotatedPass
+from autograd.view.expand import expansion
 from autograd.view.notation import (
     expression,
     fill,
@@ -277,14 +278,18 @@ class Explanation:
                 current = step.node.stage
                 yield "stage", _stage_text(current)
             yield "step", _equation(step, style)
+            for term in step.terms:
+                note = _stage_note(term, self.names[self.root], self.precision)
+                if note:
+                    yield "note", note
         if len(steps) < len(self.steps):
             yield "note", (f"... {len(self.steps) - len(steps):,} more steps not written out "
                            "(explain(..., max_steps=None) writes them all; .steps holds them all)")
 
 
 def explain(root: Node, wrt: Node | Iterable[Node] | None = None, *, precision: int = 4,
-            format: Format = "text", max_steps: int | None = MAX_STEPS, annotated: AnnotatedPass | None = None
-            ) -> Explanation:
+            format: Format = "text", max_steps: int | None = MAX_STEPS,
+            expand: str | Iterable[str] | None = None, annotated: AnnotatedPass | None = None) -> Explanation:
     """Write out backpropagation from ``root`` as a hand derivation would, with the engine's numbers.
 
     First the forward values, stage by stage; then each node's adjoint equation, in reverse order:
@@ -295,8 +300,11 @@ def explain(root: Node, wrt: Node | Iterable[Node] | None = None, *, precision: 
     ``wrt`` (a node or several) keeps only the nodes on paths from them to ``root``. ``precision`` is the
     number of significant digits. ``format`` ("text", "markdown" or "latex") picks what ``str()`` returns.
     ``max_steps`` bounds how many values and steps the renderings write out (None: all); the structured
-    `Explanation.steps` always has every step. ``annotated``: the root's annotated pass, when one is at hand
-    (a drawing's), so that the derivation is written from the very pass the drawing shows.
+    `Explanation.steps` always has every step. ``expand`` names functional stages (``"softmax_cross_entropy"``,
+    ``"conv2d"``, ...; see `autograd.view.expand`) to write out as the plain primitives they stand for: the
+    derivation of a copy of the graph over the same leaves (nodes named in ``wrt`` stand for their copies).
+    ``annotated``: the root's annotated pass, when one is at hand (a drawing's), so that the derivation is
+    written from the very pass the drawing shows (not with ``expand``, which derives a copy).
     """
     if not isinstance(root, Node):
         raise TypeError(f"explain: expected a graph node (a Value or Tensor), got {type(root).__name__}")
@@ -306,10 +314,15 @@ def explain(root: Node, wrt: Node | Iterable[Node] | None = None, *, precision: 
         raise ValueError(f"explain: precision is a number of significant digits, at least 1; got {precision!r}")
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
         raise ValueError(f"explain: max_steps must be a positive integer or None, got {max_steps!r}")
+    if annotated is not None and (annotated.root is not root or expand is not None):
+        raise ValueError("explain: annotated= is the annotated pass of another root" if annotated.root is not root
+                         else "explain: annotated= and expand= do not go together: expand derives a copy")
+    if expand is not None:  # the derivation of the copy; nodes named in wrt= by their copies
+        copies = expansion(root, expand)
+        root = copies[root]
+        wrt = wrt if wrt is None else [copies.get(node, node) for node in _sources(wrt)]
     if annotated is None:
         annotated = AnnotatedPass(root)
-    elif annotated.root is not root:
-        raise ValueError("explain: annotated= is the annotated pass of another root")
     listing, names = annotated.listing, annotated.names
     if not root.requires_grad:
         raise ValueError(f"explain: {names[root]!r} depends on nothing that needs a gradient, so there is "
@@ -454,6 +467,34 @@ class _LatexStyle(_TextStyle):
 
     def more(self, count: int) -> str:
         return rf"\cdots\ \text{{{count:,} more}}\ \cdots"
+
+
+def _stage_note(term: Term, root: str, precision: int) -> str | None:
+    """What a functional stage's formula means, in words and with its numbers: p and y for p - y, the fork of a
+    kernel over the output positions, where pooling sends the gradient. None for other ops."""
+    op, names = term.consumer.op.name, term.operands
+    out, adjoint = names["out"], f"d{root}/d{names['out']}"
+    if op == "softmax_cross_entropy":
+        logits = term.consumer.parents[0].data
+        targets = term.consumer.params["targets"]
+        p = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        p /= p.sum(axis=-1, keepdims=True)
+        return (f"where p = softmax({names['x']}) = {summarize(p, precision)}, y = {summarize(targets, precision)}, "
+                f"N = {targets.size}: the predicted probabilities minus the one-hot targets, averaged over the rows")
+    if op in ("conv1d", "conv2d") and term.position == 1:
+        positions = int(np.prod(term.consumer.data.shape[2:]))
+        return (f"{names['b']} is used at each of the {positions} positions of {out} (a fork over positions): "
+                f"correlate({names['a']}, {adjoint}) adds up one term per position, the window of {names['a']} "
+                f"there times {adjoint} there (and over the batch)")
+    if op in ("conv1d", "conv2d"):
+        return (f"convolve_full({adjoint}, flip({names['b']})): each element of {names['a']} collects {adjoint} "
+                f"times the kernel entry that met it, from every window that covers it")
+    if op == "max_pool2d":
+        return (f"each window of {names['x']} sends its {adjoint} to its first maximum (row-major, as PyTorch "
+                f"does at ties); its other elements get 0")
+    if op == "avg_pool2d":
+        return f"each element of {names['x']} gets {adjoint} / (window area) from every window that holds it"
+    return None
 
 
 def _shape_phrase(shape: tuple[int, ...], latex: bool = False) -> str:

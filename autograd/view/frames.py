@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import operator
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -82,6 +83,14 @@ class Frames(Sequence[Drawing]):
             if not picked:
                 raise IndexError(f"frames[{index.start}:{index.stop}:{index.step}] picks no frame of {len(self)}")
             return Frames(self._writer, picked, self._caption_room)
+        try:
+            index = operator.index(index)
+        except TypeError:
+            raise TypeError(f"frames are picked by an integer or a slice, got {type(index).__name__} "
+                            f"{index!r:.40}") from None
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"frame {index} is out of range: there are {len(self)} frames, 0 to {len(self) - 1} "
+                             f"(or -{len(self)} to -1 from the end)")
         moment = self.moments[index]
         return self._writer.write(moment.caption, moment, self._caption_room)
 

@@ -34,6 +34,10 @@ class GraphvizNotFoundError(RuntimeError):
     """Rendering needs Graphviz's ``dot`` program, which is not installed."""
 
 
+class GraphvizNotRunnableError(GraphvizNotFoundError):
+    """A file named ``dot`` is on PATH, but it cannot be run (not executable, or not a program)."""
+
+
 class GraphvizError(RuntimeError):
     """``dot`` failed, or took longer than its timeout. ``reason`` is ``dot``'s own one-line account."""
 
@@ -64,6 +68,9 @@ def render(drawing: Any, path: str | os.PathLike, format: str | None = None, *, 
     Parent directories are created. The file appears complete or not at all: it is written under a
     temporary name and renamed into place. ``timeout`` (seconds) bounds ``dot``'s work (`DOT_TIMEOUT`).
     """
+    if not isinstance(getattr(drawing, "source", None), str):
+        raise TypeError(f"render: expected a drawing (what draw() returns, or a graphviz graph), got "
+                        f"{type(drawing).__name__}: {drawing!r:.60}")
     path = Path(path)
     fmt = format or FORMATS.get(path.suffix.lower())
     if fmt not in set(FORMATS.values()):
@@ -111,6 +118,10 @@ def run_dot(source: str, fmt: str, timeout: float | None = None) -> bytes:
                               timeout=None if limit > NO_LIMIT else limit, check=False)
     except FileNotFoundError:
         raise GraphvizNotFoundError(DOT_MISSING) from None
+    except OSError as error:  # a `dot` that is there but cannot be run: not executable, or not a program
+        raise GraphvizNotRunnableError(f"Graphviz's `dot` program on PATH ({_dot_on_path()}) cannot be run: "
+                                       f"{error.strerror or error}. Make it executable (chmod +x), or put a "
+                                       "working Graphviz first on PATH (sudo apt-get install graphviz).") from None
     except subprocess.TimeoutExpired:
         raise GraphvizTimeout(f"{dot()} took longer than {limit:g} s to lay out this drawing and was "
                               f"stopped: {ADVICE}; or allow it longer (timeout=, or "
@@ -118,6 +129,15 @@ def run_dot(source: str, fmt: str, timeout: float | None = None) -> bytes:
     if done.returncode != 0:
         raise _Failed(_reason(done.stderr), done.stdout)
     return done.stdout
+
+
+def _dot_on_path() -> str:
+    """The first file named ``dot`` on PATH, as the system would try it (executable or not)."""
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = Path(folder or ".") / "dot"
+        if candidate.is_file():
+            return str(candidate)
+    return "dot"
 
 
 def _seconds(timeout: Any) -> float:

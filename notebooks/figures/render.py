@@ -12,7 +12,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from autograd import Value, draw, render, step_through
+import numpy as np
+
+from autograd import Tensor, Value, conv2d, draw, max_pool2d, render, softmax_cross_entropy, step_through
 from lstm.demo import DEMO_FLOW, DEMO_TENSOR, gradient_flows, lstm_loss
 from lstm.flow import plot_flows
 
@@ -28,6 +30,24 @@ def fork_example() -> Value:
     return L
 
 
+def cnn_example() -> Tensor:
+    """The README's CNN: a 6x6 image, two 3x3 filters, ReLU, 2x2 max pooling, a linear layer, softmax with
+    cross-entropy."""
+    rng = np.random.default_rng(7)
+    X = Tensor(rng.standard_normal((1, 1, 6, 6)).round(1), label="X")
+    K = Tensor((rng.standard_normal((2, 1, 3, 3)) * 0.5).round(2), requires_grad=True, label="K")
+    W = Tensor((rng.standard_normal((3, 8)) * 0.5).round(2), requires_grad=True, label="W")
+    Y = conv2d(X, K)
+    Y.label = "Y"
+    P = max_pool2d(Y.relu(), 2)
+    P.label = "P"
+    z = P.reshape(1, 8) @ W.T
+    z.label = "z"
+    L = softmax_cross_entropy(z, [2])
+    L.label = "L"
+    return L
+
+
 def main(directory: Path) -> list[Path]:
     L = fork_example()
     written = [render(draw(L, view="backward"), directory / "fork_backward.svg"),
@@ -36,6 +56,7 @@ def main(directory: Path) -> list[Path]:
     written.append(render(draw(lstm_loss(DEMO_TENSOR, seed=0), view="backward"), directory / "lstm_backward.svg"))
     written.append(directory / "gradient_flow.png")
     plot_flows(gradient_flows(DEMO_FLOW, seed=0), written[-1])
+    written.append(render(draw(cnn_example(), view="backward"), directory / "cnn_backward.svg"))
     return written
 
 
