@@ -22,6 +22,7 @@ def _interrupted_while_starting(signum: int, frame: object) -> None:
 _argv = getattr(sys, "orig_argv", sys.argv)
 if sys.argv[0].endswith("backprop-lens") or any(a == "-m" and b == "lstm" for a, b in zip(_argv, _argv[1:])):
     signal.signal(signal.SIGINT, _interrupted_while_starting)  # the command starting; lstm.cli.main undoes it
+del _argv
 
 from lstm import hand, params  # noqa: E402 (after the handler: these imports are the command's first second)
 from lstm.compare import Comparison, compare  # noqa: E402
