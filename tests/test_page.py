@@ -426,6 +426,9 @@ def test_every_number_comes_from_the_drawings_one_reverse_pass(monkeypatch):
     assert len(passes) == 1
     with pytest.raises(ValueError, match="another root"):
         explain(fork_example(), annotated=drawing.writer.scene.annotated)
+    root = drawing.writer.scene.root
+    with pytest.raises(ValueError, match="annotated= and expand= do not go together"):
+        explain(root, annotated=drawing.writer.scene.annotated, expand="conv2d")
 
 
 def test_without_a_browser_the_tests_skip_with_the_reason_and_fail_in_ci(monkeypatch):
