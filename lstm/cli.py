@@ -40,6 +40,7 @@ from autograd.view.dot import MOST_DIGITS
 from autograd.view.draw import draw
 from autograd.view.explain import explain
 from autograd.view.notation import FLOAT_DIGITS
+from autograd.view.page import PageTooLargeError
 from autograd.view.rendering import (
     DOT_TIMEOUT,
     FORMATS,
@@ -208,8 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help=_default(f"significant digits shown, 1 to {MOST_DIGITS}"))
     drawing.add_argument("--max-nodes", type=_positive_int, default=2000, metavar="N",
                          help=_default("refuse drawings of more shapes than this"))
-    drawing.add_argument("--format", choices=("png", "svg", "pdf", "dot"),
-                         help="image format (default: from the --output suffix, else png); dot needs no Graphviz")
+    drawing.add_argument("--format", choices=("png", "svg", "pdf", "dot", "html"),
+                         help="image format (default: from the --output suffix, else png); dot needs no Graphviz; "
+                              "html: an interactive page in one file")
     drawing.add_argument("--output", metavar="PATH", help="file to write (default: out/graph_VIEW.FORMAT)")
     drawing.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                          help=f"stop Graphviz's dot after this long; inf: never (default: {DOT_TIMEOUT:g})")
@@ -431,6 +433,8 @@ def run_graph(args: argparse.Namespace) -> int:
         written = render_to(drawing, path, fmt, timeout=args.timeout)
         if str(written) not in STANDARD_OUTPUT:  # the picture itself went there: no name after it
             print(written)
+    except PageTooLargeError as error:
+        raise UsageError(f"{error} On the command line: --collapse PATTERN or --roll-up, or smaller sizes.") from None
     except GraphvizNotRunnableError:
         raise  # it says what is wrong with the `dot` on PATH
     except GraphvizNotFoundError:
@@ -449,7 +453,7 @@ def _graph_output(output: str | None, fmt: str | None, view: str) -> tuple[Path,
     path = Path(output)
     implied = FORMATS.get(path.suffix.lower())
     if fmt is None and implied is None:
-        raise UsageError(f"cannot tell the format of {output!r}: end it in .png, .svg, .pdf or .gv, "
+        raise UsageError(f"cannot tell the format of {output!r}: end it in .png, .svg, .pdf, .gv or .html, "
                          "or give --format")
     if fmt is not None and implied is not None and implied != fmt:
         raise UsageError(f"--output {output!r} does not match --format {fmt}")

@@ -28,11 +28,19 @@ class Drawing(graphviz.Digraph):
     and ``safer`` gives the DOT of a plainer layout of it, for a Graphviz that fails on this one."""
 
     safer: Callable[[], str] | None = None
+    writer: Any = None  # the `autograd.view.dot.DotWriter` that wrote it: its scene, for `interactive`
 
     def copy(self) -> Drawing:
         duplicate = super().copy()
-        duplicate.safer = self.safer
+        duplicate.safer, duplicate.writer = self.safer, self.writer
         return duplicate
+
+    def interactive(self, **options: Any) -> Any:
+        """The drawing as an interactive page (`autograd.view.page.Page`, which takes ``timeout=`` and
+        ``limit=``): shown inline in Jupyter, or saved as one self-contained HTML file with ``.save(path)``."""
+        from autograd.view.page import Page  # the page sits above this module
+
+        return Page(self, **options)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:
         return drawing_bundle(self, include, exclude)

@@ -161,6 +161,7 @@ class DotWriter:
                     graph.edge(bottom, anchor, style="invis", weight=STACKED_WEIGHT)
                 for top in tops:
                     graph.edge(anchor, top, style="invis", weight=STACKED_WEIGHT)
+        graph.writer = self  # the scene and names behind the picture, for an interactive page of it
         graph.safer = None if self.safe else lambda: DotWriter(self.scene, self.digits, self.rankdir, True).write(
             caption, progress, caption_room).source
         return graph

@@ -148,6 +148,10 @@ class Explanation:
                            "kept by wrt=, or is not in the graph)")
         return step
 
+    def step_lines(self, step: Step) -> list[str]:
+        """One step's adjoint equation as `to_text` writes it, in lines (without the first line's indent)."""
+        return _wrap(_equation(step, _TextStyle(self)), "", WIDTH)
+
     def to_text(self) -> str:
         style = _TextStyle(self)
         indent = "    " if self._staged else "  "
@@ -285,7 +289,7 @@ class Explanation:
 
 def explain(root: Node, wrt: Node | Iterable[Node] | None = None, *, precision: int = 4,
             format: Format = "text", max_steps: int | None = MAX_STEPS,
-            expand: str | Iterable[str] | None = None) -> Explanation:
+            expand: str | Iterable[str] | None = None, annotated: AnnotatedPass | None = None) -> Explanation:
     """Write out backpropagation from ``root`` as a hand derivation would, with the engine's numbers.
 
     First the forward values, stage by stage; then each node's adjoint equation, in reverse order:
@@ -299,6 +303,8 @@ def explain(root: Node, wrt: Node | Iterable[Node] | None = None, *, precision: 
     `Explanation.steps` always has every step. ``expand`` names functional stages (``"softmax_cross_entropy"``,
     ``"conv2d"``, ...; see `autograd.view.expand`) to write out as the plain primitives they stand for: the
     derivation of a copy of the graph over the same leaves (nodes named in ``wrt`` stand for their copies).
+    ``annotated``: the root's annotated pass, when one is at hand (a drawing's), so that the derivation is
+    written from the very pass the drawing shows (not with ``expand``, which derives a copy).
     """
     if not isinstance(root, Node):
         raise TypeError(f"explain: expected a graph node (a Value or Tensor), got {type(root).__name__}")
@@ -308,11 +314,15 @@ def explain(root: Node, wrt: Node | Iterable[Node] | None = None, *, precision: 
         raise ValueError(f"explain: precision is a number of significant digits, at least 1; got {precision!r}")
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
         raise ValueError(f"explain: max_steps must be a positive integer or None, got {max_steps!r}")
+    if annotated is not None and (annotated.root is not root or expand is not None):
+        raise ValueError("explain: annotated= is the annotated pass of another root" if annotated.root is not root
+                         else "explain: annotated= and expand= do not go together: expand derives a copy")
     if expand is not None:  # the derivation of the copy; nodes named in wrt= by their copies
         copies = expansion(root, expand)
         root = copies[root]
         wrt = wrt if wrt is None else [copies.get(node, node) for node in _sources(wrt)]
-    annotated = AnnotatedPass(root)
+    if annotated is None:
+        annotated = AnnotatedPass(root)
     listing, names = annotated.listing, annotated.names
     if not root.requires_grad:
         raise ValueError(f"explain: {names[root]!r} depends on nothing that needs a gradient, so there is "

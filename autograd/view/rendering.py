@@ -1,11 +1,12 @@
 """Turning a drawing into a file with Graphviz's ``dot`` program, on every Graphviz people have.
 
-`render` writes PNG, SVG or PDF (``.gv``: the DOT text, which needs no ``dot``), all or nothing; `pipe` gives
-the bytes. ``dot`` runs under a timeout (`DOT_TIMEOUT` seconds, or ``timeout=``). Some releases of ``dot``
-(Debian's and Ubuntu's 2.42 and 2.43 among them) fail on some layouts with clusters: when ``dot`` fails but
-wrote its output anyway, the output is kept; when it wrote nothing, a drawing made by `autograd.view.draw`
-is laid out once more without its ordering constraints. Either way one warning says so. A failure that
-remains is a `GraphvizError` with one line of explanation and advice, never ``dot``'s raw output.
+`render` writes PNG, SVG or PDF (``.gv``: the DOT text, which needs no ``dot``; ``.html``: an interactive page,
+see `autograd.view.page`), all or nothing; `pipe` gives the bytes. ``dot`` runs under a timeout (`DOT_TIMEOUT`
+seconds, or ``timeout=``). Some releases of ``dot`` (Debian's and Ubuntu's 2.42 and 2.43 among them) fail on
+some layouts with clusters: when ``dot`` fails but wrote its output anyway, the output is kept; when it wrote
+nothing, a drawing made by `autograd.view.draw` is laid out once more without its ordering constraints. Either
+way one warning says so. A failure that remains is a `GraphvizError` with one line of explanation and advice,
+never ``dot``'s raw output.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from autograd.files import write_atomically
 
-FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".gv": "dot", ".dot": "dot"}
+FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".gv": "dot", ".dot": "dot", ".html": "html"}
 DOT_TIMEOUT = 60.0  # seconds: a layout that takes longer is stopped with an error (set it, or pass timeout=)
 NO_LIMIT = 1e6  # seconds: a longer timeout (inf, 1e308) means none, as the system's wait cannot count that far
 
@@ -61,7 +62,8 @@ class _Failed(Exception):
 
 def render(drawing: Any, path: str | os.PathLike, format: str | None = None, *, timeout: float | None = None
            ) -> Path:
-    """Write a drawing to ``path`` as PNG, SVG or PDF (from the suffix, or ``format``); ``.gv`` is DOT text.
+    """Write a drawing to ``path`` as PNG, SVG or PDF (from the suffix, or ``format``); ``.gv`` is DOT text,
+    ``.html`` an interactive page of it (`autograd.view.page`).
 
     Parent directories are created. The file appears complete or not at all: it is written under a
     temporary name and renamed into place. ``timeout`` (seconds) bounds ``dot``'s work (`DOT_TIMEOUT`).
@@ -72,9 +74,14 @@ def render(drawing: Any, path: str | os.PathLike, format: str | None = None, *, 
     path = Path(path)
     fmt = format or FORMATS.get(path.suffix.lower())
     if fmt not in set(FORMATS.values()):
-        raise ValueError(f"render: cannot tell the format of {str(path)!r}; use a .png, .svg, .pdf or .gv "
-                         "suffix, or pass format='png' / 'svg' / 'pdf' / 'dot'")
-    data = drawing.source.encode() if fmt == "dot" else pipe(drawing, fmt, timeout=timeout)
+        raise ValueError(f"render: cannot tell the format of {str(path)!r}; use a .png, .svg, .pdf, .gv or .html "
+                         "suffix, or pass format='png' / 'svg' / 'pdf' / 'dot' / 'html'")
+    if fmt == "html":
+        from autograd.view.page import page_html  # the page is built on this module
+
+        data = page_html(drawing, timeout=timeout).encode("utf-8")
+    else:
+        data = drawing.source.encode() if fmt == "dot" else pipe(drawing, fmt, timeout=timeout)
     return write_atomically(path, lambda file: file.write(data))
 
 

@@ -139,6 +139,9 @@ class Scene:
         census = Census(order, show_constants, repeat_shared, fold)
         given = {"collapse": collapse, "keep": keep, "roll_up": roll_up}
         collapse, keep = resolve(census, collapse, keep)
+        # what the scene was drawn with, so that a page can draw it again with one box opened
+        self.options = {"collapse": collapse, "keep": keep, "roll_up": roll_up, "repeat_shared": repeat_shared,
+                        "show_constants": show_constants, "max_nodes": max_nodes, "fold": fold}
         self.box_of = census.plan(collapse, keep, roll_up)
         shapes = census.shapes(self.box_of)
         if shapes > max_nodes:
