@@ -8,11 +8,12 @@ the initialisation once for all of them. `RNN` is a plain tanh RNN built the sam
 names the first stage that goes wrong); `gradient_flow` measures dL/dh_t and dL/dc_t through time.
 """
 
-from lstm import hand, params
-from lstm.compare import Comparison, compare
-from lstm.flow import GradientFlow, gradient_flow
-from lstm.model import LSTM, RNN, ScalarLSTM
-from lstm.step import Step, check_step
+from lstm import hand
+from lstm.checks.compare import Comparison, compare
+from lstm.checks.flow import GradientFlow, gradient_flow
+from lstm.checks.step import Step, check_step
+from lstm.models import params
+from lstm.models.lstm import LSTM, RNN, ScalarLSTM
 
 __all__ = ["LSTM", "RNN", "Comparison", "GradientFlow", "ScalarLSTM", "Step", "check_step", "compare",
            "gradient_flow", "hand", "params"]

@@ -48,9 +48,8 @@ from autograd.view.rendering import (
     GraphvizWarning,
     render,
 )
-from lstm.checkpoint import CheckpointError
-from lstm.compare import compare
-from lstm.data import DEFAULT_CORPUS, available_corpora
+from lstm.checks.compare import compare
+from lstm.checks.flow import plot_flows
 from lstm.demo import (
     DEMO_FLOW,
     DEMO_SCALAR,
@@ -67,8 +66,9 @@ from lstm.demo import (
     stage_paths,
 )
 from lstm.expression import FUNCTIONS, ExpressionError, assignments, expression_value, quoted
-from lstm.flow import plot_flows
-from lstm.train import (
+from lstm.training.checkpoint import CheckpointError
+from lstm.training.data import DEFAULT_CORPUS, available_corpora
+from lstm.training.run import (
     DTYPES,
     ConfigError,
     TrainConfig,

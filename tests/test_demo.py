@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lstm.demo
-import lstm.train
+import lstm.training.run
 from autograd import stage
 from autograd.core import topological_order
 from lstm import LSTM, RNN, compare, gradient_flow
@@ -34,7 +34,7 @@ from lstm.demo import (
     names_a_stage,
     stage_paths,
 )
-from lstm.train import TrainConfig
+from lstm.training.run import TrainConfig
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def nothing_is_built(monkeypatch):
 
     for name in ("LSTM", "ScalarLSTM"):
         monkeypatch.setattr(lstm.demo, name, refuse)
-    monkeypatch.setattr(lstm.train, "memory_limit", lambda: 10**9)  # the same outcome on every machine
+    monkeypatch.setattr(lstm.training.run, "memory_limit", lambda: 10**9)  # the same outcome on every machine
 
 
 @pytest.mark.parametrize("scalar, shape", [

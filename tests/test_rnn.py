@@ -7,7 +7,7 @@ import pytest
 
 from autograd import Tensor, consumers, gradcheck
 from lstm import LSTM, RNN, gradient_flow, params
-from lstm.flow import plot_flows
+from lstm.checks.flow import plot_flows
 
 
 def reference_forward(state, x, h0):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from autograd import Value, draw, render, step_through
 from lstm.demo import DEMO_FLOW, DEMO_TENSOR, gradient_flows, lstm_loss
-from lstm.flow import plot_flows
+from lstm.checks.flow import plot_flows
 
 
 def fork_example() -> Value:

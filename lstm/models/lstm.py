@@ -37,7 +37,7 @@ import numpy as np
 from autograd import Tensor, Value, concatenate, stack, stage
 from autograd.nn import Module, checked_state
 from autograd.value import Constant
-from lstm.params import GATES, STEP_NODES, Gate, init_params, parameter_shapes, sizes_of, step_name
+from lstm.models.params import GATES, STEP_NODES, Gate, init_params, parameter_shapes, sizes_of, step_name
 
 __all__ = ["GATES", "LSTM", "RNN", "Gate", "ScalarLSTM", "Unrolled", "parameter_shapes"]
 

@@ -32,7 +32,7 @@ from typing import IO, Any
 import numpy as np
 
 from autograd.files import write_atomically
-from lstm.data import CharVocab
+from lstm.training.data import CharVocab
 
 __all__ = ["Checkpoint", "CheckpointError", "Layout", "load_checkpoint", "save_checkpoint"]
 

@@ -24,8 +24,8 @@ import numpy as np
 from autograd import DerivationCheck, Tensor, Value, check_derivation
 from autograd.check import central_differences
 from lstm import hand
-from lstm.model import LSTM, ScalarLSTM, data_of, grads_of, labelled_values
-from lstm.params import init_params
+from lstm.models.lstm import LSTM, ScalarLSTM, data_of, grads_of, labelled_values
+from lstm.models.params import init_params
 
 __all__ = ["Comparison", "Difference", "compare"]
 

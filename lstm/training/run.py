@@ -38,8 +38,9 @@ from autograd import Tensor, cross_entropy, no_grad
 from autograd.files import make_directories, remove_stale_temporaries, write_atomically
 from autograd.nn import Embedding, Linear, Module
 from autograd.nn.optim import Adam, clip_grad_norm
-from lstm.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from lstm.data import (
+from lstm.models.lstm import LSTM, parameter_shapes
+from lstm.training.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from lstm.training.data import (
     DEFAULT_CORPUS,
     CharVocab,
     available_corpora,
@@ -49,7 +50,6 @@ from lstm.data import (
     train_val_split,
     unigram_cross_entropy,
 )
-from lstm.model import LSTM, parameter_shapes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

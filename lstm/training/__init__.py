@@ -1,0 +1,1 @@
+"""Training a character model: the data, the run, its checkpoints."""
