@@ -102,20 +102,18 @@ def test_gradient_flow_of_the_rnn_is_dh_only_and_equals_the_recurrence_worked_by
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_the_cell_state_carries_the_gradient_further_once_the_forget_gates_are_open(seed):
-    """Notebook 5's claims, for three seeds: with PyTorch's initialisation and a loss on the last output, over 30
-    steps the plain RNN and the LSTM both keep almost nothing of the gradient (their forget gates sit near
-    sigmoid(0) = 1/2); the LSTM whose forget gates start open (bias 1) keeps a thousand times more; and in an
-    LSTM |dL/dh_t| and |dL/dc_t| fade together, since each feeds the other through the gates."""
+def test_open_forget_gates_keep_thousands_of_times_more_of_the_gradient(seed):
+    """With PyTorch's initialisation and a loss on the last output, over 30 steps the plain RNN and the LSTM both
+    keep almost nothing of the gradient (their forget gates sit near sigmoid(0) = 1/2); the LSTM whose forget gates
+    start open (bias 1) keeps over a thousand times more, in h and in c (notebook 5 prints 2,143 and 3,034 times;
+    tests/test_highway.py checks its whole account)."""
     x = np.random.default_rng(seed).standard_normal((30, 4, 3))
     flows = {"RNN": gradient_flow(RNN(3, 16, seed=seed), x), "LSTM": gradient_flow(LSTM(3, 16, seed=seed), x),
              "LSTM, forget bias 1": gradient_flow(LSTM(3, 16, seed=seed, forget_bias=1.0), x)}
     kept = {name: flow.dh[0, 0] / flow.dh[0, -1] for name, flow in flows.items()}
+    kept_c = {name: flow.dc[0, 0] / flow.dc[0, -1] for name, flow in flows.items() if flow.dc is not None}
     assert kept["RNN"] < 1e-5 and kept["LSTM"] < 1e-5
     assert kept["LSTM, forget bias 1"] > 1e3 * max(kept["RNN"], kept["LSTM"])
-    for name in ("LSTM", "LSTM, forget bias 1"):
-        flow = flows[name]
-        kept_c = flow.dc[0, 0] / flow.dc[0, -1]
-        assert 0.1 < kept_c / kept[name] < 100  # the same order: no separate, longer road through c alone
+    assert kept_c["LSTM, forget bias 1"] > 1e3 * kept_c["LSTM"]
     figure = plot_flows(flows)
     assert len(figure.axes[0].lines) == 5 and figure.axes[0].get_yscale() == "log"

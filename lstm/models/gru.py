@@ -36,16 +36,25 @@ class GRU(_TensorModel):
 
     ``out, h_n = gru(x, h0)`` with x (T, B, input_size), a numpy array or a Tensor, and h0 (num_layers, B,
     hidden_size), zeros when omitted; as ``nn.GRU`` returns them. ``GRU.from_state_dict(state)`` builds one from
-    given weights (``weight_ih_l0`` (3H, I), rows in the order r, z, n).
+    given weights (``weight_ih_l0`` (3H, I), rows in the order r, z, n). ``update_bias`` sets every update-gate
+    bias after the usual draw (bias_ih's update block to it, bias_hh's to 0), as ``LSTM(forget_bias=...)`` does.
     """
 
     blocks = len(GRU_GATES)
     state_names = ("h0",)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dtype: Any = np.float64,
-                 seed: int = 0) -> None:
+                 seed: int = 0, *, update_bias: float | None = None) -> None:
         self._set_sizes(input_size, hidden_size, num_layers)
-        self._set_parameters(init_params(input_size, hidden_size, num_layers, seed, blocks=self.blocks), dtype)
+        params = init_params(input_size, hidden_size, num_layers, seed, blocks=self.blocks)
+        if update_bias is not None:
+            # as the LSTM's forget_bias: the update block of bias_ih set, that of bias_hh zeroed, after the draw;
+            # u near 1 keeps h_{t-1}, the GRU's own road for the gradient
+            update = slice(UPDATE * hidden_size, (UPDATE + 1) * hidden_size)
+            for layer in range(num_layers):
+                params[f"bias_ih_l{layer}"][update] = update_bias
+                params[f"bias_hh_l{layer}"][update] = 0.0
+        self._set_parameters(params, dtype)
 
     def forward(self, x: Any, h0: Any = None) -> tuple[Tensor, Tensor]:
         """``(out, h_n)``: out (T, B, H) from the last layer; h_n (num_layers, B, H) at the end."""
@@ -131,6 +140,7 @@ class GRU(_TensorModel):
         return h
 
 
+UPDATE = 1  # the update gate's row block (nn.GRU's z)
 _GATE_STAGES = tuple(stage(gate.stage) for gate in GRU_GATES)
 _HIDDEN_STATE = stage("hidden state")
 
