@@ -70,6 +70,7 @@ from lstm.training.checkpoint import CheckpointError
 from lstm.training.data import DEFAULT_CORPUS, available_corpora
 from lstm.training.run import (
     DTYPES,
+    MODELS,
     ConfigError,
     TrainConfig,
     TrainingDiverged,
@@ -230,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=_default(f"significant digits shown, 1 to {FLOAT_DIGITS} (a float has no more)"))
     _add_lstm_sizes(why, Sizes(1, 1, 1, 1, 1), "LSTM (without an expression)")
 
-    learn = command("train", run_train, "Train a character-level LSTM language model on the shipped text "
+    learn = command("train", run_train, "Train a character-level LSTM (or GRU, RNN) language model on a text "
                     "and measure it against the unigram baseline; writes a checkpoint, the loss curve and a "
                     "sample. Ctrl-C (SIGINT) or SIGTERM stops after the current step and saves (exit status "
                     "130 or 143); after SIGKILL, --resume goes on from the last checkpoint.")
@@ -301,8 +302,10 @@ def _add_train_config(parser: argparse.ArgumentParser) -> None:
         config.add_argument(flag, dest=field, type=kind, metavar="N" if kind is not _positive_float else "X",
                             help=f"{text} (default: {getattr(default, field)})")
     config.add_argument("--dtype", choices=DTYPES, help=f"float type (default: {default.dtype})")
-    config.add_argument("--corpus", choices=available_corpora(),
-                        help=f"shipped text (default: {DEFAULT_CORPUS})")
+    config.add_argument("--corpus", metavar="NAME|PATH",
+                        help=f"a shipped text ({', '.join(available_corpora())}) or the path of a UTF-8 text file "
+                             f"(default: {DEFAULT_CORPUS})")
+    config.add_argument("--model", choices=tuple(MODELS), help=f"the recurrent layer (default: {default.model})")
 
 
 def _config_field(flag: str) -> str:

@@ -1,4 +1,4 @@
-"""A character-level language model trained on the shipped text: Embedding -> LSTM -> Linear, Adam, clipping.
+"""A character-level language model trained on a text: Embedding -> LSTM (or GRU, RNN) -> Linear, Adam, clipping.
 
     >>> result = train(TrainConfig(steps=200))          # prints progress, the losses and the unigram baseline
     >>> print(sample(result.model, result.vocab, "LOVE, n. ", 200, temperature=0.8))
@@ -38,13 +38,13 @@ from autograd import Tensor, cross_entropy, no_grad
 from autograd.files import make_directories, remove_stale_temporaries, write_atomically
 from autograd.nn import Embedding, Linear, Module
 from autograd.nn.optim import Adam, clip_grad_norm
-from lstm.models.lstm import LSTM, parameter_shapes
+from lstm.models.gru import GRU
+from lstm.models.lstm import LSTM, RNN, parameter_shapes
 from lstm.training.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from lstm.training.corpus import CorpusError, read_corpus
 from lstm.training.data import (
     DEFAULT_CORPUS,
     CharVocab,
-    available_corpora,
-    load_text,
     random_batches,
     sequential_batches,
     train_val_split,
@@ -54,15 +54,16 @@ from lstm.training.data import (
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["CharModel", "ConfigError", "History", "Run", "RunEstimate", "TrainConfig", "TrainResult",
+__all__ = ["MODELS", "CharModel", "ConfigError", "History", "Run", "RunEstimate", "TrainConfig", "TrainResult",
            "TrainingDiverged", "as_float", "byte_size", "check_prompt", "check_run_size", "check_sample_size",
            "check_writable", "checkpoint_layout", "duration", "estimate_run", "evaluate", "loss_figure",
-           "memory_limit", "plot_losses", "prepare_data", "prepare_run", "sample", "train"]
+           "memory_limit", "plot_losses", "prepare_corpus", "prepare_data", "prepare_run", "sample", "train"]
 
 DTYPES = ("float32", "float64")
+MODELS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}  # --model: the recurrent layer between embedding and head
 EVAL_LANES = 64  # validation text is read as this many parallel lanes (sequential_batches' batch size)
 
-State = tuple[Tensor, Tensor]
+State = Any  # the recurrent layer's state: (h, c) for the LSTM, h for the GRU and the RNN
 
 
 class ConfigError(ValueError):
@@ -96,13 +97,14 @@ class TrainConfig:
     eval_interval: int = 100
     checkpoint: str | None = None
     dtype: str = "float32"
-    corpus: str = DEFAULT_CORPUS
+    corpus: str = DEFAULT_CORPUS  # a shipped text's name, or the path of a UTF-8 text file
     val_fraction: float = 0.1
+    model: str = "lstm"  # the recurrent layer: lstm, gru or rnn (MODELS)
 
     # Fields a resumed run may change: they decide how long to train and where to save, not what happens.
     RESUMABLE = ("steps", "eval_interval", "checkpoint")
     # Fields a resumed run may change when asked to (override_config): they change the run from there on. The
-    # others (sizes, dtype, corpus) decide the shapes of the weights and the vocabulary, so they stay.
+    # others (sizes, dtype, corpus, model) decide the shapes of the weights and the vocabulary, so they stay.
     ADJUSTABLE = ("lr", "clip_norm", "batch_size", "seq_len", "seed", "val_fraction")
 
     def __post_init__(self) -> None:
@@ -121,8 +123,10 @@ class TrainConfig:
             raise ConfigError(f"val_fraction must lie strictly between 0 and 1, got {self.val_fraction!r}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if self.corpus not in available_corpora():
-            raise ConfigError(f"corpus must be one of {', '.join(available_corpora())}, got {self.corpus!r}")
+        if not isinstance(self.corpus, str) or not self.corpus:
+            raise ConfigError(f"corpus must be a shipped text's name or a file's path, got {self.corpus!r}")
+        if self.model not in MODELS:
+            raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as plain Python values (numpy integers made ints), ready for JSON."""
@@ -146,31 +150,41 @@ class TrainConfig:
 
 
 class CharModel(Module):
-    """Characters in, next-character logits out: an embedding, an LSTM over time, and a linear head."""
+    """Characters in, next-character logits out: an embedding, a recurrent layer over time (an `LSTM` by default,
+    or a `GRU` or an `RNN`: ``kind``, one of MODELS), and a linear head. The recurrent layer's parameters are
+    named after its kind: ``lstm.weight_ih_l0``, ``gru.weight_ih_l0``, ``rnn.weight_ih_l0``."""
 
     def __init__(self, vocab_size: int, embedding_size: int = 32, hidden_size: int = 128, num_layers: int = 1,
-                 *, dtype: Any = np.float32, seed: int = 0) -> None:
+                 *, dtype: Any = np.float32, seed: int = 0, kind: str = "lstm") -> None:
+        if kind not in MODELS:
+            raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {kind!r}")
+        self.kind = kind
         # One seed per layer: the same seed would start every layer's generator at the same draws.
         self.embedding = Embedding(vocab_size, embedding_size, seed=seed, dtype=dtype)
-        self.lstm = LSTM(embedding_size, hidden_size, num_layers, dtype=dtype, seed=seed + 1)
+        setattr(self, kind, MODELS[kind](embedding_size, hidden_size, num_layers, dtype=dtype, seed=seed + 1))
         self.head = Linear(hidden_size, vocab_size, seed=seed + 2, dtype=dtype)
+
+    @property
+    def recurrent(self) -> LSTM | GRU | RNN:
+        return getattr(self, self.kind)
 
     @classmethod
     def for_config(cls, config: TrainConfig, vocab_size: int) -> CharModel:
         return cls(vocab_size, config.embedding_size, config.hidden_size, config.num_layers,
-                   dtype=np.dtype(config.dtype), seed=config.seed)
+                   dtype=np.dtype(config.dtype), seed=config.seed, kind=config.model)
 
     @staticmethod
     def parameter_shapes(config: TrainConfig, vocab_size: int) -> dict[str, tuple[int, ...]]:
         """The name and shape of every parameter of ``for_config(config, vocab_size)``, without building it."""
-        lstm = parameter_shapes(config.embedding_size, config.hidden_size, config.num_layers)
+        recurrent = parameter_shapes(config.embedding_size, config.hidden_size, config.num_layers,
+                                     MODELS[config.model].blocks)
         return {"embedding.weight": (vocab_size, config.embedding_size),
-                **{f"lstm.{name}": shape for name, shape in lstm.items()},
+                **{f"{config.model}.{name}": shape for name, shape in recurrent.items()},
                 "head.weight": (vocab_size, config.hidden_size), "head.bias": (vocab_size,)}
 
     def forward(self, ids: np.ndarray, state: State | None = None) -> tuple[Tensor, State]:
-        """``ids`` (T, B) integers -> logits (T, B, vocab_size) and the LSTM's final (h, c)."""
-        out, state = self.lstm(self.embedding(ids), state)
+        """``ids`` (T, B) integers -> logits (T, B, vocab_size) and the recurrent layer's final state."""
+        out, state = self.recurrent(self.embedding(ids), state)
         return self.head(out), state
 
     @property
@@ -310,7 +324,8 @@ def _parameter_count(config: TrainConfig, vocab_size: int) -> int:
         return sum(math.prod(shape) for shape in shapes.values())
 
     one_layer = count(CharModel.parameter_shapes(dataclasses.replace(config, num_layers=1), vocab_size))
-    each_further_layer = count(parameter_shapes(config.hidden_size, config.hidden_size))
+    each_further_layer = count(parameter_shapes(config.hidden_size, config.hidden_size,
+                                                blocks=MODELS[config.model].blocks))
     return one_layer + (config.num_layers - 1) * each_further_layer
 
 
@@ -409,15 +424,26 @@ def duration(seconds: float) -> str:
 # --- the pieces of a run -----------------------------------------------------------------------------------
 
 def prepare_data(config: TrainConfig) -> tuple[CharVocab, np.ndarray, np.ndarray]:
-    """The corpus's vocabulary and its training and validation ids; ConfigError if a window does not fit."""
-    text = load_text(config.corpus)
-    vocab = CharVocab.from_text(text)
-    train_ids, val_ids = train_val_split(vocab.encode(text), config.val_fraction)
+    """The corpus's vocabulary and its training and validation ids; ConfigError if the corpus cannot be read as
+    text (`lstm.training.corpus`) or a window does not fit in it."""
+    vocab, train_ids, val_ids, _ = prepare_corpus(config)
+    return vocab, train_ids, val_ids
+
+
+def prepare_corpus(config: TrainConfig) -> tuple[CharVocab, np.ndarray, np.ndarray, dict[str, Any]]:
+    """`prepare_data`'s three, and the corpus's identity (name, size, sha256) that checkpoints record."""
+    try:
+        corpus = read_corpus(config.corpus, memory_limit())
+    except CorpusError as error:
+        raise ConfigError(str(error)) from None
+    vocab = CharVocab.from_text(corpus.text)
+    train_ids, val_ids = train_val_split(vocab.encode(corpus.text), config.val_fraction)
     for part, ids in (("training", train_ids), ("validation", val_ids)):
         if len(ids) <= config.seq_len:
-            raise ConfigError(f"seq_len={config.seq_len} does not fit in the {part} text ({len(ids):,} "
-                              "characters): use a shorter seq_len")
-    return vocab, train_ids, val_ids
+            raise ConfigError(f"seq_len={config.seq_len} does not fit in the {part} text of corpus {corpus.name} "
+                              f"({len(ids):,} characters of its {len(corpus.text):,}): use a shorter seq_len or a "
+                              "longer text")
+    return vocab, train_ids, val_ids, corpus.identity()
 
 
 def batch_at(train_ids: np.ndarray, config: TrainConfig, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -582,7 +608,7 @@ def prepare_run(config: TrainConfig | Mapping[str, Any], *, resume: bool = False
         raise CheckpointError(f"{path} already exists: go on with it (resume, --resume), replace it (overwrite, "
                               "--overwrite), or choose another checkpoint path (--out or --checkpoint)")
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(given)
-    vocab, train_ids, val_ids = prepare_data(config)
+    vocab, train_ids, val_ids, corpus = prepare_corpus(config)
     estimate = check_run_size(config, vocab.size)
     if path is not None and not (Path(path).exists() and not Path(path).is_file()):  # a device is written through
         check_writable(Path(path).parent, name=path)
@@ -590,8 +616,9 @@ def prepare_run(config: TrainConfig | Mapping[str, Any], *, resume: bool = False
     optimizer = Adam(model.parameters(), lr=config.lr)
     history = History()
     if checkpoint is not None:
-        history = _restore(checkpoint, config, vocab, model, optimizer, override_config)
-    return Run(config, vocab, train_ids, val_ids, estimate, model, optimizer, history, resumed=resume)
+        history = _restore(checkpoint, config, vocab, corpus, model, optimizer, override_config)
+    return Run(config, vocab, train_ids, val_ids, estimate, model, optimizer, history, resumed=resume,
+               corpus=corpus)
 
 
 @dataclass
@@ -608,6 +635,7 @@ class Run:
     optimizer: Adam
     history: History
     resumed: bool
+    corpus: dict[str, Any] = field(default_factory=dict)  # the text's name, size and sha256, for checkpoints
 
     @property
     def steps_left(self) -> int:
@@ -645,7 +673,8 @@ class Run:
                 if not all(np.isfinite(p.data).all() for p in model.parameters()):  # a checkpoint to resume from
                     raise diverged(f"the weights stopped being finite numbers at step {history.step}")
                 save_checkpoint(config.checkpoint, Checkpoint(history.step, config.to_dict(), model.state_dict(),
-                                                              optimizer.state_dict(), vocab, history.to_arrays()))
+                                                              optimizer.state_dict(), vocab, history.to_arrays(),
+                                                              self.corpus))
                 saved_at = history.step
 
         chars_per_step = config.seq_len * config.batch_size
@@ -698,12 +727,21 @@ def check_writable(directory: str | Path, name: str | Path | None = None) -> Non
         raise type(error)(error.errno, error.strerror or str(error), str(name or directory)) from None
 
 
-def _restore(checkpoint: Checkpoint, config: TrainConfig, vocab: CharVocab, model: CharModel,
-             optimizer: Adam, override_config: bool) -> History:
+def _restore(checkpoint: Checkpoint, config: TrainConfig, vocab: CharVocab, corpus: Mapping[str, Any],
+             model: CharModel, optimizer: Adam, override_config: bool) -> History:
     """Load a checkpoint into a fresh model and optimizer, after checking that it belongs to this run."""
     source = config.checkpoint
     saved = TrainConfig.from_dict(checkpoint.config)  # checkpoint_layout has checked it
     allowed = TrainConfig.ADJUSTABLE if override_config else ()
+    if checkpoint.corpus:
+        # the text is known by its content: the same file elsewhere may go on, other text under its name may not
+        recorded = checkpoint.corpus
+        if (recorded["size"], recorded["sha256"]) != (corpus["size"], corpus["sha256"]):
+            raise CheckpointError(
+                f"{source} was trained on corpus {recorded['name']} ({recorded['size']:,} bytes, sha256 "
+                f"{recorded['sha256'][:16]}...), but corpus {config.corpus} is {corpus['name']} ({corpus['size']:,} "
+                f"bytes, sha256 {corpus['sha256'][:16]}...): a run goes on only on the text it was trained on")
+        allowed += ("corpus",)
     differences = saved.differences(config, allowed)
     if differences:
         fixed = [line for line in differences if line.partition(":")[0] not in TrainConfig.ADJUSTABLE]
