@@ -28,7 +28,7 @@ import numpy as np
 
 from autograd.nn.optim import Adam
 from lstm import LSTM, hand
-from lstm.training.run import CharModel, TrainConfig, batch_at, prepare_data, train, train_step
+from lstm.training import CharModel, TrainConfig, batch_at, prepare_data, train, train_step
 
 
 def seconds(run: Callable[[], object]) -> float:

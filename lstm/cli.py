@@ -66,9 +66,7 @@ from lstm.demo import (
     stage_paths,
 )
 from lstm.expression import FUNCTIONS, ExpressionError, assignments, expression_value, quoted
-from lstm.training.checkpoint import CheckpointError
-from lstm.training.data import DEFAULT_CORPUS, available_corpora
-from lstm.training.run import (
+from lstm.training import (
     DTYPES,
     MODELS,
     ConfigError,
@@ -81,6 +79,8 @@ from lstm.training.run import (
     prepare_run,
     sample,
 )
+from lstm.training.checkpoint import CheckpointError
+from lstm.training.data import DEFAULT_CORPUS, available_corpora
 
 PROG = "backprop-lens"
 WARN_SECONDS = {"train": 3600, "compare": 60}  # work estimated to take longer is announced, with the estimate

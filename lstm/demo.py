@@ -25,8 +25,8 @@ from autograd.core import Node, topological_order
 from autograd.view.boxes import StagePath, matcher, numbered, numbers
 from lstm.checks.flow import GradientFlow, gradient_flow
 from lstm.models.lstm import LSTM, RNN, ScalarLSTM, parameter_shapes
-from lstm.training import run as training
-from lstm.training.run import FLOPS, as_float, byte_size, duration
+from lstm.training import estimate as training
+from lstm.training.estimate import FLOPS, as_float, byte_size, duration
 
 __all__ = ["CHECKED", "DEMO_FLOW", "DEMO_SCALAR", "DEMO_TENSOR", "NODE_LIMIT", "VIEWED", "Cost", "Rates", "SizeError",
            "Sizes", "check_comparison",

@@ -19,9 +19,9 @@ import pytest
 
 from autograd.files import write_atomically
 from autograd.nn.optim import Adam
+from lstm.training import CharModel, History, TrainConfig, checkpoint_layout, train
 from lstm.training.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from lstm.training.data import CharVocab, load_text
-from lstm.training.run import CharModel, History, TrainConfig, checkpoint_layout, train
 
 
 def make_checkpoint(step: int = 3, scale: float = 1.0) -> Checkpoint:

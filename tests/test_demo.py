@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lstm.demo
+import lstm.training.estimate
 import lstm.training.run
 from autograd import stage
 from autograd.core import topological_order
@@ -34,7 +35,7 @@ from lstm.demo import (
     names_a_stage,
     stage_paths,
 )
-from lstm.training.run import TrainConfig
+from lstm.training import TrainConfig
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def nothing_is_built(monkeypatch):
 
     for name in ("LSTM", "ScalarLSTM"):
         monkeypatch.setattr(lstm.demo, name, refuse)
-    monkeypatch.setattr(lstm.training.run, "memory_limit", lambda: 10**9)  # the same outcome on every machine
+    monkeypatch.setattr(lstm.training.estimate, "memory_limit", lambda: 10**9)  # the same outcome on every machine
 
 
 @pytest.mark.parametrize("scalar, shape", [

@@ -12,12 +12,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+import lstm.training.estimate
 import lstm.training.run
 from autograd import Tensor
 from autograd.nn.optim import Adam
-from lstm.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from lstm.training.data import CharVocab
-from lstm.training.run import (
+from lstm.training import (
     CharModel,
     ConfigError,
     History,
@@ -31,6 +30,8 @@ from lstm.training.run import (
     sample,
     train,
 )
+from lstm.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lstm.training.data import CharVocab
 
 # Small enough that a few dozen steps take a second or two.
 TINY = TrainConfig(hidden_size=16, embedding_size=8, seq_len=16, batch_size=8, steps=20, eval_interval=5,
@@ -38,12 +39,12 @@ TINY = TrainConfig(hidden_size=16, embedding_size=8, seq_len=16, batch_size=8, s
 
 
 @pytest.fixture(scope="module")
-def straight() -> lstm.training.run.TrainResult:
+def straight() -> lstm.training.TrainResult:
     """The TINY run that nothing stopped: what every stopped and resumed run must reproduce, bit for bit."""
     return train(TINY, verbose=False)
 
 
-def assert_same_run(a: lstm.training.run.TrainResult, b: lstm.training.run.TrainResult) -> None:
+def assert_same_run(a: lstm.training.TrainResult, b: lstm.training.TrainResult) -> None:
     assert a.history == b.history  # every float equal, not merely close
     left, right = a.model.state_dict(), b.model.state_dict()
     assert left.keys() == right.keys()
@@ -184,7 +185,7 @@ def test_the_loss_curve_is_a_png(tmp_path):
 
 def test_a_run_stopped_before_its_first_step_resumes_to_the_same_curve(tmp_path, monkeypatch, straight):
     path = str(tmp_path / "run.npz")
-    real_progress = lstm.training.run._progress
+    real_progress = lstm.training.run.progress
 
     @contextlib.contextmanager
     def interrupt_at_once(*args):
@@ -192,7 +193,7 @@ def test_a_run_stopped_before_its_first_step_resumes_to_the_same_curve(tmp_path,
         with real_progress(*args) as bar:
             yield bar
 
-    monkeypatch.setattr(lstm.training.run, "_progress", interrupt_at_once)
+    monkeypatch.setattr(lstm.training.run, "progress", interrupt_at_once)
     stopped = train(replace(TINY, checkpoint=path), verbose=False)
     monkeypatch.undo()
     assert stopped.interrupted and stopped.step == 0 and load_checkpoint(path).step == 0
@@ -394,7 +395,7 @@ def test_the_layout_of_a_model_is_known_without_building_it():
     ({"steps": 99999999999999999999}, "for the loss curve of 99,999,999,999,999,999,999 steps"),
 ])
 def test_runs_that_cannot_fit_are_refused_before_anything_is_built(monkeypatch, change, part):
-    monkeypatch.setattr(lstm.training.run, "memory_limit", lambda: 16 * 10**9)
+    monkeypatch.setattr(lstm.training.estimate, "memory_limit", lambda: 16 * 10**9)
 
     def never(*args, **kwargs):
         raise AssertionError("the model was built")
@@ -408,7 +409,7 @@ def test_runs_that_cannot_fit_are_refused_before_anything_is_built(monkeypatch, 
 
 def test_a_sample_too_long_for_memory_is_refused(monkeypatch):
     model = CharModel(vocab_size=5, embedding_size=2, hidden_size=3)
-    monkeypatch.setattr(lstm.training.run, "memory_limit", lambda: 10**9)
+    monkeypatch.setattr(lstm.training.estimate, "memory_limit", lambda: 10**9)
     with pytest.raises(ValueError, match="a sample of 100,000,000 characters needs about 4.0 GB"):
         sample(model, CharVocab("abcde"), "a", 10**8)
 

@@ -9,11 +9,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+import lstm.training.estimate
 import lstm.training.run
 from lstm.cli import main
+from lstm.training import MODELS, CharModel, ConfigError, TrainConfig, estimate_run, prepare_run, train
 from lstm.training.checkpoint import CheckpointError, load_checkpoint
 from lstm.training.corpus import BYTES_PER_CHARACTER, read_corpus
-from lstm.training.run import MODELS, CharModel, ConfigError, TrainConfig, estimate_run, prepare_run, train
 
 TINY = TrainConfig(hidden_size=8, embedding_size=4, seq_len=16, batch_size=4, steps=4, eval_interval=2)
 TEXT = "The quick brown fox jumps over the lazy dog; the dog sleeps on. " * 30
@@ -120,7 +121,7 @@ def test_a_missing_path_or_a_directory_is_refused(tmp_path):
 
 def test_a_corpus_too_large_for_memory_is_refused_before_it_is_read(text_file, monkeypatch):
     limit = len(TEXT) * BYTES_PER_CHARACTER - 1
-    monkeypatch.setattr(lstm.training.run, "memory_limit", lambda: limit)
+    monkeypatch.setattr(lstm.training.estimate, "memory_limit", lambda: limit)
     with pytest.raises(ConfigError, match=f"is too large: its {len(TEXT):,} bytes would need"):
         prepare_run(replace(TINY, corpus=str(text_file)))
 

@@ -111,7 +111,7 @@ def load_checkpoint(path: str | os.PathLike, layout: Layout | None = None) -> Ch
     """Read a checkpoint written by `save_checkpoint`; CheckpointError says what is wrong if it cannot.
 
     Before any array is read, the ``meta`` entry (at most 64 KiB) is parsed and every entry's size is checked
-    against its ``.npy`` header and the zip's directory. With a ``layout`` (`lstm.train.checkpoint_layout`
+    against its ``.npy`` header and the zip's directory. With a ``layout`` (`lstm.training.checkpoint_layout`
     describes our training runs) the entries must be exactly those of the run that ``meta`` describes, none
     larger; without one, all arrays together may take at most 16 times the file's size.
     """
