@@ -20,7 +20,8 @@ from lstm.checks.step import Step, check_step
 from lstm.checks.step_gru import GRUStep, check_gru_step
 from lstm.models import params
 from lstm.models.gru import GRU
-from lstm.models.lstm import LSTM, RNN, ScalarLSTM
+from lstm.models.lstm import LSTM, ScalarLSTM
+from lstm.models.rnn import RNN
 
 __all__ = ["BPTT", "GRU", "LSTM", "RNN", "Comparison", "GRUStep", "GradientFlow", "ScalarLSTM", "Step", "bptt",
            "check_gru_step", "check_step", "compare", "compare_gru", "gradient_flow", "hand", "params"]

@@ -24,7 +24,8 @@ from autograd import stage
 from autograd.core import Node, topological_order
 from autograd.view.boxes import StagePath, matcher, numbered, numbers
 from lstm.checks.flow import GradientFlow, gradient_flow
-from lstm.models.lstm import LSTM, RNN, ScalarLSTM, parameter_shapes
+from lstm.models.lstm import LSTM, ScalarLSTM, parameter_shapes
+from lstm.models.rnn import RNN
 from lstm.training import estimate as training
 from lstm.training.estimate import FLOPS, as_float, byte_size, duration
 

@@ -31,8 +31,9 @@ from autograd import Tensor, backpropagate
 from autograd.core import Node, topological_order
 from autograd.files import write_atomically
 from lstm.models.gru import GRU
-from lstm.models.lstm import LSTM, RNN
+from lstm.models.lstm import LSTM
 from lstm.models.params import step_name
+from lstm.models.rnn import RNN
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from lstm.models.gru import GRU
-from lstm.models.lstm import LSTM, RNN
+from lstm.models.lstm import LSTM
+from lstm.models.rnn import RNN
 from lstm.training.data import DEFAULT_CORPUS
 
 __all__ = ["DTYPES", "MODELS", "ConfigError", "TrainConfig", "TrainingDiverged"]

@@ -9,7 +9,8 @@ import numpy as np
 from autograd import Tensor
 from autograd.nn import Embedding, Linear, Module
 from lstm.models.gru import GRU
-from lstm.models.lstm import LSTM, RNN, parameter_shapes
+from lstm.models.lstm import LSTM, parameter_shapes
+from lstm.models.rnn import RNN
 from lstm.training.config import MODELS, ConfigError, TrainConfig
 
 __all__ = ["CharModel", "State"]
