@@ -7,7 +7,7 @@
 
 Kinds: ``"expression"`` (a few scalar stages with a fork), ``"mlp"`` (a 2-2-2 sigmoid network with a squared
 error, as in Matt Mazur's worked example), ``"rnn-step"`` (one tanh RNN step on arrays) and ``"lstm-step"``
-(one LSTM step, `lstm.step.one_step`, the same exercise as `lstm.check_step`). The same kind and seed always
+(one LSTM step, `lstm.checks.step.one_step`, the same exercise as `lstm.check_step`). The same kind and seed always
 give the same exercise. Every node is labelled, so every name in the task, the grade and the solution is one
 the student has seen.
 
@@ -39,8 +39,8 @@ from autograd.view.notation import expression, summarize, written_as_number
 
 __all__ = ["Exercise", "Grade", "KINDS", "exercise"]
 
-# A kind made by another package is built there (the core imports nothing above it): lstm-step by lstm.step.
-PROVIDED_BY = {"lstm-step": "lstm.step"}
+# A kind made by another package is built there (the core imports nothing above it): lstm-step by lstm.checks.step.
+PROVIDED_BY = {"lstm-step": "lstm.checks.step"}
 Builder = Callable[[np.random.Generator], tuple[Node, tuple[str, ...]]]  # (the loss, the blanks by name)
 LEVELS = 3  # hints: the stage, the local derivative's formula, the number
 

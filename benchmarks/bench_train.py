@@ -10,6 +10,8 @@ sequences per step, float32):
 2. One training step (embedding, LSTM, linear head, cross entropy, backward, clipping, Adam), timed alone.
 3. The LSTM alone at the same shape (T=64, B=32, I=32, H=128): forward + backward on the autograd `LSTM`,
    and on the hand-derived numpy `lstm.hand` for reference, as in ``bench_lstm.py``.
+4. One training step of the same model with ``--model gru`` and ``--model rnn`` in the LSTM's place, as ratios
+   to the LSTM's step.
 
 Steps 2 and 3 alternate and keep the best (and median) of ``--repeats`` runs, so that load from other
 processes affects all alike. BLAS threading changes everything; OPENBLAS_NUM_THREADS=1 gives steadier numbers.
@@ -28,7 +30,7 @@ import numpy as np
 
 from autograd.nn.optim import Adam
 from lstm import LSTM, hand
-from lstm.train import CharModel, TrainConfig, batch_at, prepare_data, train, train_step
+from lstm.training import CharModel, TrainConfig, batch_at, prepare_data, train, train_step
 
 
 def seconds(run: Callable[[], object]) -> float:
@@ -60,6 +62,8 @@ def main() -> None:
     # 2. and 3. The pieces, alternately.
     model = CharModel.for_config(config, vocab.size)
     optimizer = Adam(model.parameters(), lr=config.lr)
+    others = {kind: CharModel.for_config(replace(config, model=kind), vocab.size) for kind in ("gru", "rnn")}
+    other_optimizers = {kind: Adam(other.parameters(), lr=config.lr) for kind, other in others.items()}
     batches = [batch_at(train_ids, config, step) for step in range(options.repeats)]
 
     rng = np.random.default_rng(0)
@@ -82,6 +86,8 @@ def main() -> None:
         "training step (whole model + Adam)": lambda k: train_step(model, optimizer, *batches[k], config.clip_norm),
         "LSTM forward + backward (autograd)": lambda k: lstm_step(),
         "LSTM forward + backward (hand numpy)": lambda k: hand_step(),
+        **{f"training step, --model {kind}": lambda k, kind=kind: train_step(
+            others[kind], other_optimizers[kind], *batches[k], config.clip_norm) for kind in others},
     }
     for run in pieces.values():  # warm up: first calls allocate and fault in memory
         run(0)
@@ -94,9 +100,11 @@ def main() -> None:
     for name, samples in times.items():
         best, median = min(samples), statistics.median(samples)
         print(f"{name:<38}{best * 1e3:>9.2f}{median * 1e3:>11.2f}{chars / best:>14,.0f}")
-    step, lstm_time, hand_time = (min(samples) for samples in times.values())
+    step, lstm_time, hand_time, gru_step, rnn_step = (min(samples) for samples in times.values())
     print(f"\nthe LSTM's forward + backward is {lstm_time / step:.0%} of a training step; the autograd LSTM takes "
           f"{lstm_time / hand_time:.2f}x the hand derivation's time")
+    print(f"a training step with --model gru takes {gru_step / step:.2f}x the LSTM's, with --model rnn "
+          f"{rnn_step / step:.2f}x")
 
 
 if __name__ == "__main__":

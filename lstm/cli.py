@@ -1,7 +1,7 @@
 """The ``backprop-lens`` command (also ``python -m lstm``): demo, graph, compare, explain and train.
 
 The command line parses, calls the library and prints: the LSTMs it builds and what they cost come from
-`lstm.demo`, expressions from `lstm.expression`, training and every check of it from `lstm.train`. One name per
+`lstm.demo`, expressions from `lstm.expression`, training and every check of it from `lstm.training`. One name per
 quantity, as in the library: ``--seq-len`` is time steps (every command), ``--steps`` optimizer steps (``train``).
 
 Every subcommand has ``--help``. A problem is said in one line, ``backprop-lens: error: ...``, never as a
@@ -51,9 +51,8 @@ from autograd.view.rendering import (
     GraphvizWarning,
     render,
 )
-from lstm.checkpoint import CheckpointError
-from lstm.compare import compare
-from lstm.data import DEFAULT_CORPUS, available_corpora
+from lstm.checks.compare import compare
+from lstm.checks.flow import plot_flows
 from lstm.demo import (
     DEMO_FLOW,
     DEMO_SCALAR,
@@ -70,9 +69,9 @@ from lstm.demo import (
     stage_paths,
 )
 from lstm.expression import FUNCTIONS, ExpressionError, assignments, expression_value, quoted
-from lstm.flow import plot_flows
-from lstm.train import (
+from lstm.training import (
     DTYPES,
+    MODELS,
     ConfigError,
     TrainConfig,
     TrainingDiverged,
@@ -83,6 +82,8 @@ from lstm.train import (
     prepare_run,
     sample,
 )
+from lstm.training.checkpoint import CheckpointError
+from lstm.training.data import DEFAULT_CORPUS, available_corpora
 
 PROG = "backprop-lens"
 WARN_SECONDS = {"train": 3600, "compare": 60}  # work estimated to take longer is announced, with the estimate
@@ -244,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=_default(f"significant digits shown, 1 to {FLOAT_DIGITS} (a float has no more)"))
     _add_lstm_sizes(why, Sizes(1, 1, 1, 1, 1), "LSTM (without an expression)")
 
-    learn = command("train", run_train, "Train a character-level LSTM language model on the shipped text "
+    learn = command("train", run_train, "Train a character-level LSTM (or GRU, RNN) language model on a text "
                     "and measure it against the unigram baseline; writes a checkpoint, the loss curve and a "
                     "sample. Ctrl-C (SIGINT) or SIGTERM stops after the current step and saves (exit status "
                     "130 or 143); after SIGKILL, --resume goes on from the last checkpoint.")
@@ -316,8 +317,10 @@ def _add_train_config(parser: argparse.ArgumentParser) -> None:
         config.add_argument(flag, dest=field, type=kind, metavar="N" if kind is not _positive_float else "X",
                             help=f"{text} (default: {getattr(default, field)})")
     config.add_argument("--dtype", choices=DTYPES, help=f"float type (default: {default.dtype})")
-    config.add_argument("--corpus", choices=available_corpora(),
-                        help=f"shipped text (default: {DEFAULT_CORPUS})")
+    config.add_argument("--corpus", metavar="NAME|PATH",
+                        help=f"a shipped text ({', '.join(available_corpora())}) or the path of a UTF-8 text file "
+                             f"(default: {DEFAULT_CORPUS})")
+    config.add_argument("--model", choices=tuple(MODELS), help=f"the recurrent layer (default: {default.model})")
 
 
 def _config_field(flag: str) -> str:

@@ -23,10 +23,11 @@ import numpy as np
 from autograd import stage
 from autograd.core import Node, topological_order
 from autograd.view.boxes import StagePath, matcher, numbered, numbers
-from lstm import train as training
-from lstm.flow import GradientFlow, gradient_flow
-from lstm.model import LSTM, RNN, ScalarLSTM, parameter_shapes
-from lstm.train import FLOPS, as_float, byte_size, duration
+from lstm.checks.flow import GradientFlow, gradient_flow
+from lstm.models.lstm import LSTM, ScalarLSTM, parameter_shapes
+from lstm.models.rnn import RNN
+from lstm.training import estimate as training
+from lstm.training.estimate import FLOPS, as_float, byte_size, duration
 
 __all__ = ["CHECKED", "DEMO_FLOW", "DEMO_SCALAR", "DEMO_TENSOR", "NODE_LIMIT", "VIEWED", "Cost", "Rates", "SizeError",
            "Sizes", "check_comparison",
@@ -238,7 +239,7 @@ def describe_stages(paths: list[StagePath]) -> str:
 def gradient_flows(sizes: Sizes = DEMO_FLOW, seed: int = 0) -> dict[str, GradientFlow]:
     """|dL/dh_t| and |dL/dc_t| through time for a plain RNN, an LSTM and an LSTM whose forget gates start open
     (forget bias 1), all with weights from ``seed`` on the same random inputs (also from ``seed``, as in notebook
-    5), the loss on the last output: the README's figure (`lstm.flow.plot_flows` draws it)."""
+    5), the loss on the last output: the README's figure (`lstm.checks.flow.plot_flows` draws it)."""
     x = np.random.default_rng(seed).standard_normal((sizes.seq_len, sizes.batch_size, sizes.input_size))
     shape = (sizes.input_size, sizes.hidden_size, sizes.num_layers)
     models = {"RNN (tanh)": RNN(*shape, seed=seed), "LSTM": LSTM(*shape, seed=seed),

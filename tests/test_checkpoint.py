@@ -19,9 +19,9 @@ import pytest
 
 from autograd.files import write_atomically
 from autograd.nn.optim import Adam
-from lstm.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from lstm.data import CharVocab, load_text
-from lstm.train import CharModel, History, TrainConfig, checkpoint_layout, train
+from lstm.training import CharModel, History, TrainConfig, checkpoint_layout, train
+from lstm.training.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from lstm.training.data import CharVocab, load_text
 
 
 def make_checkpoint(step: int = 3, scale: float = 1.0) -> Checkpoint:
@@ -88,7 +88,7 @@ def test_a_process_killed_while_writing_leaves_the_old_checkpoint_whole(tmp_path
     # The child dies (no cleanup, no exception handling) after writing part of the new file.
     script = textwrap.dedent(f"""
         import os, numpy as np
-        from lstm.checkpoint import save_checkpoint
+        from lstm.training.checkpoint import save_checkpoint
         from tests.test_checkpoint import make_checkpoint
         def die_halfway(file, **arrays):
             file.write(b"PK\\x03\\x04 half a zip")
@@ -245,8 +245,8 @@ def zip_bomb(tmp_path_factory) -> Path:
 
 MEASURE = textwrap.dedent("""
     import json, resource, sys
-    from lstm.checkpoint import CheckpointError, load_checkpoint
-    from lstm.train import checkpoint_layout
+    from lstm.training.checkpoint import CheckpointError, load_checkpoint
+    from lstm.training.run import checkpoint_layout
 
     def peak():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

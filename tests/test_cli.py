@@ -23,10 +23,10 @@ import pytest
 
 import lstm.cli
 import lstm.demo
-import lstm.train
+import lstm.training.run
 from autograd import Value
-from lstm.checkpoint import load_checkpoint, save_checkpoint
 from lstm.cli import main
+from lstm.training.checkpoint import load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -440,19 +440,19 @@ def test_sizes_that_cannot_fit_are_refused_before_anything_is_built(tmp_path):
 
 
 def test_train_says_what_the_library_finds(tmp_path, monkeypatch, capsys, straight_run):
-    """Item 7: each check of a run is made once, in `lstm.train.prepare_run`; the command line reports it as it
+    """Item 7: each check of a run is made once, in `lstm.training.run.prepare_run`; the command line reports it as it
     is, and reads a resumed checkpoint once (its settings and its weights from the one reading)."""
     monkeypatch.chdir(tmp_path)
     for argv, settings in ((["--resume", "--overwrite"], dict(resume=True, overwrite=True)),
                            (["--override-config"], dict(override_config=True))):
-        with pytest.raises(lstm.train.ConfigError) as refused:
-            lstm.train.prepare_run({}, **settings)
+        with pytest.raises(lstm.training.run.ConfigError) as refused:
+            lstm.training.run.prepare_run({}, **settings)
         assert main(["train", *argv]) == 2
         assert capsys.readouterr().err == f"backprop-lens: error: {refused.value}\n"
     shutil.copy(straight_run / "checkpoint.npz", tmp_path / "run.npz")
     reads = []
-    real = lstm.train.load_checkpoint
-    monkeypatch.setattr(lstm.train, "load_checkpoint", lambda *args: reads.append(args) or real(*args))
+    real = lstm.training.run.load_checkpoint
+    monkeypatch.setattr(lstm.training.run, "load_checkpoint", lambda *args: reads.append(args) or real(*args))
     assert main(["train", "--resume", "--steps", "21", "--checkpoint", "run.npz", "--sample-length", "0"]) == 0
     assert len(reads) == 1 and real(tmp_path / "run.npz").step == 21
 
@@ -462,7 +462,7 @@ def test_long_runs_and_samples_are_warned_about_before_training(tmp_path, monkey
         raise KeyboardInterrupt  # the warnings must have come before training starts
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(lstm.train.Run, "train", no_training)
+    monkeypatch.setattr(lstm.training.run.Run, "train", no_training)
     assert main(["train", "--steps", "1e6", "--sample-length", "1e8"]) == 130
     warnings = capsys.readouterr().err.splitlines()
     assert re.fullmatch(r"backprop-lens: warning: 1,000,000 steps will take about [\d.]+ (hours|days) \(about "

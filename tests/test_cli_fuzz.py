@@ -28,10 +28,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import lstm.train
+import lstm.training.estimate
+import lstm.training.run
 from lstm.cli import main
 from lstm.expression import FUNCTIONS
-from lstm.train import TrainConfig, train
+from lstm.training import TrainConfig, train
 
 # A warning printed by Python or numpy is not one line of ours either.
 pytestmark = pytest.mark.filterwarnings("error")
@@ -161,7 +162,7 @@ def fuzz(examples: int) -> settings:
 def fixed_memory(monkeypatch):
     """Sizes are refused against 1 GB, whatever this machine has: every huge number is then refused, none trains
     or samples for hours."""
-    monkeypatch.setattr(lstm.train, "memory_limit", lambda: 10**9)
+    monkeypatch.setattr(lstm.training.estimate, "memory_limit", lambda: 10**9)
 
 
 @fuzz(40)

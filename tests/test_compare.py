@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from test_derivation import MISTAKES, learners_backward  # the learner of the derivation tests, with its mistakes
 
 from lstm import compare, hand
-from lstm.compare import FINITE, REFERENCE, SCALAR, TENSOR, YOURS, Difference
-from lstm.model import parameter_shapes
+from lstm.checks.compare import FINITE, REFERENCE, SCALAR, TENSOR, YOURS, Difference
+from lstm.models.lstm import parameter_shapes
 
 GRADIENTS = ("x", "h0", "c0")
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lstm.data import (
+from lstm.training.data import (
     DEFAULT_CORPUS,
     CharVocab,
     UnknownCharacterError,

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lstm.demo
-import lstm.train
+import lstm.training.estimate
+import lstm.training.run
 from autograd import stage
 from autograd.core import topological_order
 from lstm import LSTM, RNN, compare, gradient_flow
@@ -34,7 +35,7 @@ from lstm.demo import (
     names_a_stage,
     stage_paths,
 )
-from lstm.train import TrainConfig
+from lstm.training import TrainConfig
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def nothing_is_built(monkeypatch):
 
     for name in ("LSTM", "ScalarLSTM"):
         monkeypatch.setattr(lstm.demo, name, refuse)
-    monkeypatch.setattr(lstm.train, "memory_limit", lambda: 10**9)  # the same outcome on every machine
+    monkeypatch.setattr(lstm.training.estimate, "memory_limit", lambda: 10**9)  # the same outcome on every machine
 
 
 @pytest.mark.parametrize("scalar, shape", [

@@ -18,9 +18,9 @@ from autograd import Tensor, Value, check_derivation
 from autograd.view.boxes import GraphTooLargeError
 from autograd.view.derivation import DerivationCheck
 from lstm import LSTM, ScalarLSTM, hand
-from lstm.model import labelled_values
-from lstm.params import step_name
-from lstm.step import check_step
+from lstm.checks.step import check_step
+from lstm.models.lstm import labelled_values
+from lstm.models.params import step_name
 
 MISTAKES = ("sigmoid is its own derivative", "one branch of the fork on h_{t-1}", "no forget factor on c_{t-1}")
 

@@ -31,7 +31,7 @@ from autograd.view.notation import (
 )
 from autograd.view.order import reading_order, stage_order
 from lstm import LSTM, ScalarLSTM
-from lstm.model import labelled_values
+from lstm.models.lstm import labelled_values
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 import lstm
 from autograd import Tensor, Value, backpropagate
 from lstm import hand
-from lstm.model import labelled_values
-from lstm.params import STEP_NODES, sizes_of, step_name
+from lstm.models.lstm import labelled_values
+from lstm.models.params import STEP_NODES, sizes_of, step_name
 
 FD_STEP = 1e-6
 # Largest allowed max|analytic - numeric| relative to the size of the gradients (see

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import lstm.model
+import lstm.models.lstm
 from autograd import Tensor, Value, consumers, draw, explain
 from autograd.core import topological_order
 from autograd.value import Constant
 from lstm import LSTM, RNN, ScalarLSTM, hand, params
-from lstm.model import GATES, data_of, grads_of, parameter_shapes
+from lstm.models.lstm import GATES, data_of, grads_of, parameter_shapes
 
 
 def random_case(rng, input_size=3, hidden_size=4, num_layers=2, steps=6, batch=3):
@@ -131,7 +131,7 @@ def test_bad_state_dicts_are_refused_before_anything_changes(model_type):
 
 
 def test_the_facts_live_in_lstm_params_and_everyone_reads_them_there():
-    assert lstm.model.GATES is params.GATES and lstm.model.parameter_shapes is params.parameter_shapes
+    assert lstm.models.lstm.GATES is params.GATES and lstm.models.lstm.parameter_shapes is params.parameter_shapes
     assert hand.init_params is params.init_params
     assert [gate.letter for gate in params.GATES] == ["i", "f", "g", "o"]  # PyTorch's row blocks
     assert params.STEP_NODES == ("z_i", "i", "z_f", "f", "z_g", "g", "z_o", "o", "c", "tanh_c", "h")
@@ -148,7 +148,7 @@ def test_from_state_dict_builds_the_model_from_the_weights_without_drawing_any(m
     def no_draws(*args, **kwargs):
         raise AssertionError("from_state_dict drew random weights")
 
-    monkeypatch.setattr(lstm.model, "init_params", no_draws)
+    monkeypatch.setattr(lstm.models.lstm, "init_params", no_draws)
     model = model_type.from_state_dict(state)
     assert (model.input_size, model.hidden_size, model.num_layers) == (2, 3, 2)
     for name, array in model.state_dict().items():

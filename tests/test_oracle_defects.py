@@ -107,7 +107,7 @@ def test_a_complex_upstream_gradient_is_refused(upstream):
 
 
 def test_a_complex_lstm_input_is_refused():
-    from lstm.model import LSTM
+    from lstm.models.lstm import LSTM
 
     with pytest.raises(TypeError, match="complex"):
         LSTM(2, 3)(np.ones((4, 1, 2)) * (1 + 1j))

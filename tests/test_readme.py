@@ -12,7 +12,7 @@ def test_the_python_examples_run_in_order(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the examples write loss.svg
     namespace: dict = {}
     blocks = re.findall(r"```python\n(.*?)```", README, re.S)
-    assert len(blocks) == 4
+    assert len(blocks) == 7
     for number, block in enumerate(blocks):
         exec(compile(block, f"README block {number}", "exec"), namespace)
     assert "all passed" in capsys.readouterr().out

@@ -12,12 +12,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-import lstm.train
+import lstm.training.estimate
+import lstm.training.run
 from autograd import Tensor
 from autograd.nn.optim import Adam
-from lstm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from lstm.data import CharVocab
-from lstm.train import (
+from lstm.training import (
     CharModel,
     ConfigError,
     History,
@@ -31,6 +30,8 @@ from lstm.train import (
     sample,
     train,
 )
+from lstm.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lstm.training.data import CharVocab
 
 # Small enough that a few dozen steps take a second or two.
 TINY = TrainConfig(hidden_size=16, embedding_size=8, seq_len=16, batch_size=8, steps=20, eval_interval=5,
@@ -38,12 +39,12 @@ TINY = TrainConfig(hidden_size=16, embedding_size=8, seq_len=16, batch_size=8, s
 
 
 @pytest.fixture(scope="module")
-def straight() -> lstm.train.TrainResult:
+def straight() -> lstm.training.TrainResult:
     """The TINY run that nothing stopped: what every stopped and resumed run must reproduce, bit for bit."""
     return train(TINY, verbose=False)
 
 
-def assert_same_run(a: lstm.train.TrainResult, b: lstm.train.TrainResult) -> None:
+def assert_same_run(a: lstm.training.TrainResult, b: lstm.training.TrainResult) -> None:
     assert a.history == b.history  # every float equal, not merely close
     left, right = a.model.state_dict(), b.model.state_dict()
     assert left.keys() == right.keys()
@@ -73,7 +74,7 @@ def test_resuming_reproduces_the_uninterrupted_run_exactly(tmp_path, straight):
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C; `timeout`, `docker stop`
 def test_a_signal_finishes_the_step_saves_and_resumes_exactly(tmp_path, monkeypatch, straight, signal_number):
     path = str(tmp_path / "run.npz")
-    real_step = lstm.train.train_step
+    real_step = lstm.training.run.train_step
     calls = []
 
     def step_then_signal(*args):
@@ -82,7 +83,7 @@ def test_a_signal_finishes_the_step_saves_and_resumes_exactly(tmp_path, monkeypa
             os.kill(os.getpid(), signal_number)  # in the middle of step 7
         return real_step(*args)
 
-    monkeypatch.setattr(lstm.train, "train_step", step_then_signal)
+    monkeypatch.setattr(lstm.training.run, "train_step", step_then_signal)
     handler = signal.getsignal(signal_number)
     stopped = train(replace(TINY, checkpoint=path), verbose=False)
     monkeypatch.undo()
@@ -95,13 +96,13 @@ def test_a_signal_finishes_the_step_saves_and_resumes_exactly(tmp_path, monkeypa
 
 
 def test_a_signal_the_process_ignores_stays_ignored(monkeypatch):
-    real_step = lstm.train.train_step
+    real_step = lstm.training.run.train_step
 
     def step_then_terminate(*args):
         os.kill(os.getpid(), signal.SIGTERM)  # as if sent to a run started with SIGTERM ignored
         return real_step(*args)
 
-    monkeypatch.setattr(lstm.train, "train_step", step_then_terminate)
+    monkeypatch.setattr(lstm.training.run, "train_step", step_then_terminate)
     previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         result = train(replace(TINY, steps=3), verbose=False)
@@ -184,7 +185,7 @@ def test_the_loss_curve_is_a_png(tmp_path):
 
 def test_a_run_stopped_before_its_first_step_resumes_to_the_same_curve(tmp_path, monkeypatch, straight):
     path = str(tmp_path / "run.npz")
-    real_progress = lstm.train._progress
+    real_progress = lstm.training.run.progress
 
     @contextlib.contextmanager
     def interrupt_at_once(*args):
@@ -192,7 +193,7 @@ def test_a_run_stopped_before_its_first_step_resumes_to_the_same_curve(tmp_path,
         with real_progress(*args) as bar:
             yield bar
 
-    monkeypatch.setattr(lstm.train, "_progress", interrupt_at_once)
+    monkeypatch.setattr(lstm.training.run, "progress", interrupt_at_once)
     stopped = train(replace(TINY, checkpoint=path), verbose=False)
     monkeypatch.undo()
     assert stopped.interrupted and stopped.step == 0 and load_checkpoint(path).step == 0
@@ -214,7 +215,7 @@ def test_overwrite_replaces_a_checkpoint_only_when_asked(tmp_path):
 
 def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     path = str(tmp_path / "run.npz")
-    real_step = lstm.train.train_step
+    real_step = lstm.training.run.train_step
     calls = []
 
     def diverge_at_step_8(*args):
@@ -222,7 +223,7 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
         loss = real_step(*args)
         return math.nan if len(calls) == 8 else loss
 
-    monkeypatch.setattr(lstm.train, "train_step", diverge_at_step_8)
+    monkeypatch.setattr(lstm.training.run, "train_step", diverge_at_step_8)
     with pytest.raises(TrainingDiverged, match=r"became nan at step 8; .*run.npz keeps step 5"):
         train(replace(TINY, checkpoint=path), verbose=False)
     checkpoint = load_checkpoint(path)
@@ -394,7 +395,7 @@ def test_the_layout_of_a_model_is_known_without_building_it():
     ({"steps": 99999999999999999999}, "for the loss curve of 99,999,999,999,999,999,999 steps"),
 ])
 def test_runs_that_cannot_fit_are_refused_before_anything_is_built(monkeypatch, change, part):
-    monkeypatch.setattr(lstm.train, "memory_limit", lambda: 16 * 10**9)
+    monkeypatch.setattr(lstm.training.estimate, "memory_limit", lambda: 16 * 10**9)
 
     def never(*args, **kwargs):
         raise AssertionError("the model was built")
@@ -408,7 +409,7 @@ def test_runs_that_cannot_fit_are_refused_before_anything_is_built(monkeypatch, 
 
 def test_a_sample_too_long_for_memory_is_refused(monkeypatch):
     model = CharModel(vocab_size=5, embedding_size=2, hidden_size=3)
-    monkeypatch.setattr(lstm.train, "memory_limit", lambda: 10**9)
+    monkeypatch.setattr(lstm.training.estimate, "memory_limit", lambda: 10**9)
     with pytest.raises(ValueError, match="a sample of 100,000,000 characters needs about 4.0 GB"):
         sample(model, CharVocab("abcde"), "a", 10**8)
 
@@ -428,7 +429,7 @@ def test_weights_that_stop_being_finite_are_never_saved(tmp_path, monkeypatch, v
     path = str(tmp_path / "run.npz")
     train(replace(TINY, steps=5, checkpoint=path), verbose=False)
     if validation == "blind to it":
-        monkeypatch.setattr(lstm.train, "evaluate", lambda *args: 3.0)
+        monkeypatch.setattr(lstm.training.run, "evaluate", lambda *args: 3.0)
     with pytest.raises(TrainingDiverged, match=f"{message}; .*run.npz keeps step 5. A lower learning rate may help"):
         train(replace(TINY, steps=10, eval_interval=1, lr=1e308, checkpoint=path), resume=True, override_config=True,
               verbose=False)
@@ -448,7 +449,8 @@ def test_prepare_run_finds_everything_before_the_first_step_and_reads_the_checkp
     path = str(tmp_path / "run.npz")
     train(replace(TINY, steps=5, checkpoint=path), verbose=False)
     reads = []
-    monkeypatch.setattr(lstm.train, "load_checkpoint", lambda *args: reads.append(args) or load_checkpoint(*args))
+    monkeypatch.setattr(lstm.training.run, "load_checkpoint",
+                        lambda *args: reads.append(args) or load_checkpoint(*args))
     run = prepare_run({"checkpoint": path, "steps": 7}, resume=True)
     assert len(reads) == 1 and run.config == replace(TINY, steps=7, checkpoint=path)
     assert run.history.step == 5 and run.steps_left == 2 and run.estimate.step_seconds > 0

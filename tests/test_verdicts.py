@@ -11,9 +11,9 @@ import pytest
 
 from autograd import Tensor, Value, check_derivation
 from lstm import LSTM, RNN, ScalarLSTM, hand
-from lstm.model import labelled_values
-from lstm.params import init_params, step_name
-from lstm.step import check_step
+from lstm.checks.step import check_step
+from lstm.models.lstm import labelled_values
+from lstm.models.params import init_params, step_name
 
 SEEDS = range(4)
 

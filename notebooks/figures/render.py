@@ -16,7 +16,7 @@ import numpy as np
 
 from autograd import Tensor, Value, conv2d, draw, max_pool2d, render, softmax_cross_entropy, step_through
 from lstm.demo import DEMO_FLOW, DEMO_TENSOR, gradient_flows, lstm_loss
-from lstm.flow import plot_flows
+from lstm.checks.flow import plot_flows
 
 
 def fork_example() -> Value:

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstm.params import GATES, init_params, sizes_of, step_name
+from lstm.models.params import GATES, init_params, sizes_of, step_name
 
 __all__ = ["Cache", "LayerCache", "backward", "forward", "init_params"]
 

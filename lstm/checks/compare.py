@@ -25,8 +25,8 @@ from autograd import DerivationCheck, Tensor, Value, check_derivation
 from autograd.check import central_differences
 from lstm import hand
 from lstm.demo import Sizes, check_comparison
-from lstm.model import LSTM, ScalarLSTM, data_of, grads_of, labelled_values
-from lstm.params import init_params
+from lstm.models.lstm import LSTM, ScalarLSTM, data_of, grads_of, labelled_values
+from lstm.models.params import init_params
 
 __all__ = ["Comparison", "Difference", "compare"]
 
@@ -35,6 +35,7 @@ TENSOR, SCALAR, FINITE = "LSTM (Tensor)", "ScalarLSTM (Value)", "finite differen
 YOURS = "your derivation"
 Derivation = Callable[..., Mapping[str, Any]]  # (cache, d_out, d_h, d_c) -> gradients by name, as hand.backward
 OUTPUTS = ("out", "h_n", "c_n")  # forward values, compared before the gradients
+LOSS = "L = sum(out * W_out) + sum(h_n * W_h) + sum(c_n * W_c)"
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class Comparison:
     def title(self) -> str:
         s = self.settings
         layers = f"{s['num_layers']} layer" + ("s" if s["num_layers"] > 1 else "")
-        return (f"LSTM gradients against the {REFERENCE}: input {s['input_size']}, "
+        return (f"{s.get('model', 'LSTM')} gradients against the {REFERENCE}: input {s['input_size']}, "
                 f"hidden {s['hidden_size']}, {layers}, {s['seq_len']} steps, batch {s['batch_size']}, "
                 f"seed {s['seed']}, float64")
 
@@ -111,8 +112,8 @@ class Comparison:
         s = self.settings
         tolerances = ", ".join(f"{method} {s['tolerances'][method]:g}" for method in self.methods)
         eps = f" (five-point central, eps {s['eps']:g})" if FINITE in self.methods else ""
-        return ["loss: L = sum(out * W_out) + sum(h_n * W_h) + sum(c_n * W_c), fixed random W; "
-                "rows out, h_n, c_n compare forward values",
+        return [f"loss: {s.get('loss', LOSS)}, fixed random W; "
+                f"rows {', '.join(s.get('outputs', OUTPUTS))} compare forward values",
                 "pass: max abs <= tolerance * max(1, max |reference|)",
                 f"tolerances: {tolerances}{eps}",
                 *self._derivation_notes(),

@@ -1,10 +1,16 @@
 """The recurrent models' facts, in one place: gate order, parameter names and shapes, initialisation, node names.
 
-`lstm.model` (the Tensor and scalar LSTMs, the plain RNN) and `lstm.hand` (the derivation in numpy) all read them
-from here, so the layout cannot drift between them. It is PyTorch's: for layer ``k``, ``weight_ih_l{k}`` is
-(blocks·H, I) for k = 0 and (blocks·H, H) above, ``weight_hh_l{k}`` is (blocks·H, H), ``bias_ih_l{k}`` and
-``bias_hh_l{k}`` are (blocks·H,). An LSTM has four row blocks, one per gate, in the order input i, forget f,
-cell candidate g, output o (``nn.LSTM``); a plain RNN has one (``nn.RNN``).
+`lstm.models` (the Tensor and scalar LSTMs, the GRU, the plain RNN) and `lstm.hand` (the derivations in numpy)
+all read them from here, so the layout cannot drift between them. It is PyTorch's: for layer ``k``,
+``weight_ih_l{k}`` is (blocks·H, I) for k = 0 and (blocks·H, H) above, ``weight_hh_l{k}`` is (blocks·H, H),
+``bias_ih_l{k}`` and ``bias_hh_l{k}`` are (blocks·H,). An LSTM has four row blocks, one per gate, in the order
+input i, forget f, cell candidate g, output o (``nn.LSTM``); a GRU three, reset r, update z, candidate n
+(``nn.GRU``); a plain RNN one (``nn.RNN``).
+
+Names. An LSTM gate's pre-activation is ``z_f`` and its activation ``f``. PyTorch calls the GRU's update gate z,
+which would collide with those z's, so here the GRU's gates are ``r`` (reset), ``u`` (update: PyTorch's z) and
+``n`` (candidate), and their pre-activations ``a_r``, ``a_u``, ``a_n``: a GRU node is never mistaken for an
+LSTM node of the same step.
 
 Time steps count from 1, as in the equations (step 1 reads the initial state as h_{t-1}); layers count from 0, as
 in PyTorch's names. A node of step t is named ``h[t=1]``, or ``h[t=1, layer 0]`` when there are several layers.
@@ -17,20 +23,22 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["GATES", "STEP_NODES", "Gate", "Sizes", "init_params", "parameter_shapes", "sizes_of", "step_name"]
+__all__ = ["GATES", "GRU_GATES", "GRU_STEP_NODES", "RNN_STEP_NODES", "STEP_NODES", "Gate", "Sizes", "init_params",
+           "parameter_shapes", "sizes_of", "step_name"]
 
 
 class Gate(NamedTuple):
-    """One of the four gates: its stage name, its letter in the equations and its activation."""
+    """One gate: its stage name, its letter in the equations, its activation and its pre-activation's prefix."""
 
     stage: str
     letter: str
     activation: str  # a method name that Tensor and Value both have
+    prefix: str = "z"  # the LSTM's z_f; the GRU's a_u (its z is PyTorch's name for a gate)
 
     @property
     def pre_activation(self) -> str:
-        """The name of its input: z_f for the forget gate."""
-        return f"z_{self.letter}"
+        """The name of its input: z_f for the LSTM's forget gate, a_u for the GRU's update gate."""
+        return f"{self.prefix}_{self.letter}"
 
 
 # In the order of PyTorch's row blocks inside weight_ih, weight_hh, bias_ih and bias_hh.
@@ -42,6 +50,16 @@ FORGET = 1  # the forget gate's block
 # cell state, its tanh and the hidden state. The models label their nodes so, and lstm.hand names its adjoints so.
 STEP_NODES = (*(name for gate in GATES for name in (gate.pre_activation, gate.letter)), "c", "tanh_c", "h")
 
+# The GRU's gates in the order of nn.GRU's row blocks: reset r, update z (here u), candidate n.
+GRU_GATES = (Gate("reset gate", "r", "sigmoid", "a"), Gate("update gate", "u", "sigmoid", "a"),
+             Gate("candidate", "n", "tanh", "a"))
+# One GRU step, in the order it computes: a_r, r, a_u, u; the candidate's recurrent part hn = W_hn h_{t-1} + b_hn
+# (its bias inside the reset product, as in nn.GRU), r_hn = r * hn, a_n = W_in x_t + b_in + r_hn, n = tanh(a_n);
+# and h = (1 - u) * n + u * h_{t-1}.
+GRU_STEP_NODES = ("a_r", "r", "a_u", "u", "hn", "r_hn", "a_n", "n", "h")
+# One plain RNN step: the pre-activation z = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh and h = tanh(z).
+RNN_STEP_NODES = ("z", "h")
+
 KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
@@ -52,8 +70,8 @@ def step_name(kind: str, t: int, layer: int = 0, num_layers: int = 1) -> str:
 
 def parameter_shapes(input_size: int, hidden_size: int, num_layers: int = 1, blocks: int = len(GATES)
                      ) -> dict[str, tuple[int, ...]]:
-    """The parameter names and shapes, layer by layer, in PyTorch's order (``blocks``: 4 for an LSTM, 1 for
-    an RNN)."""
+    """The parameter names and shapes, layer by layer, in PyTorch's order (``blocks``: 4 for an LSTM, 3 for a
+    GRU, 1 for an RNN)."""
     shapes: dict[str, tuple[int, ...]] = {}
     rows = blocks * hidden_size
     for layer in range(num_layers):
@@ -83,7 +101,7 @@ def init_params(input_size: int, hidden_size: int, num_layers: int = 1, seed: in
     if not np.issubdtype(np.dtype(dtype), np.floating):
         raise ValueError(f"dtype must be a floating type (float32 or float64), got {np.dtype(dtype)}")
     if forget_bias is not None and blocks != len(GATES):
-        raise ValueError("forget_bias is for an LSTM's forget gate; this model has no gates")
+        raise ValueError("forget_bias is for an LSTM's forget gate; this model has no forget gate")
     rng = np.random.default_rng(seed)
     bound = 1.0 / np.sqrt(hidden_size)
     params = {key: rng.uniform(-bound, bound, size=shape)

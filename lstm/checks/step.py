@@ -26,8 +26,8 @@ import numpy as np
 from autograd import DerivationCheck, Tensor, check_derivation, stage
 from autograd.core import topological_order
 from autograd.exercise import register
-from lstm.model import LSTM
-from lstm.params import STEP_NODES, init_params, step_name
+from lstm.models.lstm import LSTM
+from lstm.models.params import STEP_NODES, init_params, step_name
 
 __all__ = ["Step", "check_step", "one_step"]
 

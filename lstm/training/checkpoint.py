@@ -32,7 +32,7 @@ from typing import IO, Any
 import numpy as np
 
 from autograd.files import write_atomically
-from lstm.data import CharVocab
+from lstm.training.data import CharVocab
 
 __all__ = ["Checkpoint", "CheckpointError", "Layout", "load_checkpoint", "save_checkpoint"]
 
@@ -67,9 +67,12 @@ class Checkpoint:
     optimizer: dict[str, np.ndarray]
     vocab: CharVocab
     history: dict[str, np.ndarray] = field(default_factory=dict)
+    corpus: dict[str, Any] = field(default_factory=dict)  # the text's name, size and sha256 (empty: not recorded)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         meta = {"format": FORMAT, "version": VERSION, "step": int(self.step), "config": self.config}
+        if self.corpus:
+            meta["corpus"] = self.corpus
         arrays = {"meta": np.array(json.dumps(meta))}
         groups = {"model": self.model, "optimizer": self.optimizer, "vocab": self.vocab.to_dict(),
                   "history": self.history}
@@ -83,7 +86,7 @@ class Checkpoint:
         try:
             if "meta" not in arrays:
                 raise _Invalid("it has no 'meta' entry, so it is not a backprop-lens checkpoint")
-            step, config = _read_meta(arrays["meta"], source)
+            step, config, corpus = _read_meta(arrays["meta"], source)
             groups: dict[str, dict[str, np.ndarray]] = {group: {} for group in GROUPS}
             for key, array in arrays.items():
                 group, _, name = key.partition("/")
@@ -95,7 +98,7 @@ class Checkpoint:
                 raise _Invalid(f"it holds no valid vocabulary ({error})") from None
         except _Invalid as error:
             raise CheckpointError(f"{source} is not a valid checkpoint: {error}") from None
-        return cls(step, config, groups["model"], groups["optimizer"], vocab, groups["history"])
+        return cls(step, config, groups["model"], groups["optimizer"], vocab, groups["history"], corpus)
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
@@ -108,7 +111,7 @@ def load_checkpoint(path: str | os.PathLike, layout: Layout | None = None) -> Ch
     """Read a checkpoint written by `save_checkpoint`; CheckpointError says what is wrong if it cannot.
 
     Before any array is read, the ``meta`` entry (at most 64 KiB) is parsed and every entry's size is checked
-    against its ``.npy`` header and the zip's directory. With a ``layout`` (`lstm.train.checkpoint_layout`
+    against its ``.npy`` header and the zip's directory. With a ``layout`` (`lstm.training.checkpoint_layout`
     describes our training runs) the entries must be exactly those of the run that ``meta`` describes, none
     larger; without one, all arrays together may take at most 16 times the file's size.
     """
@@ -126,7 +129,7 @@ def load_checkpoint(path: str | os.PathLike, layout: Layout | None = None) -> Ch
             if headers["meta"].nbytes > META_LIMIT:
                 raise _Invalid(f"its 'meta' entry takes {headers['meta'].nbytes:,} bytes (at most "
                                f"{META_LIMIT:,} expected)")
-            step, config = _read_meta(_read(archive, entries["meta"], headers["meta"]), str(path))
+            step, config, _ = _read_meta(_read(archive, entries["meta"], headers["meta"]), str(path))
             if layout is None:
                 _check_expansion(headers, path.stat().st_size)
             else:
@@ -256,8 +259,9 @@ def _read_exactly(member: IO[bytes], size: int) -> bytes:
     return data
 
 
-def _read_meta(meta: np.ndarray, source: str) -> tuple[int, dict[str, Any]]:
-    """The step and the configuration from the ``meta`` entry, after checking that it is one of ours."""
+def _read_meta(meta: np.ndarray, source: str) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """The step, the configuration and the corpus's identity (empty if not recorded: checkpoints written before
+    it was) from the ``meta`` entry, after checking that it is one of ours."""
     meta = np.asarray(meta)
     if meta.shape != () or meta.dtype.kind != "U":
         raise _Invalid(f"its 'meta' entry is an array of shape {meta.shape} and dtype {meta.dtype}, not a "
@@ -276,4 +280,9 @@ def _read_meta(meta: np.ndarray, source: str) -> tuple[int, dict[str, Any]]:
     step, config = content.get("step"), content.get("config")
     if type(step) is not int or step < 0 or not isinstance(config, dict):
         raise _Invalid("its 'meta' entry is damaged (no valid step or configuration)")
-    return step, config
+    corpus = content.get("corpus", {})
+    if not isinstance(corpus, dict) or (corpus and not (isinstance(corpus.get("name"), str)
+                                                        and type(corpus.get("size")) is int
+                                                        and isinstance(corpus.get("sha256"), str))):
+        raise _Invalid("its 'meta' entry is damaged (the corpus it records has no valid name, size and sha256)")
+    return step, config, corpus

@@ -1,5 +1,5 @@
-"""The LSTM built from autograd primitives, twice: on Tensors (`LSTM`) and on scalar Values (`ScalarLSTM`); and a
-plain tanh `RNN` on Tensors, built the same way, to set beside them.
+"""The LSTM built from autograd primitives, twice: on Tensors (`LSTM`) and on scalar Values (`ScalarLSTM`); and what
+the Tensor models (`lstm.models.gru.GRU`, `lstm.models.rnn.RNN`) share with it.
 
 Both LSTMs compute, for every layer and time step t = 1 ... T, the functional stages of the LSTM cell::
 
@@ -37,9 +37,9 @@ import numpy as np
 from autograd import Tensor, Value, concatenate, stack, stage
 from autograd.nn import Module, checked_state
 from autograd.value import Constant
-from lstm.params import GATES, STEP_NODES, Gate, init_params, parameter_shapes, sizes_of, step_name
+from lstm.models.params import GATES, STEP_NODES, Gate, init_params, parameter_shapes, sizes_of, step_name
 
-__all__ = ["GATES", "LSTM", "RNN", "Gate", "ScalarLSTM", "Unrolled", "parameter_shapes"]
+__all__ = ["GATES", "LSTM", "Gate", "ScalarLSTM", "Unrolled", "parameter_shapes"]
 
 
 @dataclass(frozen=True)
@@ -297,61 +297,6 @@ _made_once = functools.lru_cache(maxsize=4096)(stage)  # the stages of steps and
 def _step_names(t: int, layer: int, num_layers: int) -> dict[str, str]:
     """The names of step t's nodes (`lstm.params.step_name`), by kind: ``{"h": "h[t=2]", ...}``, made once."""
     return {kind: step_name(kind, t, layer, num_layers) for kind in ("[x, h, 1]", "z", *STEP_NODES)}
-
-
-# --- the plain RNN -----------------------------------------------------------------------------------------
-
-class RNN(_TensorModel):
-    """A plain tanh RNN on Tensors, from the same primitives and with the same conventions as `LSTM`.
-
-    h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), PyTorch ``nn.RNN``'s parameters (``weight_ih_l0`` of shape
-    (H, I), ...) and initialisation (uniform in ±1/sqrt(H)), sequence first, steps from t = 1, each step's nodes
-    ``z[t=1]`` (the pre-activation) and ``h[t=1]`` in the stage ``t=1 / layer 0 / hidden state``.
-    ``out, h_n = rnn(x, h0)``, as ``nn.RNN`` returns them. With no cell state its gradient reaches step t
-    only through the product of every later step's tanh' and W_hh: what the LSTM's cell state was made to avoid.
-    """
-
-    blocks = 1
-    state_names = ("h0",)
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dtype: Any = np.float64,
-                 seed: int = 0) -> None:
-        self._set_sizes(input_size, hidden_size, num_layers)
-        self._set_parameters(init_params(input_size, hidden_size, num_layers, seed, blocks=1), dtype)
-
-    def forward(self, x: Any, h0: Any = None) -> tuple[Tensor, Tensor]:
-        """``(out, h_n)``: out (T, B, H) from the last layer; h_n (num_layers, B, H) at the end."""
-        run = self.unroll(x, h0)
-        return run.out, run.h
-
-    def unroll(self, x: Any, h0: Any = None) -> Unrolled:
-        """The forward pass, keeping the per-step nodes h_t of every layer (no cell state: ``cell`` is None)."""
-        x = self._as_input(x, "x")
-        steps, batch = self._check_sequence(x.shape)
-        h, = self._initial_state(h0, batch)
-        ones = Tensor(np.ones((batch, 1), dtype=self.dtype), label="1")
-        weights = [self._stacked_weights(layer) for layer in range(self.num_layers)]
-        hidden: list[list[Tensor]] = [[] for _ in range(self.num_layers)]
-        for t in range(1, steps + 1):
-            with stage(f"t={t}"):
-                below: Any = x[t - 1]
-                below.label = f"x[t={t}]"
-                for layer in range(self.num_layers):
-                    with stage(f"layer {layer}"), stage("hidden state"):
-                        gate_input = concatenate([below, h[layer], ones], axis=1)
-                        gate_input.label = self._name("[x, h, 1]", t, layer)
-                        z = gate_input @ weights[layer]
-                        z.label = self._name("z", t, layer)
-                        h[layer] = z.tanh()
-                        h[layer].label = self._name("h", t, layer)
-                    hidden[layer].append(h[layer])
-                    below = h[layer]
-        with stage("outputs"):
-            out = concatenate(hidden[-1], axis=0).reshape(steps, batch, self.hidden_size)
-            out.label = "out"
-            h_n = stack(h)
-            h_n.label = "h_n"
-        return Unrolled(out, h_n, None, hidden, None)
 
 
 # --- the scalar LSTM ---------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Comparison and checks: the models against each other and finite differences, one step checked, gradient flow."""
