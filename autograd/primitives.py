@@ -577,12 +577,14 @@ SOFTMAX_CROSS_ENTROPY = Primitive("softmax_cross_entropy", "cross_entropy({x}, y
 
 
 def _maximum_share(a: Any, b: Any) -> Any:
-    """d max(a, b) / da: 1 where a is larger, 1/2 where the two tie (PyTorch's choice), else 0 (a constant)."""
+    """d max(a, b) / da, as PyTorch takes it: 0 where a is smaller, 1/2 where the two tie, else 1 (a constant).
+    Written from "smaller", not "larger", so that where either is NaN (and the maximum NaN) the gradient goes on
+    to both, as PyTorch's does, rather than vanishing."""
     a, b = raw(a), raw(b)
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         like = a if isinstance(a, np.ndarray) and a.dtype.kind == "f" else b
-        return (np.greater(a, b) + np.equal(a, b) * 0.5).astype(np.result_type(like, np.float16))
-    return 1.0 if a > b else 0.5 if a == b else 0.0
+        return (1.0 - np.less(a, b) - np.equal(a, b) * 0.5).astype(np.result_type(like, np.float16))
+    return 0.0 if a < b else 0.5 if a == b else 1.0
 
 
 def _scalar_maximum(a: float, b: float) -> float:
@@ -595,8 +597,8 @@ def _scalar_minimum(a: float, b: float) -> float:
 
 MAXIMUM = _binary("maximum", "max({a}, {b})", _scalar_maximum, np.maximum,
                   lambda g, out, a, b: g * _maximum_share(a, b), lambda g, out, a, b: g * _maximum_share(b, a),
-                  "1 if a > b, 1/2 if a = b, else 0", "1 if b > a, 1/2 if a = b, else 0")
+                  "0 if a < b, 1/2 if a = b, else 1", "0 if b < a, 1/2 if a = b, else 1")
 MINIMUM = _binary("minimum", "min({a}, {b})", _scalar_minimum, np.minimum,
                   lambda g, out, a, b: g * _maximum_share(b, a), lambda g, out, a, b: g * _maximum_share(a, b),
-                  "1 if a < b, 1/2 if a = b, else 0", "1 if b < a, 1/2 if a = b, else 0")
+                  "0 if a > b, 1/2 if a = b, else 1", "0 if b > a, 1/2 if a = b, else 1")
 SCALAR_PRIMITIVES += (MAXIMUM, MINIMUM)  # Value.max and Value.min

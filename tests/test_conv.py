@@ -183,7 +183,22 @@ def test_maximum_and_minimum_share_ties_and_pass_checks():
     x = Tensor(y.data + rng.choice([-1, 1], (3, 4)) * rng.uniform(0.1, 0.5, (3, 4)), requires_grad=True)
     assert gradcheck(lambda x, y: weighted(maximum(x, y) * minimum(x, y) + minimum(x, 0.3)), [x, y])
     assert second_order(lambda x, y: weighted(maximum(x, y) * minimum(x, y).tanh()), [x, y])
-    assert MAXIMUM.formulas[0] == "1 if a > b, 1/2 if a = b, else 0"
+    assert MAXIMUM.formulas[0] == "0 if a < b, 1/2 if a = b, else 1"
+
+
+@pytest.mark.parametrize("kind", ["Value", "Tensor"])
+def test_maximum_and_minimum_pass_the_gradient_on_to_both_inputs_at_a_nan_as_pytorch(kind):
+    # PyTorch's rule masks the smaller input only, so at a NaN (no order) both inputs get the whole gradient
+    for op in (maximum, minimum):
+        if kind == "Value":
+            a, b = Value(math.nan), Value(1.0)
+        else:
+            a, b = Tensor([math.nan, 2.0], requires_grad=True), Tensor([1.0, math.nan], requires_grad=True)
+        out = op(a, b)
+        out.backward(None if kind == "Value" else np.array([3.0, -2.0]))
+        assert np.all(np.isnan(out.data))
+        np.testing.assert_array_equal(a.grad, 1.0 if kind == "Value" else [3.0, -2.0])
+        np.testing.assert_array_equal(b.grad, 1.0 if kind == "Value" else [3.0, -2.0])
 
 
 def test_value_max_and_min():
