@@ -17,11 +17,12 @@ from typing import Any
 
 from autograd import Value, detect_anomaly
 
-__all__ = ["FUNCTIONS", "ExpressionError", "assignments", "expression_value", "quoted"]
+__all__ = ["FUNCTIONS", "PAIR_FUNCTIONS", "ExpressionError", "assignments", "expression_value", "quoted"]
 
 OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
              ast.Pow: operator.pow}
 FUNCTIONS = ("tanh", "sigmoid", "exp", "log", "relu", "sqrt", "abs")
+PAIR_FUNCTIONS = ("max", "min")  # of two arguments: Value.max(other), Value.min(other)
 
 
 class ExpressionError(ValueError):
@@ -81,12 +82,13 @@ def expression_value(text: str, values: dict[str, float]) -> Value:
             return [node.left, node.right]
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             return [node.operand]
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS
-                and len(node.args) == 1 and not node.keywords):
-            return [node.args[0]]
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords and (
+                node.func.id in FUNCTIONS and len(node.args) == 1
+                or node.func.id in PAIR_FUNCTIONS and len(node.args) == 2):
+            return node.args
         part = ast.get_source_segment(text, node) or type(node).__name__
         raise ExpressionError(f"cannot explain {quoted(part)}: use numbers, names, + - * / ** and "
-                              f"{', '.join(FUNCTIONS)}")
+                              f"{', '.join(FUNCTIONS)}, {', '.join(f'{name}(a, b)' for name in PAIR_FUNCTIONS)}")
 
     def apply(node: ast.AST, arguments: list[Any]) -> Any:
         if isinstance(node, ast.Constant):
@@ -99,8 +101,8 @@ def expression_value(text: str, values: dict[str, float]) -> Value:
             return OPERATORS[type(node.op)](*arguments)
         if isinstance(node, ast.UnaryOp):
             return -arguments[0] if isinstance(node.op, ast.USub) else arguments[0]
-        argument = arguments[0]
-        return getattr(argument if isinstance(argument, Value) else Value(argument), node.func.id)()
+        first, *others = arguments
+        return getattr(first if isinstance(first, Value) else Value(first), node.func.id)(*others)
 
     def evaluate(tree: ast.AST) -> Any:
         """Children before parents, left to right, on a stack of our own: a sum of thousands of terms nests

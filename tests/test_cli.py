@@ -262,6 +262,18 @@ def test_explain_gives_the_engines_numbers(tmp_path):
     assert forward and float(forward.group(1)) == pytest.approx(loss.data, rel=1e-11)
 
 
+def test_explain_takes_max_and_min_of_two_arguments(tmp_path):
+    result = cli("explain", "max(a, b) * min(a, 1)", "a=2", "b=-3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    a, b = Value(2.0, label="a"), Value(-3.0, label="b")
+    a.max(b).__mul__(a.min(1.0)).backward()  # dL/da: min(a, 1) = 1 through max, plus 0 through min (a > 1)
+    fork = re.search(r"^\s*dL/da = .*(?:\n\s+= .*)*", result.stdout, flags=re.MULTILINE)[0]  # a's two uses, summed
+    assert float(fork.rsplit("= ", 1)[1]) == a.grad == 1.0
+    assert "0 if a < b, 1/2 if a = b, else 1" in result.stdout  # the primitive table's formula, read out
+    refused = cli("explain", "max(a)", "a=2", cwd=tmp_path)
+    assert refused.returncode == 2 and "max(a, b)" in refused.stderr
+
+
 def test_explain_without_an_expression_explains_a_tiny_lstm(tmp_path):
     result = cli("explain", "--format", "markdown", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
