@@ -68,7 +68,7 @@ from lstm.demo import (
     names_a_stage,
     stage_paths,
 )
-from lstm.expression import FUNCTIONS, ExpressionError, assignments, expression_value, quoted
+from lstm.expression import FUNCTIONS, PAIR_FUNCTIONS, ExpressionError, assignments, expression_value, quoted
 from lstm.training import (
     DTYPES,
     MODELS,
@@ -237,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     why = command("explain", run_explain, "Write out the chain rule, node by node, for a small expression "
                   "(e.g. 'tanh(a*b + c)' a=2 b=-3 c=1) or, without one, for a tiny ScalarLSTM.")
     why.add_argument("expression", nargs="?",
-                     help=f"numbers, names, + - * / ** and the functions {', '.join(FUNCTIONS)}")
+                     help=f"numbers, names, + - * / ** and the functions {', '.join(FUNCTIONS)} and "
+                          f"{', '.join(f'{name}(a, b)' for name in PAIR_FUNCTIONS)}")
     why.add_argument("values", nargs="*", metavar="NAME=VALUE", help="a value for each name in it")
     why.add_argument("--format", choices=("text", "markdown", "latex"), default="text",
                      help=_default("how the derivation is written"))
