@@ -6,8 +6,9 @@
     >>> ex.grade({"a": 0.25, "b": -1.0})  # a teacher's verdict on the first wrong one, and a hint
 
 Kinds: ``"expression"`` (a few scalar stages with a fork), ``"mlp"`` (a 2-2-2 sigmoid network with a squared
-error, as in Matt Mazur's worked example), ``"rnn-step"`` (one tanh RNN step on arrays) and ``"lstm-step"``
-(one LSTM step, `lstm.checks.step.one_step`, the same exercise as `lstm.check_step`). The same kind and seed always
+error, as in Matt Mazur's worked example), ``"rnn-step"`` (one tanh RNN step on arrays), ``"cnn-stage"``
+(a convolution, ReLU, max pooling, a linear layer and softmax with cross-entropy) and ``"lstm-step"`` (one LSTM
+step, `lstm.checks.step.one_step`, the same exercise as `lstm.check_step`). The same kind and seed always
 give the same exercise. Every node is labelled, so every name in the task, the grade and the solution is one
 the student has seen.
 
@@ -212,6 +213,11 @@ def _number(rng: np.random.Generator, low: float = -2.0, high: float = 2.0) -> f
     return value
 
 
+def _array(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    """Numbers a person can compute with: one decimal, between -1 and 1 (and no -0.0 to puzzle over)."""
+    return np.round(rng.uniform(-1.0, 1.0, shape), 1) + 0.0
+
+
 def _named(node: Node, name: str) -> Any:
     node.label = name
     return node
@@ -274,8 +280,8 @@ def _rnn_step(rng: np.random.Generator) -> tuple[Node, tuple[str, ...]]:
 
     batch, inputs, hidden = 2, 2, 3
 
-    def array(*shape: int) -> Any:
-        return np.round(rng.uniform(-1.0, 1.0, shape), 1)
+    def array(*shape: int) -> np.ndarray:
+        return _array(rng, *shape)
 
     x = Tensor(array(batch, inputs), label="x")
     h_prev = Tensor(array(batch, hidden), requires_grad=True, label="h_prev")
@@ -291,7 +297,34 @@ def _rnn_step(rng: np.random.Generator) -> tuple[Node, tuple[str, ...]]:
     return root, ("h", "z", "b", "W_hh", "W_ih", "h_prev")
 
 
-KINDS: dict[str, Builder] = {"expression": _expression, "mlp": _mlp, "rnn-step": _rnn_step}
+def _cnn_stage(rng: np.random.Generator) -> tuple[Node, tuple[str, ...]]:
+    """A small CNN's stages: a 2x2 kernel over a 5x5 image, ReLU, 2x2 max pooling, a linear layer to 3 classes
+    and softmax with cross-entropy: the kernel's fork over positions, pooling's routing and p - y."""
+    from autograd.functions import conv2d, max_pool2d, softmax_cross_entropy
+    from autograd.tensor import Tensor
+
+    def array(*shape: int) -> np.ndarray:
+        return _array(rng, *shape)
+
+    x = Tensor(array(1, 1, 5, 5), label="x")
+    kernel = Tensor(array(1, 1, 2, 2), requires_grad=True, label="K")
+    weight = Tensor(array(4, 3), requires_grad=True, label="W")
+    target = int(rng.integers(3))
+    with stage("convolution"):
+        y = _named(conv2d(x, kernel), "Y")
+    with stage("activation"):
+        a = _named(y.relu(), "A")
+    with stage("max pooling"):
+        pooled = _named(max_pool2d(a, 2), "P")
+    with stage("linear"):
+        logits = _named(pooled.reshape(1, 4) @ weight, "z")
+    with stage(f"loss, target class y = {target}"):  # the class is no node: the stage names it
+        root = _named(softmax_cross_entropy(logits, [target]), "L")
+    return root, ("z", "W", "P", "A", "Y", "K")
+
+
+KINDS: dict[str, Builder] = {"expression": _expression, "mlp": _mlp, "rnn-step": _rnn_step,
+                              "cnn-stage": _cnn_stage}
 
 
 # --- hints and notebooks -------------------------------------------------------------------------------------

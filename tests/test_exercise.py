@@ -14,7 +14,7 @@ from autograd import Exercise, backpropagate, exercise
 from autograd.view.annotated import AnnotatedPass
 from lstm.cli import main
 
-KINDS = ("expression", "mlp", "rnn-step", "lstm-step")
+KINDS = ("expression", "mlp", "rnn-step", "lstm-step", "cnn-stage")
 
 
 def right_answers(task: Exercise) -> dict:
@@ -100,6 +100,18 @@ def test_the_verdicts_on_expression_exercises():
     assert first.name == "d" and first.diagnosis.kind == "scaled" and "uses d twice" in first.diagnosis.text
 
 
+def test_a_cnn_exercise_reads_p_minus_y_and_finds_a_kernel_gradient_taken_from_one_position():
+    task = exercise("cnn-stage", seed=1)
+    assert "target class y =" in str(task)
+    right = right_answers(task)
+    z, y = task.values["z"], int(str(task).split("target class y = ")[1][0])
+    p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    np.testing.assert_allclose(right["z"], p - np.eye(3)[y], rtol=1e-12)  # dL/dz = p - onehot(y), batch of 1
+    wrong = dict(right, K=right["K"] / 9)  # one position's share of the kernel's fork over 9, not their sum
+    grade = task.grade(wrong)
+    assert not grade.passed and grade.check.first_mismatch.name == "K"
+
+
 def test_hints_escalate_while_the_same_gradient_stays_wrong_and_start_again_when_it_moves():
     task = exercise("mlp", seed=1)
     right = right_answers(task)
@@ -126,7 +138,8 @@ def test_the_solution_is_the_worked_derivation():
 
 
 def test_unknown_kinds_and_bad_seeds_are_refused():
-    with pytest.raises(ValueError, match="unknown kind 'cnn'; the kinds are expression, lstm-step, mlp, rnn-step"):
+    kinds = "cnn-stage, expression, lstm-step, mlp, rnn-step"
+    with pytest.raises(ValueError, match=f"unknown kind 'cnn'; the kinds are {kinds}"):
         exercise("cnn")
     for seed in (-1, 1.5, True):
         with pytest.raises(ValueError, match="seed must be a non-negative integer"):
