@@ -24,14 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from autograd import Tensor, concatenate, stack, stage
-from lstm.models.lstm import Unrolled, _made_once, _TensorModel
+from autograd import Tensor, concatenate, stage
+from lstm.models.lstm import _HiddenStateModel
 from lstm.models.params import GRU_GATES, GRU_STEP_NODES, init_params, step_name
 
 __all__ = ["GRU"]
 
 
-class GRU(_TensorModel):
+class GRU(_HiddenStateModel):
     """A multi-layer GRU on Tensors with PyTorch ``nn.GRU`` parameters, sequence first.
 
     ``out, h_n = gru(x, h0)`` with x (T, B, input_size), a numpy array or a Tensor, and h0 (num_layers, B,
@@ -41,7 +41,6 @@ class GRU(_TensorModel):
     """
 
     blocks = len(GRU_GATES)
-    state_names = ("h0",)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dtype: Any = np.float64,
                  seed: int = 0, *, update_bias: float | None = None) -> None:
@@ -56,46 +55,7 @@ class GRU(_TensorModel):
                 params[f"bias_hh_l{layer}"][update] = 0.0
         self._set_parameters(params, dtype)
 
-    def forward(self, x: Any, h0: Any = None) -> tuple[Tensor, Tensor]:
-        """``(out, h_n)``: out (T, B, H) from the last layer; h_n (num_layers, B, H) at the end."""
-        run = self.unroll(x, h0)
-        return run.out, run.h
-
-    def unroll(self, x: Any, h0: Any = None) -> Unrolled:
-        """The forward pass, keeping the per-step nodes h_t of every layer (no cell state: ``cell`` is None)."""
-        x = self._as_input(x, "x")
-        steps, batch = self._check_sequence(x.shape)
-        h, = self._initial_state(h0, batch)
-        ones = Tensor(np.ones((batch, 1), dtype=self.dtype), label="1")
-        weights = [self._gate_weights(layer) for layer in range(self.num_layers)]
-        hidden: list[list[Tensor]] = [[] for _ in range(self.num_layers)]
-        for t in range(1, steps + 1):
-            with _made_once(f"t={t}"):
-                below: Any = x[t - 1]
-                below.label = f"x[t={t}]"
-                for layer in range(self.num_layers):
-                    with _made_once(f"layer {layer}"):
-                        h[layer] = self._cell(*weights[layer], below, h[layer], ones,
-                                              _step_names(t, layer, self.num_layers))
-                    hidden[layer].append(h[layer])
-                    below = h[layer]
-        with stage("outputs"):
-            out = concatenate(hidden[-1], axis=0).reshape(steps, batch, self.hidden_size)
-            out.label = "out"
-            h_n = stack(h)
-            h_n.label = "h_n"
-        return Unrolled(out, h_n, None, hidden, None)
-
-    def step(self, x_t: Any, h_prev: Any, t: int = 1, layer: int = 0) -> Tensor:
-        """One step of one layer on its own: h_t from x_t (B, input size of the layer) and h_{t-1} (B, H), in the
-        stages and with the names of step t."""
-        x_t, h_prev = self._as_input(x_t, "x"), self._as_input(h_prev, "h_prev")
-        ones = Tensor(np.ones((x_t.shape[0], 1), dtype=self.dtype), label="1")
-        weights = self._gate_weights(layer)
-        with stage(f"t={t}"), stage(f"layer {layer}"):
-            return self._cell(*weights, x_t, h_prev, ones, _step_names(t, layer, self.num_layers))
-
-    def _gate_weights(self, layer: int) -> tuple[Tensor, Tensor]:
+    def _layer_weights(self, layer: int) -> tuple[Tensor, Tensor]:
         """The gates' input weights [W_i· | b_i·] and recurrent weights [W_h· | b_h·], each stacked gate by gate:
         (3, I + 1, H) and (3, H + 1, H). The biases stay apart: b_hn is inside the reset product."""
         stacked = []
@@ -108,9 +68,11 @@ class GRU(_TensorModel):
                 stacked.append(weight)
         return stacked[0], stacked[1]
 
-    def _cell(self, weight_x: Tensor, weight_h: Tensor, x_t: Any, h_prev: Any, ones: Tensor,
-              names: dict[str, str]) -> Tensor:
-        """One step of one layer (``names``: its nodes' names, `_step_names`)."""
+    def _cell(self, weights: tuple[Tensor, Tensor], x_t: Any, h_prev: Any, ones: Tensor, t: int,
+              layer: int) -> Tensor:
+        """Step t of one layer: h_t from x_t and h_{t-1}."""
+        weight_x, weight_h = weights
+        names = _step_names(t, layer, self.num_layers)
         input_part = concatenate([x_t, ones], axis=1) @ weight_x  # (3, B, H): W_i· x_t + b_i·, gate by gate
         input_part.label = names["[x, 1] W_x"]
         recurrent = concatenate([h_prev, ones], axis=1) @ weight_h  # (3, B, H): W_h· h_{t-1} + b_h·

@@ -186,6 +186,52 @@ class _TensorModel(_Recurrent, Module):
                 f"num_layers={self.num_layers}, dtype={self.dtype})")
 
 
+class _HiddenStateModel(_TensorModel):
+    """What the models whose state is h alone (`RNN`, `GRU`) share: the pass over steps and layers, and one step on
+    its own. A model gives ``_layer_weights(layer)`` and ``_cell(weights, x_t, h_prev, ones, t, layer)``, step t
+    of one layer, which names its nodes and opens the stages inside the step."""
+
+    state_names = ("h0",)
+
+    def forward(self, x: Any, h0: Any = None) -> tuple[Tensor, Tensor]:
+        """``(out, h_n)``: out (T, B, H) from the last layer; h_n (num_layers, B, H) at the end."""
+        run = self.unroll(x, h0)
+        return run.out, run.h
+
+    def unroll(self, x: Any, h0: Any = None) -> Unrolled:
+        """The forward pass, keeping the per-step nodes h_t of every layer (no cell state: ``cell`` is None)."""
+        x = self._as_input(x, "x")
+        steps, batch = self._check_sequence(x.shape)
+        h, = self._initial_state(h0, batch)
+        ones = Tensor(np.ones((batch, 1), dtype=self.dtype), label="1")
+        weights = [self._layer_weights(layer) for layer in range(self.num_layers)]
+        hidden: list[list[Tensor]] = [[] for _ in range(self.num_layers)]
+        for t in range(1, steps + 1):
+            with _made_once(f"t={t}"):
+                below: Any = x[t - 1]
+                below.label = f"x[t={t}]"
+                for layer in range(self.num_layers):
+                    with _made_once(f"layer {layer}"):
+                        h[layer] = self._cell(weights[layer], below, h[layer], ones, t, layer)
+                    hidden[layer].append(h[layer])
+                    below = h[layer]
+        with stage("outputs"):
+            out = concatenate(hidden[-1], axis=0).reshape(steps, batch, self.hidden_size)
+            out.label = "out"
+            h_n = stack(h)
+            h_n.label = "h_n"
+        return Unrolled(out, h_n, None, hidden, None)
+
+    def step(self, x_t: Any, h_prev: Any, t: int = 1, layer: int = 0) -> Tensor:
+        """One step of one layer on its own: h_t from x_t (B, input size of the layer) and h_{t-1} (B, H), in the
+        stages and with the names of step t."""
+        x_t, h_prev = self._as_input(x_t, "x"), self._as_input(h_prev, "h_prev")
+        ones = Tensor(np.ones((x_t.shape[0], 1), dtype=self.dtype), label="1")
+        weights = self._layer_weights(layer)
+        with stage(f"t={t}"), stage(f"layer {layer}"):
+            return self._cell(weights, x_t, h_prev, ones, t, layer)
+
+
 # --- the Tensor LSTM ---------------------------------------------------------------------------------------
 
 class LSTM(_TensorModel):
