@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstm.hand.lstm import upstream
 from lstm.models.params import GRU_GATES, sizes_of, step_name
 
 __all__ = ["GRUCache", "GRULayerCache", "backward", "forward"]
@@ -114,13 +115,9 @@ def backward(cache: GRUCache, d_out: np.ndarray, d_h: np.ndarray | None = None, 
     steps, batch, hidden_size = top.hidden.shape
     num_layers = len(cache.layers)
     dtype = top.hidden.dtype
-    d_out = np.asarray(d_out).astype(dtype, copy=False)
-    if d_out.shape != (steps, batch, hidden_size):
-        raise ValueError(f"d_out has shape {d_out.shape}, expected {(steps, batch, hidden_size)}")
+    d_out = upstream("d_out", d_out, (steps, batch, hidden_size), dtype)
     state_shape = (num_layers, batch, hidden_size)
-    d_h = np.zeros(state_shape, dtype) if d_h is None else np.asarray(d_h).astype(dtype, copy=False)
-    if d_h.shape != state_shape:
-        raise ValueError(f"d_h has shape {d_h.shape}, expected {state_shape}")
+    d_h = upstream("d_h", d_h, state_shape, dtype, optional=True)
     grads: dict[str, np.ndarray] = {}
     stages: dict[str, np.ndarray] = {}
     d_h0 = np.empty(state_shape, dtype)

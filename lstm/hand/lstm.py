@@ -43,6 +43,7 @@ is (T, B, I), states are (L, B, H).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -106,6 +107,16 @@ class Cache:
 def _check_shape(name: str, array: np.ndarray, expected: tuple[int, ...]) -> None:
     if array.shape != expected:
         raise ValueError(f"{name} has shape {array.shape}, expected {expected}")
+
+
+def upstream(name: str, given: Any, shape: tuple[int, ...], dtype: np.dtype, optional: bool = False) -> np.ndarray:
+    """An upstream gradient handed to a backward pass (dL/d out, dL/d h_n, ...): in the pass's dtype and of its
+    shape, or a clear error; zeros where an ``optional`` one is not given (every model's hand derivation)."""
+    if given is None and optional:
+        return np.zeros(shape, dtype=dtype)
+    given = np.asarray(given).astype(dtype, copy=False)
+    _check_shape(name, given, shape)
+    return given
 
 
 # --------------------------------------------------------------------------------------------------
@@ -274,18 +285,9 @@ def backward(
     num_layers = cache.num_layers
     state_shape = (num_layers, batch, hidden)
 
-    d_out = np.asarray(d_out).astype(dtype, copy=False)
-    _check_shape("d_out", d_out, (steps, batch, hidden))
-    if d_h is None:
-        d_h = np.zeros(state_shape, dtype=dtype)
-    else:
-        d_h = np.asarray(d_h).astype(dtype, copy=False)
-        _check_shape("d_h", d_h, state_shape)
-    if d_c is None:
-        d_c = np.zeros(state_shape, dtype=dtype)
-    else:
-        d_c = np.asarray(d_c).astype(dtype, copy=False)
-        _check_shape("d_c", d_c, state_shape)
+    d_out = upstream("d_out", d_out, (steps, batch, hidden), dtype)
+    d_h = upstream("d_h", d_h, state_shape, dtype, optional=True)
+    d_c = upstream("d_c", d_c, state_shape, dtype, optional=True)
 
     grads: dict[str, np.ndarray] = {}
     stages: dict[str, np.ndarray] | None = {} if adjoints else None

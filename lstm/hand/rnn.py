@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstm.hand.lstm import upstream
 from lstm.models.params import sizes_of, step_name
 
 __all__ = ["RNNCache", "backward", "forward"]
@@ -72,13 +73,9 @@ def backward(cache: RNNCache, d_out: np.ndarray, d_h: np.ndarray | None = None, 
     num_layers = len(cache.hidden)
     steps, batch, hidden_size = cache.hidden[-1].shape
     dtype = cache.hidden[-1].dtype
-    d_sequence = np.asarray(d_out).astype(dtype, copy=False)
-    if d_sequence.shape != (steps, batch, hidden_size):
-        raise ValueError(f"d_out has shape {d_sequence.shape}, expected {(steps, batch, hidden_size)}")
+    d_sequence = upstream("d_out", d_out, (steps, batch, hidden_size), dtype)
     state_shape = (num_layers, batch, hidden_size)
-    d_h = np.zeros(state_shape, dtype) if d_h is None else np.asarray(d_h).astype(dtype, copy=False)
-    if d_h.shape != state_shape:
-        raise ValueError(f"d_h has shape {d_h.shape}, expected {state_shape}")
+    d_h = upstream("d_h", d_h, state_shape, dtype, optional=True)
     grads: dict[str, np.ndarray] = {}
     stages: dict[str, np.ndarray] = {}
     d_h0 = np.empty(state_shape, dtype)
