@@ -77,6 +77,16 @@ class Comparison:
     differences: dict[tuple[str, str], Difference] = field(repr=False)
     derivation: DerivationCheck | None = field(default=None, repr=False)
 
+    @classmethod
+    def of(cls, settings: dict[str, Any], quantities: tuple[str, ...], results: dict[str, dict[str, np.ndarray]],
+           tolerances: dict[str, float], derivation: DerivationCheck | None) -> Comparison:
+        """Every method's results set against the hand derivation's, each within its tolerance."""
+        reference = results[REFERENCE]
+        differences = {(quantity, method): Difference.between(results[method][quantity], reference[quantity],
+                                                              tolerances[method])
+                       for method in tolerances for quantity in quantities if quantity in results[method]}
+        return cls(settings, tuple(tolerances), quantities, results, differences, derivation)
+
     @property
     def passed(self) -> bool:
         return all(difference.passed for difference in self.differences.values())
@@ -222,13 +232,7 @@ def compare(input_size: int = 3, hidden_size: int = 4, num_layers: int = 1, seq_
         check = check_derivation(root, yours, rtol=tolerance, atol=tolerance)
     settings["tolerances"] = tolerances
 
-    quantities = (*OUTPUTS, *params, *data)
-    methods = tuple(tolerances)
-    reference = results[REFERENCE]
-    differences = {(quantity, method): Difference.between(results[method][quantity], reference[quantity],
-                                                          tolerances[method])
-                   for method in methods for quantity in quantities if quantity in results[method]}
-    return Comparison(settings, methods, quantities, results, differences, check)
+    return Comparison.of(settings, (*OUTPUTS, *params, *data), results, tolerances, check)
 
 
 Weights = tuple[np.ndarray, np.ndarray, np.ndarray]

@@ -13,7 +13,7 @@ import numpy as np
 
 from autograd import Tensor, check_derivation
 from autograd.check import central_differences
-from lstm.checks.compare import FINITE, REFERENCE, YOURS, Comparison, Derivation, Difference
+from lstm.checks.compare import FINITE, REFERENCE, YOURS, Comparison, Derivation
 from lstm.hand import gru as hand_gru
 from lstm.models.gru import GRU
 from lstm.models.params import GRU_GATES, init_params
@@ -81,10 +81,4 @@ def compare_gru(input_size: int = 3, hidden_size: int = 4, num_layers: int = 1, 
     settings = dict(model="GRU", loss=LOSS, outputs=OUTPUTS, input_size=input_size, hidden_size=hidden_size,
                     num_layers=num_layers, seq_len=seq_len, batch_size=batch_size, seed=seed, eps=eps,
                     tolerances=tolerances)
-    quantities = (*OUTPUTS, *params, *data)
-    methods = tuple(tolerances)
-    reference = results[REFERENCE]
-    differences = {(quantity, method): Difference.between(results[method][quantity], reference[quantity],
-                                                          tolerances[method])
-                   for method in methods for quantity in quantities if quantity in results[method]}
-    return Comparison(settings, methods, quantities, results, differences, check)
+    return Comparison.of(settings, (*OUTPUTS, *params, *data), results, tolerances, check)
