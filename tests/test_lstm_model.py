@@ -349,7 +349,12 @@ def test_every_step_layer_and_stage_is_tagged(model):
     for t in (1, 2, 3):  # time steps count from 1, as in the equations; layers from 0, as in PyTorch's names
         for layer in range(2):
             for name in STAGES:
-                assert (f"t={t}", f"layer {layer}", name) in stages
+                if isinstance(model, LSTM):
+                    assert (f"t={t}", f"layer {layer}", name) in stages
+                else:  # a ScalarLSTM's units each in a stage of their own, so drawings can stack or box them
+                    for unit in range(3):
+                        for sequence in range(2):
+                            assert (f"t={t}", f"layer {layer}", f"unit {unit}, sequence {sequence}", name) in stages
     assert not any(stage[:1] in {("t=0",), ("t=4",)} for stage in stages)
     # outside the steps: only making the gate weights, assembling the outputs, and this test's sum
     outside = {node.stage for node in nodes
@@ -428,11 +433,12 @@ def test_scalar_lstm_labels_and_forks():
     h = next(node for node in edges if node.label == "h[t=1, layer 0][0,2]")
     # h_{t-1} fans out into all 4 H gate units of the next step, and into the layer above
     next_step = [consumer for consumer, _ in edges[h] if consumer.stage[:2] == ("t=2", "layer 0")]
-    assert {consumer.stage[2] for consumer in next_step} == {gate.stage for gate in GATES}
+    assert {consumer.stage[-1] for consumer in next_step} == {gate.stage for gate in GATES}
+    assert {consumer.stage[2] for consumer in next_step} == {"unit 0", "unit 1", "unit 2"}  # each unit a stage
     assert len(next_step) == 4 * 3
     c = next(node for node in edges if node.label == "c[t=1, layer 1][0,0]")
-    assert sorted(consumer.stage for consumer, _ in edges[c]) == [("t=1", "layer 1", "hidden state"),
-                                                                  ("t=2", "layer 1", "cell state")]
+    assert sorted(consumer.stage for consumer, _ in edges[c]) == [("t=1", "layer 1", "unit 0", "hidden state"),
+                                                                  ("t=2", "layer 1", "unit 0", "cell state")]
 
 
 # --- float32 ------------------------------------------------------------------------------------------------

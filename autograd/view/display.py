@@ -29,9 +29,16 @@ class Drawing(graphviz.Digraph):
 
     safer: Callable[[], str] | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # narrower layouts to try when this one is wider than a notebook column: (None, same picture laid out
+        # otherwise) or (the arguments of a draw() call that shows less, that drawing); see `rendering.pipe`
+        self.narrower: list[tuple[str | None, Callable[[], Drawing]]] = []
+        self.warned = False
+
     def copy(self) -> Drawing:
         duplicate = super().copy()
-        duplicate.safer = self.safer
+        duplicate.safer, duplicate.narrower = self.safer, list(self.narrower)
         return duplicate
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:

@@ -25,6 +25,7 @@ import math
 import os
 import textwrap
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +85,7 @@ MAX_ROW = 20  # characters of a gradient row before it goes on on a second line
 SHALLOW = 5  # ranks: graphs this shallow are drawn left to right; deeper ones top to bottom
 CONVEYOR_WEIGHT = "12"  # Graphviz keeps heavier edges shorter and straighter
 STACK_LIMIT = 160  # shapes: larger drawings are not stacked, which costs Graphviz 1-2 s at 300 shapes, a minute at 450
+WRAP_AT, PER_ROW = 4, 2  # inputs of one shape side by side before the row wraps; shapes per row when it does
 STACKED_WEIGHT = "12"  # of the edges that stack parts, so they line up (at weight 0 dot may ignore them)
 
 
@@ -129,6 +131,7 @@ class DotWriter:
         self.depth: dict[StagePath, int] = {(): 0}  # how deep each stage's cluster is drawn (merged ones share)
         self._depths((), 0)
         self.anchors = self._stacking() if self.stacked else {}
+        self.wraps = self._wrapping() if self.rankdir in ("TB", "BT") and not safe else []
 
     def write(self, caption: str | None = None, progress: Progress | None = None,
               caption_room: tuple[int, int] | None = None) -> Drawing:
@@ -147,6 +150,8 @@ class DotWriter:
         self._cluster(graph, (), progress, [0])
         if self.scene.floating:
             self._shared_inputs(graph)
+            if across and self.scene.root in self.ids:  # under the picture, not beside it: the column is narrow
+                graph.edge(self.ids[self.scene.root], "shared", style="invis")
         for edge in self.scene.edges:
             self._edge(graph, edge, progress)
         for box in self.scene.recurrent:
@@ -157,6 +162,8 @@ class DotWriter:
                     graph.edge(bottom, anchor, style="invis", weight=STACKED_WEIGHT)
                 for top in tops:
                     graph.edge(anchor, top, style="invis", weight=STACKED_WEIGHT)
+        for bottom, top in self.wraps:
+            graph.edge(bottom, top, style="invis")
         graph.safer = None if self.safe else lambda: DotWriter(self.scene, self.digits, self.rankdir, True).write(
             caption, progress, caption_room).source
         return graph
@@ -312,6 +319,36 @@ class DotWriter:
                 count = sum(map(len, anchors.values()))
                 anchors.setdefault(parent, []).append((f"a{count}", bottoms, tops))
         return anchors
+
+    def _wrapping(self) -> list[tuple[str, str]]:
+        """Long rows wrapped: the inputs of a shape that takes more than `WRAP_AT` of them (the products of a
+        convolution written out, gathered by one stack) sit side by side in one row; each `PER_ROW`-th one's own
+        chain (what only it uses, up to the shapes with no input of their own) is drawn under the chain before."""
+        inputs: dict[Unit, list[Unit]] = {}
+        users: Counter[Unit] = Counter()
+        for edge in self.scene.edges:
+            inputs.setdefault(edge.head, []).append(edge.tail)
+            users[edge.tail] += 1
+
+        def tops(unit: Unit) -> list[Unit]:
+            found, stack, seen = [], [unit], {unit}
+            while stack:
+                here = stack.pop()
+                own = [tail for tail in inputs.get(here, ()) if users[tail] == 1 and tail not in seen]
+                if not own and here is not unit:
+                    found.append(here)
+                seen.update(own)
+                stack += own
+            return found
+
+        wraps = []
+        for tails in inputs.values():
+            row = [tail for tail in dict.fromkeys(tails) if users[tail] == 1 and inputs.get(tail)]
+            if len(row) <= WRAP_AT:
+                continue
+            for before, after in zip(row, row[PER_ROW:]):
+                wraps += [(self.ids[before], self.ids[top]) for top in tops(after) if top in self.ids]
+        return wraps
 
     def _parts(self, path: StagePath) -> list[StagePath | Box]:
         """The clusters and boxes directly inside a cluster, in computation order."""
@@ -532,7 +569,10 @@ class DotWriter:
                 high = max(np.max(total) for total in by_value.values())
                 shown = f"{format_number(low, self.digits)} … {format_number(high, self.digits)}"
                 rows = [(f"{len(rows)} values: {shown}", sent)]
-        label = (f"<FONT COLOR='{MUTED}'>{text(local)}</FONT><BR/>" if local else "") + "<BR/>".join(
+        # a matrix written out goes on one line per row: across the flow, its width is the picture's
+        local = "<BR/>".join(text(line) for line in (local.replace("], [", "],\n[").split("\n")
+                                                      if len(local) > MAX_ROW else [local]))
+        label = (f"<FONT COLOR='{MUTED}'>{local}</FONT><BR/>" if local else "") + "<BR/>".join(
             fragments([row], GRADIENT, background) for row in rows)
         # Across the flow a label widens the picture by its own width, and along a chain it shifts each link
         # aside: the labels of long edges and of edges between boxes are placed once the layout is made.
