@@ -10,9 +10,8 @@ Measured from the SVG that the real ``dot`` writes:
 - width: the ``<svg width="...pt">`` in pixels at 96 dpi (x 4/3); at most `WIDTH_BUDGET` (1,000 px).
 - overlaps: every edge label's box (the union of its text lines) against every node's box (the bounding box of
   its polygon, path or ellipse) and against every other edge label's box. Text extents are estimated with
-  stated font metrics: each character `CHARACTER_EM` of the font size wide (Helvetica's widest common digits
-  and letters are 0.556 em; bold 0.611), the line from 0.8 em above its baseline to 0.2 em below; boxes that
-  meet by less than `TOLERANCE` points do not count.
+  stated font metrics (`WIDTHS`: DejaVu Sans's, the font ``dot`` uses for Helvetica here), the line from 0.8 em
+  above its baseline to 0.2 em below; boxes that meet by less than `TOLERANCE` points do not count.
 
     python tests/learner_graphs.py        # prints each drawing's width, overlaps and time
 """
@@ -37,7 +36,12 @@ from autograd.view.rendering import pipe  # noqa: E402
 from lstm import ScalarLSTM  # noqa: E402
 
 WIDTH_BUDGET = 1000  # pixels at 96 dpi
-CHARACTER_EM = 0.58  # of the font size, per character: Helvetica's digits are 0.556 em, its bold ones 0.556
+# DejaVu Sans, the font dot finds for Helvetica here and lays the labels out with, in em: digits 0.636; space, ".",
+# "," 0.318; brackets 0.39; "-" 0.361; "=" and "×" 0.838; any other character 0.62 (its letters' mean, rounded
+# up); bold text 1.09 times as wide (DejaVu Sans Bold's digits are 0.696)
+WIDTHS = {**dict.fromkeys("0123456789", 0.636), **dict.fromkeys(" .,:;", 0.318), **dict.fromkeys("[]()", 0.39),
+          "-": 0.361, "=": 0.838, "×": 0.838}
+OTHER, BOLD = 0.62, 1.09
 ASCENT, DESCENT = 0.8, 0.2  # of the font size, above and below the baseline
 TOLERANCE = 1.0  # points: boxes that meet by less do not overlap
 
@@ -246,7 +250,8 @@ def _text_box(group: ElementTree.Element) -> Box | None:
     boxes = []
     for element in group.iter(f"{SVG}text"):
         x, y, size = float(element.get("x")), float(element.get("y")), float(element.get("font-size"))
-        width = len("".join(element.itertext())) * size * CHARACTER_EM
+        shown = "".join(element.itertext()).strip()  # what shows: no spaces at the ends
+        width = sum(WIDTHS.get(char, OTHER) for char in shown) * size * (BOLD if element.get("font-weight") else 1)
         x0 = {"start": x, "middle": x - width / 2, "end": x - width}[element.get("text-anchor", "start")]
         boxes.append((x0, y - ASCENT * size, x0 + width, y + DESCENT * size))
     if not boxes:

@@ -76,11 +76,14 @@ LEGEND = {
                 "the sum of its branches",
 }
 FONT_SIZE, EDGE_FONT_SIZE, SMALL_FONT_SIZE, CAPTION_SIZE = 10, 9, 8, 12
+LEGEND_SIZE, LEGEND_WIDTH = 10, 96  # points (13 px: readable on a projector), characters a line
+LEGEND_ROOM = LEGEND_SIZE * 2  # points of height the legend takes (its lines at most two)
 CAPTION_WIDTH = 84  # characters of a step-through caption's line: with the legend, within a notebook's width
 CHARACTER_WIDTH = 0.62  # of the font size: a little above Helvetica's average, so an estimate is never short
 MAX_SUM_TERMS = 4  # a fork with more branches shows "Σ n branches" instead of writing out the sum
 MAX_EXPRESSION = 30  # characters of a node's first line before its expression is cut short
 MAX_LISTED = 3  # inputs a box names; more are counted
+XLABELS = False
 MAX_ROW = 20  # characters of a gradient row before it goes on on a second line
 SHALLOW = 5  # ranks: graphs this shallow are drawn left to right; deeper ones top to bottom
 CONVEYOR_WEIGHT = "12"  # Graphviz keeps heavier edges shorter and straighter
@@ -137,8 +140,11 @@ class DotWriter:
               caption_room: tuple[int, int] | None = None) -> Drawing:
         """The drawing, complete or at one moment of the reverse pass; see `_caption` for ``caption_room``."""
         across = self.rankdir in ("TB", "BT")  # ranks are rows: labels are wide, so rows can be close
+        root = self.names[self.scene.root]
         graph = Drawing(
-            graph_attr={"rankdir": self.rankdir, "fontname": FONT, "fontsize": str(FONT_SIZE), "bgcolor": PAPER,
+            name=f"{self.scene.view} graph of {root}",  # what the background says when hovered (else "%3")
+            graph_attr={"tooltip": tooltip_text(f"the {self.scene.view} graph of {root}: {LEGEND[self.scene.view]}"),
+                        "rankdir": self.rankdir, "fontname": FONT, "fontsize": str(FONT_SIZE), "bgcolor": PAPER,
                         "pad": "0.15", "nodesep": "0.1",
                         "ranksep": "0.18" if across else "0.25", "fontcolor": MUTED, "outputorder": "edgesfirst"},
             node_attr={"fontname": FONT, "fontsize": str(FONT_SIZE), "fontcolor": INK, "shape": "box",
@@ -172,7 +178,13 @@ class DotWriter:
         """The title or a frame's caption, over the legend. With ``room`` (characters, lines) the caption is
         wrapped to lines of that many characters and takes the room of that many lines, so the frames of a
         step-through, whose captions differ, keep one layout."""
-        legend = f"<FONT POINT-SIZE='{SMALL_FONT_SIZE}' COLOR='{MUTED}'>{text(LEGEND[self.scene.view])}</FONT>"
+        notice = self.scene.annotated.accumulated() if self.scene.view == "backward" and room is None else None
+        legend = "<BR ALIGN='LEFT'/>".join(f"<FONT POINT-SIZE='{LEGEND_SIZE}' COLOR='{MUTED}'>{text(line)}</FONT>"
+                                           for line in caption_lines(LEGEND[self.scene.view], LEGEND_WIDTH))
+        if notice:  # .grad holds more than the pass drawn: said over the legend, in the gradients' colour
+            legend = "<BR ALIGN='LEFT'/>".join(f"<FONT POINT-SIZE='{LEGEND_SIZE}' COLOR='{GRADIENT}'>{text(line)}"
+                                               "</FONT>" for line in caption_lines(notice, LEGEND_WIDTH)) + \
+                "<BR ALIGN='LEFT'/>" + legend
         if not caption:
             return as_html(legend + "<BR ALIGN='LEFT'/>")
         if room is None:
@@ -264,7 +276,8 @@ class DotWriter:
             fill, border = cluster_colours(inner, self.depth[inner])
             count[0] += 1
             with graph.subgraph(name=f"cluster_{count[0]}") as cluster:
-                cluster.attr(label=as_html(text(" · ".join(names))), style="rounded,filled", fillcolor=fill,
+                cluster.attr(label=as_html(text(" · ".join(names))), tooltip=tooltip_text(" / ".join(inner)),
+                             style="rounded,filled", fillcolor=fill,
                              color=border, fontcolor=MUTED, fontsize="9", labeljust="l", margin="5")
                 self._cluster(cluster, inner, progress, count)
 
@@ -392,8 +405,13 @@ class DotWriter:
         tooltip = [f"{box.title}: {count}"]
         for relation, nodes in (("uses", used), ("feeds", fed)):
             if nodes:
-                names = [self.names[node] for node in nodes]
-                listed = ", ".join(names) if len(names) <= MAX_LISTED else f"{len(names)} values outside"
+                names = [self._plain(node) for node in nodes]
+                listed = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names) \
+                    if len(names) <= MAX_LISTED else f"{len(names)} values outside"
+                if relation == "feeds" and self.scene.view == "backward" and all(
+                        self._added(box.outputs[node]) is None or not np.any(self._added(box.outputs[node]))
+                        for node in fed):
+                    listed += ", which sends no gradient back"  # e.g. the outputs of steps a loss does not read
                 rows.append(f"<FONT POINT-SIZE='{SMALL_FONT_SIZE}' COLOR='{FORK_BORDER}'>{relation} "
                             f"{text(listed)}</FONT>")
         for node in used:
@@ -402,13 +420,22 @@ class DotWriter:
                                                          f": dL/d{self.names[node]} += {brief(added, 6)}"))
         for node in fed:
             back = self._added(box.outputs[node])
-            tooltip.append(f"feeds {self.names[node]}" + ("" if back is None else
+            tooltip.append(f"feeds {self._plain(node)}" + ("" if back is None else
                                                           f", which sends back {brief(back, 6)}"))
         if self.scene.view == "backward" and any(self._added(box.inputs[node]) is not None for node in used):
             rows.append(self._box_gradients(box, used, progress))
         label = "<BR ALIGN='LEFT'/>".join(rows) + "<BR ALIGN='LEFT'/>"
         graph.node(self.ids[box], as_html(label), fillcolor=BOX_FILL, tooltip=tooltip_text("\n".join(tooltip)),
                    **attrs)
+
+    def _plain(self, node: Node) -> str:
+        """A node as a box names it, in words a student finds in their code: a constant by its value, a node
+        with no name of its own by how it was computed (``f[t=1] * c0``, not ``v5``)."""
+        if is_constant(node):
+            return f"the constant {self.names[node]}"
+        if node.op is not None and not node.label:
+            return shorten(expression(node, self.written), MAX_EXPRESSION)
+        return self.names[node]
 
     def _added(self, links: list[Link]) -> Any:
         terms = [term for term in map(self.scene.term, links) if term is not None]
@@ -572,13 +599,14 @@ class DotWriter:
         # a matrix written out goes on one line per row: across the flow, its width is the picture's
         local = "<BR/>".join(text(line) for line in (local.replace("], [", "],\n[").split("\n")
                                                       if len(local) > MAX_ROW else [local]))
+        # bold text comes out wider than dot reckons it: a space after each row keeps neighbouring labels apart
         label = (f"<FONT COLOR='{MUTED}'>{local}</FONT><BR/>" if local else "") + "<BR/>".join(
-            fragments([row], GRADIENT, background) for row in rows)
+            fragments([row], GRADIENT, background) + "  " for row in rows)
         # Across the flow a label widens the picture by its own width, and along a chain it shifts each link
         # aside: the labels of long edges and of edges between boxes are placed once the layout is made.
         span = abs(self.scene.early.get(edge.head, 0) - self.scene.early.get(edge.tail, 0))
         beside = span > 2 and not (isinstance(edge.tail, Box) and isinstance(edge.head, Box))
-        where = "xlabel" if beside and self.rankdir in ("TB", "BT") else "label"
+        where = "xlabel" if beside and XLABELS and self.rankdir in ("TB", "BT") else "label"
         attrs |= {where: as_html(label), "tooltip": tooltip_text(tooltip), "labeltooltip": tooltip_text(tooltip)}
         if progress is not None:
             if any(progress.fresh(link) for link in edge.branches):
@@ -618,6 +646,8 @@ class DotWriter:
         step += f"{brief(upstream, 6)} · {brief(value, 6)} = {brief(term, 6)}"
         if not is_number(formula):
             step += f", where ∂{out}/∂{x} = {formula}"
+        if isinstance(value, np.ndarray) and value.size and np.all(value == value.flat[0]):
+            return f"× {format_number(value.flat[0], self.digits)} =", step  # the same for every element: once
         return f"× {brief(value, self.digits, mean=False)} =", step
 
     def _node_tooltip(self, node: Node) -> str:

@@ -93,7 +93,7 @@ def pipe(drawing: Any, fmt: str, *, timeout: float | None = None) -> bytes:
         output = _within_png_limit(drawing, output, timeout)
     narrower = getattr(drawing, "narrower", None)
     width = pixels(output, fmt)
-    if not narrower or width is None or width <= WIDTH_BUDGET:
+    if narrower is None or width is None or width <= WIDTH_BUDGET:
         return output
     advised = None
     for call, make in narrower:
@@ -102,14 +102,15 @@ def pipe(drawing: Any, fmt: str, *, timeout: float | None = None) -> bytes:
         if call is None and (pixels(again, fmt) or 0) <= WIDTH_BUDGET:
             return again  # the same picture, laid out to fit: nothing to say
         if call is not None and advised is None:
-            found = pixels(_laid_out(other, "svg", timeout), "svg") or 0
+            other.warned = True  # measured here, said here
+            found = pixels(pipe(other, "svg", timeout=timeout), "svg") or 0
             advised = (call, found) if found <= WIDTH_BUDGET else None
     if not getattr(drawing, "warned", False):
         drawing.warned = True
         fits = (f"draw(root, {advised[0]}) fits ({advised[1]:,.0f} px)" if advised else
                 "collapse more stages (collapse=, keep=) or draw a part of the graph")
-        _warn(f"this drawing is {width:,.0f} px wide at 96 dpi, wider than a notebook column ({WIDTH_BUDGET:,} px); "
-              f"{fits}", WidthWarning)
+        _warn(f"this drawing is {width:,.0f} px wide at 96 dpi, wider than a notebook column "
+              f"({WIDTH_BUDGET:,} px); {fits}", WidthWarning)
     return output
 
 
