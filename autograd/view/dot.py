@@ -145,7 +145,7 @@ class DotWriter:
             name=f"{self.scene.view} graph of {root}",  # what the background says when hovered (else "%3")
             graph_attr={"tooltip": tooltip_text(f"the {self.scene.view} graph of {root}: {LEGEND[self.scene.view]}"),
                         "rankdir": self.rankdir, "fontname": FONT, "fontsize": str(FONT_SIZE), "bgcolor": PAPER,
-                        "pad": "0.15", "nodesep": "0.1",
+                        "pad": "0.08", "nodesep": "0.1",
                         "ranksep": "0.18" if across else "0.25", "fontcolor": MUTED, "outputorder": "edgesfirst"},
             node_attr={"fontname": FONT, "fontsize": str(FONT_SIZE), "fontcolor": INK, "shape": "box",
                        "style": "rounded,filled", "fillcolor": PAPER, "color": BORDER, "penwidth": "1.1",
@@ -601,7 +601,7 @@ class DotWriter:
                                                       if len(local) > MAX_ROW else [local]))
         # bold text comes out wider than dot reckons it: a space after each row keeps neighbouring labels apart
         label = (f"<FONT COLOR='{MUTED}'>{local}</FONT><BR/>" if local else "") + "<BR/>".join(
-            fragments([row], GRADIENT, background) + "  " for row in rows)
+            fragments([row], GRADIENT, background) + " " for row in rows)
         # Across the flow a label widens the picture by its own width, and along a chain it shifts each link
         # aside: the labels of long edges and of edges between boxes are placed once the layout is made.
         span = abs(self.scene.early.get(edge.head, 0) - self.scene.early.get(edge.tail, 0))
@@ -717,7 +717,10 @@ def fragments(parts: list[tuple[str, bool]], colour: str, background: str) -> st
         if line and line + len(piece) > MAX_ROW:
             pieces.append("<BR ALIGN='LEFT'/>")
             line = 0
-        pieces.append(f"<FONT COLOR='{colour if shown else background}'><B>{text(piece)}</B></FONT>")
+        # a space at either end of a piece is a no-break space: SVG drops a plain one there ("-0.00766+ 0.029")
+        spaced = piece[:len(piece) - len(piece.lstrip(" "))].replace(" ", "\u00a0") + piece.strip(" ") + \
+            piece[len(piece.rstrip(" ")):].replace(" ", "\u00a0") if piece.strip(" ") else piece
+        pieces.append(f"<FONT COLOR='{colour if shown else background}'><B>{text(spaced)}</B></FONT>")
         line += len(piece)
     return "".join(pieces)
 

@@ -126,10 +126,12 @@ def pixels(output: bytes, fmt: str) -> float | None:
 
 def _within_png_limit(drawing: Any, output: bytes, timeout: float | None) -> bytes:
     """A PNG that ``dot`` would cut at `PNG_MAX` pixels, drawn again at the resolution that keeps it whole."""
-    if output[:8] != b"\x89PNG\r\n\x1a\n" or max(struct.unpack(">II", output[16:24])) < PNG_MAX:
-        return output
+    if output[:8] != b"\x89PNG\r\n\x1a\n" or max(struct.unpack(">II", output[16:24])) < PNG_MAX - 2:
+        return output  # (cairo stops a pixel or two short of its maximum)
     first = _laid_out(drawing, "plain", timeout).split(b"\n", 1)[0].split()  # graph scale width height (inches)
     width, height = float(first[2]) * 96, float(first[3]) * 96
+    if max(width, height) < PNG_MAX - 2:
+        return output
     dpi = int(96 * (PNG_MAX - 1) / max(width, height))
     _warn(f"this drawing is {width:,.0f} x {height:,.0f} px at 96 dpi, over the PNG renderer's maximum of "
           f"{PNG_MAX:,} px a side: written at {dpi} dpi instead, its text small; an SVG keeps it sharp")
