@@ -6,7 +6,7 @@
 - ``collapse="auto"`` (the default): in a graph of more than `AUTO_SHAPES` shapes with a loop, that is a run of
   sibling stages named alike but for their numbers (``t=1``, ``t=2``, ...), every step but one is a box: the
   one named by ``keep``, else the last; and when that step is still large (a ScalarLSTM of several units),
-  every unit of a layer but the first is a box too.
+  every unit of a layer but the last is a box too.
 - ``roll_up=True`` draws a run of such siblings whose contents have the same structure as one box
   ``t=1 … t=20 ×20``.
 - ``max_nodes`` refuses a drawing with more shapes than that, before any layout starts, with advice on how to
@@ -33,7 +33,7 @@ StageFilter = str | Iterable[str] | Callable[[StagePath], bool] | None
 Link = tuple[Node, int]
 
 AUTO_SHAPES = 40  # shapes a drawing of a loop may have before "auto" draws all steps but one as boxes
-UNIT_SHAPES = 110  # shapes the step drawn in full may have before "auto" draws all its units but one as boxes
+UNIT_SHAPES = 110  # shapes the step drawn in full may have before "auto" draws all its units but the last as boxes
 LEAF_KINDS = ("leaf", "constant")
 PLUMBING = frozenset({"reshape", "transpose", "concatenate"})  # ops that only move elements (see the scene)
 SHARED = 2  # top-level stages that must use an input before each of them draws a copy of it
@@ -220,7 +220,7 @@ def _kind(node: Node) -> str:
 def resolve(census: Census, collapse: StageFilter, keep: StageFilter) -> tuple[StageFilter, StageFilter]:
     """``collapse="auto"`` made concrete: every step of the loop but the one kept (the last, unless ``keep``
     names others) as boxes, when the drawing in full would have more than `AUTO_SHAPES` shapes; and when the
-    step kept in full still has more than `UNIT_SHAPES`, inside it every unit but the first of each innermost
+    step kept in full still has more than `UNIT_SHAPES`, inside it every unit but the last of each innermost
     family of stages named alike (``unit 0``, ``unit 1``, ... of a layer) as boxes too, the way steps are."""
     if not (isinstance(collapse, str) and collapse == "auto"):
         return collapse, keep
@@ -271,7 +271,7 @@ class StageTree:
 
     def unit_boxes(self, loop: set[StagePath]) -> set[StagePath]:
         """The stages drawn as boxes when the units of a step are: in each innermost family of sibling stages
-        named alike but for their numbers (other than the loop's steps), every member but the first."""
+        named alike but for their numbers (other than the loop's steps), every member but the last (as steps)."""
         families: list[list[StagePath]] = []
         for children in self.children.values():
             grouped: dict[str, list[StagePath]] = {}
@@ -283,7 +283,7 @@ class StageTree:
         boxed: set[StagePath] = set()
         for family in families:
             if not any(other[:len(path)] == path and other != path for path in family for other in members):
-                boxed.update(sorted(family, key=lambda path: numbers(path[-1]))[1:])
+                boxed.update(sorted(family, key=lambda path: numbers(path[-1]))[:-1])
         return boxed
 
     def plan(self, collapse: Callable[[StagePath], bool], keep: Callable[[StagePath], bool],

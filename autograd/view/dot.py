@@ -431,8 +431,10 @@ class DotWriter:
     def _plain(self, node: Node) -> str:
         """A node as a box names it, in words a student finds in their code: a constant by its value, a node
         with no name of its own by how it was computed (``f[t=1] * c0``, not ``v5``)."""
-        if is_constant(node):
-            return f"the constant {self.names[node]}"
+        data = np.asarray(node.data)
+        if is_constant(node) or (node.op is None and not node.requires_grad and data.size
+                                 and np.all(data == data.flat[0])):
+            return f"the constant {self.names[node]}"  # the column of ones that carries a bias, say
         if node.op is not None and not node.label:
             return shorten(expression(node, self.written), MAX_EXPRESSION)
         return self.names[node]
