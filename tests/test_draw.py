@@ -372,7 +372,7 @@ def test_collapse_draws_matching_stages_as_boxes_and_keep_exempts_one():
         for consumer, position in edge.branches:
             value = consumer.parents[position]
             per_value[value] = per_value.get(value, 0.0) + terms[consumer, position]
-        rows = plain(attrs["label"]).split("\n")
+        rows = [row.rstrip() for row in plain(attrs["label"]).split("\n")]  # (a space after a row spaces labels)
         assert rows == [f"{writer.names[value]}: {format_number(total, 3)}" for value, total in per_value.items()]
 
 
