@@ -462,8 +462,9 @@ class ScalarLSTM(_Recurrent):
         c = np.empty((batch, size), dtype=object)
         h = np.empty((batch, size), dtype=object)
         for b, j in np.ndindex(batch, size):
-            # each unit in a stage of its own, so that a drawing can stack the units or draw all but one as boxes
-            unit = stage(f"unit {j}" if batch == 1 else f"unit {j}, sequence {b}") if batch * size > 1 else None
+            # each unit in a stage of its own, so that a drawing can draw all but one as boxes (for one sequence:
+            # with several, the clusters of units and sequences crash Debian's dot 2.43, "trouble in init_rank")
+            unit = stage(f"unit {j}") if batch == 1 and size > 1 else None
             with unit or contextlib.nullcontext():
                 gates = {}
                 for k, gate in enumerate(GATES):

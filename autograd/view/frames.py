@@ -219,7 +219,7 @@ class Slider:
         return (f'<div><input type="range" min="0" max="{len(images) - 1}" value="0" step="1" '
                 f'style="width:{min(INLINE_WIDTH, images[0].width)}px" oninput="{script}" '
                 # JupyterLab takes the arrow keys for its own shortcuts unless an element asks to keep them
-                'data-lm-suppress-shortcuts="true" onkeydown="event.stopPropagation()"/>{"".join(encoded)}</div>')
+                f'data-lm-suppress-shortcuts="true" onkeydown="event.stopPropagation()"/>{"".join(encoded)}</div>')
 
     def __repr__(self) -> str:
         return f"<slider over {repr(self.frames)[1:-1]}>"
