@@ -64,9 +64,10 @@ def draw(root: Node, view: View = "forward", *, collapse: StageFilter = "auto", 
         drawing.narrower.append((None, lambda: DotWriter(scene, precision, "TB").write(title)))
     options = dict(fold=fold, repeat_shared=repeat_shared, max_nodes=max_nodes, show_constants=show_constants,
                    precision=precision, title=title)
-    if scene.loop is not None and collapse != "*":  # every step a box
-        steps = scene.loop
-        pattern = "/".join([*map(literal, steps[0][:-1]), numbered(literal(steps[0][-1])).replace("#", "*")])
+    steps = scene.loop
+    pattern = None if steps is None else "/".join([*map(literal, steps[0][:-1]),
+                                                   numbered(literal(steps[0][-1])).replace("#", "*")])
+    if pattern is not None and collapse not in ("*", pattern):  # every step a box
         drawing.narrower.append((f"{view!r}, collapse={pattern!r}",
                                  lambda: draw(root, view, collapse=pattern, **options)))
     elif any(node.stage for node in scene.nodes) and collapse != "*":  # every top-level stage a box
