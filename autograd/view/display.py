@@ -37,13 +37,15 @@ class Drawing(graphviz.Digraph):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # narrower layouts to try when this one is wider than a notebook column: (None, same picture laid out
-        # otherwise) or (the arguments of a draw() call that shows less, that drawing); see `rendering.pipe`
-        self.narrower: list[tuple[str | None, Callable[[], Drawing]]] = []
+        # otherwise) or (the arguments of a draw() call that shows less, that drawing); see `rendering.pipe`.
+        # None (a step-through's frame, cut to the column anyway): its width is not checked
+        self.narrower: list[tuple[str | None, Callable[[], Drawing]]] | None = None
         self.warned = False
 
     def copy(self) -> Drawing:
         duplicate = super().copy()
-        duplicate.safer, duplicate.narrower = self.safer, list(self.narrower)
+        duplicate.safer = self.safer
+        duplicate.narrower = None if self.narrower is None else list(self.narrower)
         return duplicate
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:

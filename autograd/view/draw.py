@@ -60,6 +60,7 @@ def draw(root: Node, view: View = "forward", *, collapse: StageFilter = "auto", 
                   repeat_shared=repeat_shared, show_constants=show_constants, max_nodes=max_nodes)
     writer = DotWriter(scene, precision, rankdir)
     drawing = writer.write(title)
+    drawing.narrower = []  # a drawing is made for a column: its width is checked when it is rendered
     if rankdir == "auto" and writer.rankdir == "LR":  # the same picture, top to bottom: used without a word
         drawing.narrower.append((None, lambda: DotWriter(scene, precision, "TB").write(title)))
     options = dict(fold=fold, repeat_shared=repeat_shared, max_nodes=max_nodes, show_constants=show_constants,

@@ -103,7 +103,7 @@ def pipe(drawing: Any, fmt: str, *, timeout: float | None = None) -> bytes:
             return again  # the same picture, laid out to fit: nothing to say
         if call is not None and advised is None:
             other.warned = True  # measured here, said here: tried in its own same-picture layouts only
-            other.narrower = [(call, make) for call, make in other.narrower if call is None]
+            other.narrower = [(call, make) for call, make in other.narrower or () if call is None]
             found = pixels(pipe(other, "svg", timeout=timeout), "svg") or 0
             advised = (call, found) if found <= WIDTH_BUDGET else None
     if not getattr(drawing, "warned", False):
