@@ -3,6 +3,9 @@
 Run: python benchmarks/bench_draw.py [--out DIR]   (needs Graphviz's `dot`; images go to a temporary directory
 unless --out is given)
 
+Also (issue #19): every drawing of the learner-graph corpus (tests/learner_graphs.py), timed once each, and the
+slowest named.
+
 Targets (issue #4): the backward drawing of a few hundred nodes rendered to PNG in at most 2 s; the
 100,000-node graph, its stages collapsed into boxes, rendered in at most 5 s. Also timed (issue #11): the
 step-through of the smallest ScalarLSTM written as a GIF (it took 75 s before its frames were collapsed and
@@ -17,17 +20,24 @@ from __future__ import annotations
 import argparse
 import random
 import struct
+import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from autograd import GraphTooLargeError, Value, stage, step_through
 from autograd.core import consumer_counts
 from autograd.view import draw, render
+from autograd.view.rendering import pipe
 from lstm import ScalarLSTM
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from learner_graphs import CORPUS  # noqa: E402
 
 GATES = ("forget", "input", "candidate", "output")
 REPEATS = 3
@@ -100,6 +110,18 @@ def _png_size(path: Path) -> str:
     return f"{width} x {height} px"
 
 
+def _corpus_time(name: str, make: Callable[[], Any], view: str) -> float:
+    """From the graph to the SVG's bytes: the drawing worked out, laid out, and measured for width."""
+    root = make()
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a WidthWarning is expected for the widest: the time is what counts here
+        pipe(draw(root, view), "svg")
+    seconds = time.perf_counter() - start
+    print(f"  {name + ', ' + view:<66}{seconds:7.2f} s", flush=True)
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="write the images here (default: a temporary directory)")
@@ -136,6 +158,12 @@ def main() -> None:
     print(f"\nsmallest ScalarLSTM (input 1, hidden 1, 2 steps): {len(frames)} frames")
     best_of("step-through to an animated GIF", lambda: frames.save_gif(out / "lstm_step_through.gif",
                                                                          progress=False), size=_gif_size)
+
+    print("\nthe learner graphs of tests/learner_graphs.py, forward and backward, each once to SVG (with the "
+          "narrower layouts tried when too wide):")
+    slowest = max(((_corpus_time(name, make, view), name, view) for name, make in CORPUS.items()
+                   for view in ("forward", "backward")), key=lambda found: found[0])
+    print(f"slowest corpus drawing: {slowest[1]}, {slowest[2]}: {slowest[0]:.2f} s")
 
     print(f"\ntargets: small <= 2 s: {'met' if small_time <= 2 else 'MISSED'} ({small_time:.2f} s); "
           f"large <= 5 s: {'met' if big_time <= 5 else 'MISSED'} ({big_time:.2f} s); images in {out}")

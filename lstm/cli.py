@@ -406,11 +406,11 @@ def run_demo(args: argparse.Namespace) -> int:
     if can_plot():
         written.append(out / "gradient_flow.png")
         plot_flows(flows, written[-1])
-        print(f"   {written[-1]} sets it beside a plain RNN's, and an LSTM's whose forget gates start open")
+        print(f"   {written[-1].resolve()} sets it beside a plain RNN's, and an LSTM's whose forget gates start open")
 
     print("\nFiles:")
-    for path in written:
-        print(f"  {path}")
+    for path in written:  # absolute: `bash .ci/setup` runs the demo from the project's folder, not the user's
+        print(f"  {path.resolve()}")
     return 0 if comparison.passed else 1
 
 

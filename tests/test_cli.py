@@ -289,6 +289,7 @@ def test_demo_draws_compares_measures_and_says_where_the_files_are(tmp_path):
     expected = [f"{kind}_{view}.{fmt}" for kind in ("scalar", "lstm") for view in ("forward", "backward")
                 for fmt in ("png", "svg")] + ["gradient_flow.png"]
     assert sorted(Path(path).name for path in listed) == sorted(expected)
+    assert all(Path(path).is_absolute() for path in listed)  # they work from wherever the user stands
     assert only_files(tmp_path / "demo") == sorted(expected)
     for path in listed:
         assert (tmp_path / path).read_bytes()[:8] == PNG if path.endswith(".png") else is_svg(tmp_path / path)

@@ -350,6 +350,10 @@ def test_every_step_layer_and_stage_is_tagged(model):
         for layer in range(2):
             for name in STAGES:
                 assert (f"t={t}", f"layer {layer}", name) in stages
+    if isinstance(model, ScalarLSTM):  # for one sequence, each unit in a stage of its own, so drawings can box them
+        one, _ = model(np.ones((3, 1, 2)))
+        single = {node.stage for node in topological_order(sum(one.flat, Value(0.0)))}
+        assert {("t=3", "layer 1", f"unit {unit}", name) for unit in range(3) for name in STAGES} <= single
     assert not any(stage[:1] in {("t=0",), ("t=4",)} for stage in stages)
     # outside the steps: only making the gate weights, assembling the outputs, and this test's sum
     outside = {node.stage for node in nodes
@@ -428,11 +432,12 @@ def test_scalar_lstm_labels_and_forks():
     h = next(node for node in edges if node.label == "h[t=1, layer 0][0,2]")
     # h_{t-1} fans out into all 4 H gate units of the next step, and into the layer above
     next_step = [consumer for consumer, _ in edges[h] if consumer.stage[:2] == ("t=2", "layer 0")]
-    assert {consumer.stage[2] for consumer in next_step} == {gate.stage for gate in GATES}
+    assert {consumer.stage[-1] for consumer in next_step} == {gate.stage for gate in GATES}
+    assert {consumer.stage[2] for consumer in next_step} == {"unit 0", "unit 1", "unit 2"}  # each unit a stage
     assert len(next_step) == 4 * 3
     c = next(node for node in edges if node.label == "c[t=1, layer 1][0,0]")
-    assert sorted(consumer.stage for consumer, _ in edges[c]) == [("t=1", "layer 1", "hidden state"),
-                                                                  ("t=2", "layer 1", "cell state")]
+    assert sorted(consumer.stage for consumer, _ in edges[c]) == [("t=1", "layer 1", "unit 0", "hidden state"),
+                                                                  ("t=2", "layer 1", "unit 0", "cell state")]
 
 
 # --- float32 ------------------------------------------------------------------------------------------------

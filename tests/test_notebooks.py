@@ -76,6 +76,6 @@ def test_the_readme_pictures_render_from_the_readme_examples(tmp_path):
         width = re.search(r'<svg width="([\d.]+)pt"', (tmp_path / name).read_text())[1]
         assert float(width) * 4 / 3 <= WIDTH_BUDGET  # at its natural size, in pixels
     svg = ElementTree.parse(tmp_path / "fork_backward.svg")
-    texts = [text.text for text in svg.iter("{http://www.w3.org/2000/svg}text")]
+    texts = [text.text.replace("\u00a0", " ") for text in svg.iter("{http://www.w3.org/2000/svg}text")]
     start = texts.index("dL/da = ")  # the fork's row, in pieces: its two branch terms and their sum
     assert "".join(texts[start:start + 4]) == "dL/da = 0.00134 + (-0.00402) = -0.00268"

@@ -20,10 +20,17 @@ from autograd.view.display import Drawing, node_bundle
 from autograd.view.draw import WIDTH_BUDGET, draw
 from autograd.view.explain import Explanation, explain
 from autograd.view.frames import Frames, step_through
-from autograd.view.rendering import GraphvizError, GraphvizNotFoundError, GraphvizTimeout, GraphvizWarning, render
+from autograd.view.rendering import (
+    GraphvizError,
+    GraphvizNotFoundError,
+    GraphvizTimeout,
+    GraphvizWarning,
+    WidthWarning,
+    render,
+)
 
 core.display_hook = node_bundle
 
 __all__ = ["WIDTH_BUDGET", "DerivationCheck", "Drawing", "Explanation", "Frames", "GraphTooLargeError", "GraphvizError",
            "GraphvizNotFoundError", "GraphvizTimeout", "GraphvizWarning", "check_derivation", "draw", "explain",
-           "render", "step_through"]
+           "render", "step_through", "WidthWarning"]

@@ -13,6 +13,8 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+import numpy as np
+
 from autograd.core import Backprop, Branch, Node, backpropagate
 from autograd.view.notation import ROOT_NAME, names_in
 from autograd.view.order import reading_order, stage_order
@@ -64,6 +66,26 @@ class AnnotatedPass:
     def gradient(self, node: Node) -> Any:
         """dL/d node (None where no gradient reaches it)."""
         return self.backprop.adjoints.get(node)
+
+    def accumulated(self) -> str | None:
+        """One line when the ``.grad`` of inputs holds more than this pass's gradient (``backward()`` run again,
+        as a re-run notebook cell does, or on another loss: ``.grad`` adds up), which drawings and `explain` do
+        not show; None when it holds this pass's gradient or nothing."""
+        differ = []
+        for node in self.order:
+            if node.op is not None or not node.requires_grad or node.grad is None:
+                continue
+            stored, here = np.asarray(node.grad, dtype=float), self.gradient(node)
+            if not np.any(stored):
+                continue  # never given a gradient, or set back to 0
+            if here is None or np.shape(stored) != np.shape(here) or not np.allclose(stored, here, rtol=1e-9,
+                                                                                     atol=1e-12):
+                differ.append(self.names[node])
+        if not differ:
+            return None
+        listed = ", ".join(differ[:3]) + (f" and {len(differ) - 3} more" if len(differ) > 3 else "")
+        return (f"note: .grad of {listed} holds more than this one pass (backward() ran again, and .grad adds up): "
+                "zero_grad(root) sets it back to 0")
 
     def terms(self, node: Node) -> list[Branch]:
         """The gradient terms that came back along each edge out of ``node``: they add up to its gradient."""

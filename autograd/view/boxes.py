@@ -5,7 +5,8 @@
   names) and says yes or no. ``keep="t=3"`` exempts stages (with everything inside them).
 - ``collapse="auto"`` (the default): in a graph of more than `AUTO_SHAPES` shapes with a loop, that is a run of
   sibling stages named alike but for their numbers (``t=1``, ``t=2``, ...), every step but one is a box: the
-  one named by ``keep``, else the last.
+  one named by ``keep``, else the last; and when that step is still large (a ScalarLSTM of several units),
+  every unit of a layer but the last is a box too.
 - ``roll_up=True`` draws a run of such siblings whose contents have the same structure as one box
   ``t=1 … t=20 ×20``.
 - ``max_nodes`` refuses a drawing with more shapes than that, before any layout starts, with advice on how to
@@ -32,6 +33,7 @@ StageFilter = str | Iterable[str] | Callable[[StagePath], bool] | None
 Link = tuple[Node, int]
 
 AUTO_SHAPES = 40  # shapes a drawing of a loop may have before "auto" draws all steps but one as boxes
+UNIT_SHAPES = 110  # shapes the step drawn in full may have before "auto" draws all its units but the last as boxes
 LEAF_KINDS = ("leaf", "constant")
 PLUMBING = frozenset({"reshape", "transpose", "concatenate"})  # ops that only move elements (see the scene)
 SHARED = 2  # top-level stages that must use an input before each of them draws a copy of it
@@ -217,14 +219,25 @@ def _kind(node: Node) -> str:
 
 def resolve(census: Census, collapse: StageFilter, keep: StageFilter) -> tuple[StageFilter, StageFilter]:
     """``collapse="auto"`` made concrete: every step of the loop but the one kept (the last, unless ``keep``
-    names others) as boxes, when the drawing in full would have more than `AUTO_SHAPES` shapes."""
+    names others) as boxes, when the drawing in full would have more than `AUTO_SHAPES` shapes; and when the
+    step kept in full still has more than `UNIT_SHAPES`, inside it every unit but the last of each innermost
+    family of stages named alike (``unit 0``, ``unit 1``, ... of a layer) as boxes too, the way steps are."""
     if not (isinstance(collapse, str) and collapse == "auto"):
         return collapse, keep
     steps = census.loop()
-    if steps is None or census.shapes(census.plan(None, None, False)) <= AUTO_SHAPES:
-        return None, keep
+    full = census.shapes(census.plan(None, None, False))
+    others = census.tree.unit_boxes(set(steps or ()))
+    if steps is None or full <= AUTO_SHAPES:
+        if not others or full <= UNIT_SHAPES:
+            return None, keep
+        return (lambda path: path in others), keep
+    depth = len(steps[0])
     pattern = "/".join([*map(literal, steps[0][:-1]), numbered(literal(steps[0][-1])).replace("#", "*")])
-    return pattern, keep if keep is not None else literal(steps[-1][-1])
+    keep = keep if keep is not None else literal(steps[-1][-1])
+    if not others or census.shapes(census.plan(pattern, keep, False)) <= UNIT_SHAPES:
+        return pattern, keep
+    is_step, kept = matcher(pattern, "collapse"), matcher(keep, "keep")
+    return (lambda path: path in others or len(path) == depth and is_step(path) and not kept(path)), None
 
 
 # --- the tree of stages, and which of them become boxes ----------------------------------------------------------
@@ -255,6 +268,23 @@ class StageTree:
                 for depth in range(len(stage), 0, -1):
                     self._contents[stage[:depth]][inside[depth:], kind] += count
         return self._contents
+
+    def unit_boxes(self, loop: set[StagePath]) -> set[StagePath]:
+        """The stages drawn as boxes when the units of a step are: in each innermost family of sibling stages
+        named alike but for their numbers (other than the loop's steps), every member but the last (as steps)."""
+        families: list[list[StagePath]] = []
+        for children in self.children.values():
+            grouped: dict[str, list[StagePath]] = {}
+            for path in children:
+                if path not in loop:
+                    grouped.setdefault(numbered(path[-1]), []).append(path)
+            families += [family for template, family in grouped.items() if "#" in template and len(family) > 1]
+        members = {path for family in families for path in family}
+        boxed: set[StagePath] = set()
+        for family in families:
+            if not any(other[:len(path)] == path and other != path for path in family for other in members):
+                boxed.update(sorted(family, key=lambda path: numbers(path[-1]))[:-1])
+        return boxed
 
     def plan(self, collapse: Callable[[StagePath], bool], keep: Callable[[StagePath], bool],
              roll_up: bool) -> dict[StagePath, Box | None]:

@@ -1,15 +1,19 @@
 """How drawings and graph nodes show themselves in Jupyter.
 
-A drawing is shown as its SVG inline in the page, inside a frame that scrolls when the picture is wider or
-taller than the notebook's column, and that can be dragged by its corner to zoom the picture in or out (it is
-vector graphics: text stays sharp at any size); hovering shows the tooltips (the chain-rule step of an edge,
-the expression of a node). An image tag would shrink a wide picture until its text is unreadable and lose
-the tooltips. A Value or Tensor shows the forward drawing of its graph when it has at most `INLINE_MAX_NODES`
+A drawing is shown as its SVG inline in the page at its drawn size (text as large as in the file), in a frame
+as wide as the column at most (a wider picture scrolls sideways) that can be dragged by its corner to zoom the
+picture in or out (it is vector graphics: text stays sharp at any size); a drawing up to `TALL` pixels high is
+shown whole and the page scrolls past it, a taller one scrolls inside a frame (a mouse wheel over a frame
+scrolls the frame, not the page).
+Hovering shows the tooltips (the chain-rule step of an edge, the expression of a node). Beside the HTML each
+output carries the same picture as a PNG: an untrusted notebook (JupyterLab strips its HTML) and GitHub show that.
+A Value or Tensor shows the forward drawing of its graph when it has at most `INLINE_MAX_NODES`
 nodes (`autograd.core` calls `node_bundle` through its display hook), its repr otherwise.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +24,8 @@ from autograd.core import Node
 from autograd.view.rendering import GraphvizError, GraphvizNotFoundError, pipe
 
 INLINE_MAX_NODES = 150  # Jupyter shows larger graphs as text: a drawing that size is better asked for
-FRAME_HEIGHT = 720  # pixels: a drawing taller than this scrolls inside its frame
+FRAME_HEIGHT = 720  # pixels: the frame a drawing taller than `TALL` scrolls in
+TALL = 4000  # pixels: drawings up to this high are shown whole (the page scrolls), taller ones in a frame
 
 
 class Drawing(graphviz.Digraph):
@@ -30,9 +35,18 @@ class Drawing(graphviz.Digraph):
     safer: Callable[[], str] | None = None
     writer: Any = None  # the `autograd.view.dot.DotWriter` that wrote it: its scene, for `interactive`
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # narrower layouts to try when this one is wider than a notebook column: (None, same picture laid out
+        # otherwise) or (the arguments of a draw() call that shows less, that drawing); see `rendering.pipe`.
+        # None (a step-through's frame, cut to the column anyway): its width is not checked
+        self.narrower: list[tuple[str | None, Callable[[], Drawing]]] | None = None
+        self.warned = False
+
     def copy(self) -> Drawing:
         duplicate = super().copy()
         duplicate.safer, duplicate.writer = self.safer, self.writer
+        duplicate.narrower = None if self.narrower is None else list(self.narrower)
         return duplicate
 
     def interactive(self, **options: Any) -> Any:
@@ -47,16 +61,24 @@ class Drawing(graphviz.Digraph):
 
 
 def drawing_bundle(drawing: graphviz.Digraph, include: Any = None, exclude: Any = None) -> dict[str, str]:
-    """What Jupyter shows for a drawing: its SVG in a scrolling, zoomable frame; on failure, why, in one line."""
+    """What Jupyter shows for a drawing: its SVG in a frame (see `framed`), and a PNG of it for the viewers that
+    do not show a notebook's HTML (an untrusted notebook in JupyterLab, GitHub); on failure, why, in one line."""
     text = {"text/plain": f"<drawing of {len(drawing.body)} DOT statements: render(drawing, 'graph.svg') "
                           "writes it to a file>"}
     if not _wanted("text/html", include, exclude):
         return text
     try:
-        svg = pipe(drawing, "svg").decode("utf-8")
+        return {**pictures(drawing, include, exclude), **text}
     except (GraphvizNotFoundError, GraphvizError) as error:
         return {"text/plain": str(error)}
-    return {"text/html": framed(svg), **text}
+
+
+def pictures(drawing: graphviz.Digraph, include: Any = None, exclude: Any = None) -> dict[str, str]:
+    """The SVG in its frame as ``text/html``, and the same picture as a base64 ``image/png``."""
+    bundle = {"text/html": framed(pipe(drawing, "svg").decode("utf-8"))}
+    if _wanted("image/png", include, exclude):
+        bundle["image/png"] = base64.b64encode(pipe(drawing, "png")).decode("ascii")
+    return bundle
 
 
 def node_bundle(node: Node, include: Any = None, exclude: Any = None) -> dict[str, str]:
@@ -68,20 +90,24 @@ def node_bundle(node: Node, include: Any = None, exclude: Any = None) -> dict[st
     if not _wanted("text/html", include, exclude) or _larger_than(node, INLINE_MAX_NODES):
         return text
     try:
-        svg = pipe(draw(node), "svg").decode("utf-8")
+        return {**pictures(draw(node), include, exclude), **text}
     except (GraphvizNotFoundError, GraphvizError, ValueError):
         return text
-    return {"text/html": framed(svg), **text}
 
 
 def framed(svg: str) -> str:
-    """An SVG inline in an HTML frame that scrolls, and zooms when its corner is dragged."""
+    """An SVG inline in an HTML frame at its drawn size, never wider than the column (then it scrolls sideways,
+    and zooms when its corner is dragged). A drawing up to `TALL` pixels high is shown whole, the page scrolls
+    past it; a taller one scrolls inside a frame `FRAME_HEIGHT` pixels high."""
     svg = svg[svg.index("<svg"):]  # no XML prologue or DOCTYPE inside HTML
-    width = re.search(r'<svg[^>]*\swidth="([\d.]+)pt"', svg)
-    pixels = round(float(width[1]) * 4 / 3) if width else 800  # Graphviz's points at 96 pixels per inch
-    svg = re.sub(r'(<svg[^>]*?)\swidth="[\d.]+pt"\sheight="[\d.]+pt"', r'\1 width="100%" height="auto"', svg, count=1)
-    return (f'<div style="max-width:100%;max-height:{FRAME_HEIGHT}px;overflow:auto">'
-            f'<div style="width:{pixels}px;min-width:120px;resize:horizontal;overflow:hidden">{svg}</div></div>')
+    size = re.search(r'<svg[^>]*\swidth="([\d.]+)pt"\s+height="([\d.]+)pt"', svg)
+    pixels, tall = (round(float(size[1]) * 4 / 3), float(size[2]) * 4 / 3) if size else (800, 0.0)
+    # width 100% of the resizable frame, the height following from the viewBox (no height="auto": not a length)
+    svg = re.sub(r'(<svg[^>]*?)\swidth="[\d.]+pt"\sheight="[\d.]+pt"', r'\1 width="100%"', svg, count=1)
+    frame = "max-width:100%;overflow:auto" + (f";max-height:{FRAME_HEIGHT}px" if tall > TALL else "")
+    return (f'<div style="{frame}">'
+            f'<div style="width:{pixels}px;min-width:120px;resize:horizontal;overflow:hidden">'
+            f'{svg}</div></div>')
 
 
 def _wanted(mime: str, include: Any, exclude: Any) -> bool:

@@ -25,6 +25,7 @@ import math
 import os
 import textwrap
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,11 +76,14 @@ LEGEND = {
                 "the sum of its branches",
 }
 FONT_SIZE, EDGE_FONT_SIZE, SMALL_FONT_SIZE, CAPTION_SIZE = 10, 9, 8, 12
+LEGEND_SIZE, LEGEND_WIDTH = 10, 96  # points (13 px: readable on a projector), characters a line
+LEGEND_ROOM = LEGEND_SIZE * 2  # points of height the legend takes (its lines at most two)
 CAPTION_WIDTH = 84  # characters of a step-through caption's line: with the legend, within a notebook's width
 CHARACTER_WIDTH = 0.62  # of the font size: a little above Helvetica's average, so an estimate is never short
 MAX_SUM_TERMS = 4  # a fork with more branches shows "Σ n branches" instead of writing out the sum
 MAX_EXPRESSION = 30  # characters of a node's first line before its expression is cut short
 MAX_LISTED = 3  # inputs a box names; more are counted
+XLABELS = False
 MAX_ROW = 20  # characters of a gradient row before it goes on on a second line
 # Graphviz reads no label or tooltip longer than 16,384 bytes (and a name is written several times in some): a
 # name, stage or title is drawn shortened to MAX_NAME characters, and shown whole, up to MAX_WHOLE, in a tooltip;
@@ -88,6 +92,7 @@ MAX_NAME, MAX_WHOLE, MAX_TOOLTIP = 80, 1000, 3000
 SHALLOW = 5  # ranks: graphs this shallow are drawn left to right; deeper ones top to bottom
 CONVEYOR_WEIGHT = "12"  # Graphviz keeps heavier edges shorter and straighter
 STACK_LIMIT = 160  # shapes: larger drawings are not stacked, which costs Graphviz 1-2 s at 300 shapes, a minute at 450
+WRAP_AT, PER_ROW = 4, 2  # inputs of one shape side by side before the row wraps; shapes per row when it does
 STACKED_WEIGHT = "12"  # of the edges that stack parts, so they line up (at weight 0 dot may ignore them)
 
 
@@ -133,14 +138,18 @@ class DotWriter:
         self.depth: dict[StagePath, int] = {(): 0}  # how deep each stage's cluster is drawn (merged ones share)
         self._depths((), 0)
         self.anchors = self._stacking() if self.stacked else {}
+        self.wraps = self._wrapping() if self.rankdir in ("TB", "BT") and not safe else []
 
     def write(self, caption: str | None = None, progress: Progress | None = None,
               caption_room: tuple[int, int] | None = None) -> Drawing:
         """The drawing, complete or at one moment of the reverse pass; see `_caption` for ``caption_room``."""
         across = self.rankdir in ("TB", "BT")  # ranks are rows: labels are wide, so rows can be close
+        root = self.names[self.scene.root]
         graph = Drawing(
-            graph_attr={"rankdir": self.rankdir, "fontname": FONT, "fontsize": str(FONT_SIZE), "bgcolor": PAPER,
-                        "pad": "0.15", "nodesep": "0.1",
+            name=f"{self.scene.view} graph of {root}",  # what the background says when hovered (else "%3")
+            graph_attr={"tooltip": tooltip_text(f"the {self.scene.view} graph of {root}: {LEGEND[self.scene.view]}"),
+                        "rankdir": self.rankdir, "fontname": FONT, "fontsize": str(FONT_SIZE), "bgcolor": PAPER,
+                        "pad": "0.08", "nodesep": "0.1",
                         "ranksep": "0.18" if across else "0.25", "fontcolor": MUTED, "outputorder": "edgesfirst"},
             node_attr={"fontname": FONT, "fontsize": str(FONT_SIZE), "fontcolor": INK, "shape": "box",
                        "style": "rounded,filled", "fillcolor": PAPER, "color": BORDER, "penwidth": "1.1",
@@ -151,6 +160,8 @@ class DotWriter:
         self._cluster(graph, (), progress, [0])
         if self.scene.floating:
             self._shared_inputs(graph)
+            if across and self.scene.root in self.ids:  # under the picture, not beside it: the column is narrow
+                graph.edge(self.ids[self.scene.root], "shared", style="invis")
         for edge in self.scene.edges:
             self._edge(graph, edge, progress)
         for box in self.scene.recurrent:
@@ -161,6 +172,8 @@ class DotWriter:
                     graph.edge(bottom, anchor, style="invis", weight=STACKED_WEIGHT)
                 for top in tops:
                     graph.edge(anchor, top, style="invis", weight=STACKED_WEIGHT)
+        for bottom, top in self.wraps:
+            graph.edge(bottom, top, style="invis")
         graph.writer = self  # the scene and names behind the picture, for an interactive page of it
         graph.safer = None if self.safe else lambda: DotWriter(self.scene, self.digits, self.rankdir, True).write(
             caption, progress, caption_room).source
@@ -170,7 +183,13 @@ class DotWriter:
         """The title or a frame's caption, over the legend. With ``room`` (characters, lines) the caption is
         wrapped to lines of that many characters and takes the room of that many lines, so the frames of a
         step-through, whose captions differ, keep one layout."""
-        legend = f"<FONT POINT-SIZE='{SMALL_FONT_SIZE}' COLOR='{MUTED}'>{text(LEGEND[self.scene.view])}</FONT>"
+        notice = self.scene.annotated.accumulated() if self.scene.view == "backward" and room is None else None
+        legend = "<BR ALIGN='LEFT'/>".join(f"<FONT POINT-SIZE='{LEGEND_SIZE}' COLOR='{MUTED}'>{text(line)}</FONT>"
+                                           for line in caption_lines(LEGEND[self.scene.view], LEGEND_WIDTH))
+        if notice:  # .grad holds more than the pass drawn: said over the legend, in the gradients' colour
+            legend = "<BR ALIGN='LEFT'/>".join(f"<FONT POINT-SIZE='{LEGEND_SIZE}' COLOR='{GRADIENT}'>{text(line)}"
+                                               "</FONT>" for line in caption_lines(notice, LEGEND_WIDTH)) + \
+                "<BR ALIGN='LEFT'/>" + legend
         caption = caption and shorten(caption, MAX_WHOLE)
         if not caption:
             return as_html(legend + "<BR ALIGN='LEFT'/>")
@@ -264,7 +283,7 @@ class DotWriter:
             count[0] += 1
             with graph.subgraph(name=f"cluster_{count[0]}") as cluster:
                 title = " · ".join(shorten(name, MAX_NAME) for name in names)
-                cluster.attr(label=as_html(text(title)), tooltip=tooltip_text(shorten(" · ".join(names), MAX_WHOLE)),
+                cluster.attr(label=as_html(text(title)), tooltip=tooltip_text(shorten(" / ".join(inner), MAX_WHOLE)),
                              style="rounded,filled", fillcolor=fill,
                              color=border, fontcolor=MUTED, fontsize="9", labeljust="l", margin="5")
                 self._cluster(cluster, inner, progress, count)
@@ -321,6 +340,36 @@ class DotWriter:
                 anchors.setdefault(parent, []).append((f"a{count}", bottoms, tops))
         return anchors
 
+    def _wrapping(self) -> list[tuple[str, str]]:
+        """Long rows wrapped: the inputs of a shape that takes more than `WRAP_AT` of them (the products of a
+        convolution written out, gathered by one stack) sit side by side in one row; each `PER_ROW`-th one's own
+        chain (what only it uses, up to the shapes with no input of their own) is drawn under the chain before."""
+        inputs: dict[Unit, list[Unit]] = {}
+        users: Counter[Unit] = Counter()
+        for edge in self.scene.edges:
+            inputs.setdefault(edge.head, []).append(edge.tail)
+            users[edge.tail] += 1
+
+        def tops(unit: Unit) -> list[Unit]:
+            found, stack, seen = [], [unit], {unit}
+            while stack:
+                here = stack.pop()
+                own = [tail for tail in inputs.get(here, ()) if users[tail] == 1 and tail not in seen]
+                if not own and here is not unit:
+                    found.append(here)
+                seen.update(own)
+                stack += own
+            return found
+
+        wraps = []
+        for tails in inputs.values():
+            row = [tail for tail in dict.fromkeys(tails) if users[tail] == 1 and inputs.get(tail)]
+            if len(row) <= WRAP_AT:
+                continue
+            for before, after in zip(row, row[PER_ROW:]):
+                wraps += [(self.ids[before], self.ids[top]) for top in tops(after) if top in self.ids]
+        return wraps
+
     def _parts(self, path: StagePath) -> list[StagePath | Box]:
         """The clusters and boxes directly inside a cluster, in computation order."""
         boxes = [unit for unit in self.members.get(path, ()) if isinstance(unit, Box)]
@@ -363,8 +412,13 @@ class DotWriter:
         tooltip = [f"{shorten(box.title, MAX_WHOLE)}: {count}"]
         for relation, nodes in (("uses", used), ("feeds", fed)):
             if nodes:
-                names = [self.names[node] for node in nodes]
-                listed = ", ".join(names) if len(names) <= MAX_LISTED else f"{len(names)} values outside"
+                names = [self._plain(node) for node in nodes]
+                listed = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names) \
+                    if len(names) <= MAX_LISTED else f"{len(names)} values outside"
+                if relation == "feeds" and self.scene.view == "backward" and all(
+                        self._added(box.outputs[node]) is None or not np.any(self._added(box.outputs[node]))
+                        for node in fed):
+                    listed += ", which sends no gradient back"  # e.g. the outputs of steps a loss does not read
                 rows.append(f"<FONT POINT-SIZE='{SMALL_FONT_SIZE}' COLOR='{FORK_BORDER}'>{relation} "
                             f"{text(listed)}</FONT>")
         for node in used:
@@ -373,13 +427,24 @@ class DotWriter:
                                                          f": dL/d{self.names[node]} += {brief(added, 6)}"))
         for node in fed:
             back = self._added(box.outputs[node])
-            tooltip.append(f"feeds {self.names[node]}" + ("" if back is None else
+            tooltip.append(f"feeds {self._plain(node)}" + ("" if back is None else
                                                           f", which sends back {brief(back, 6)}"))
         if self.scene.view == "backward" and any(self._added(box.inputs[node]) is not None for node in used):
             rows.append(self._box_gradients(box, used, progress))
         label = "<BR ALIGN='LEFT'/>".join(rows) + "<BR ALIGN='LEFT'/>"
         graph.node(self.ids[box], as_html(label), fillcolor=BOX_FILL, tooltip=tooltip_text("\n".join(tooltip)),
                    **attrs)
+
+    def _plain(self, node: Node) -> str:
+        """A node as a box names it, in words a student finds in their code: a constant by its value, a node
+        with no name of its own by how it was computed (``f[t=1] * c0``, not ``v5``)."""
+        data = np.asarray(node.data)
+        if is_constant(node) or (node.op is None and not node.requires_grad and data.size
+                                 and np.all(data == data.flat[0])):
+            return f"the constant {self.names[node]}"  # the column of ones that carries a bias, say
+        if node.op is not None and not node.label:
+            return shorten(expression(node, self.written), MAX_EXPRESSION)
+        return self.names[node]
 
     def _added(self, links: list[Link]) -> Any:
         terms = [term for term in map(self.scene.term, links) if term is not None]
@@ -540,13 +605,17 @@ class DotWriter:
                 high = max(np.max(total) for total in by_value.values())
                 shown = f"{format_number(low, self.digits)} … {format_number(high, self.digits)}"
                 rows = [(f"{len(rows)} values: {shown}", sent)]
-        label = (f"<FONT COLOR='{MUTED}'>{text(local)}</FONT><BR/>" if local else "") + "<BR/>".join(
-            fragments([row], GRADIENT, background) for row in rows)
+        # a matrix written out goes on one line per row: across the flow, its width is the picture's
+        local = "<BR/>".join(text(line) for line in (local.replace("], [", "],\n[").split("\n")
+                                                      if len(local) > MAX_ROW else [local]))
+        # bold text comes out wider than dot reckons it: a space after each row keeps neighbouring labels apart
+        label = (f"<FONT COLOR='{MUTED}'>{local}</FONT><BR/>" if local else "") + "<BR/>".join(
+            fragments([row], GRADIENT, background) + " " for row in rows)
         # Across the flow a label widens the picture by its own width, and along a chain it shifts each link
         # aside: the labels of long edges and of edges between boxes are placed once the layout is made.
         span = abs(self.scene.early.get(edge.head, 0) - self.scene.early.get(edge.tail, 0))
         beside = span > 2 and not (isinstance(edge.tail, Box) and isinstance(edge.head, Box))
-        where = "xlabel" if beside and self.rankdir in ("TB", "BT") else "label"
+        where = "xlabel" if beside and XLABELS and self.rankdir in ("TB", "BT") else "label"
         attrs |= {where: as_html(label), "tooltip": tooltip_text(tooltip), "labeltooltip": tooltip_text(tooltip)}
         if progress is not None:
             if any(progress.fresh(link) for link in edge.branches):
@@ -586,6 +655,8 @@ class DotWriter:
         step += f"{brief(upstream, 6)} · {brief(value, 6)} = {brief(term, 6)}"
         if not is_number(formula):
             step += f", where ∂{out}/∂{x} = {formula}"
+        if isinstance(value, np.ndarray) and value.size and np.all(value == value.flat[0]):
+            return f"× {format_number(value.flat[0], self.digits)} =", step  # the same for every element: once
         return f"× {brief(value, self.digits, mean=False)} =", step
 
     def _node_tooltip(self, node: Node) -> str:
@@ -658,7 +729,10 @@ def fragments(parts: list[tuple[str, bool]], colour: str, background: str) -> st
         if line and line + len(piece) > MAX_ROW:
             pieces.append("<BR ALIGN='LEFT'/>")
             line = 0
-        pieces.append(f"<FONT COLOR='{colour if shown else background}'><B>{text(piece)}</B></FONT>")
+        # a space at either end of a piece is a no-break space: SVG drops a plain one there ("-0.00766+ 0.029")
+        spaced = piece[:len(piece) - len(piece.lstrip(" "))].replace(" ", "\u00a0") + piece.strip(" ") + \
+            piece[len(piece.rstrip(" ")):].replace(" ", "\u00a0") if piece.strip(" ") else piece
+        pieces.append(f"<FONT COLOR='{colour if shown else background}'><B>{text(spaced)}</B></FONT>")
         line += len(piece)
     return "".join(pieces)
 

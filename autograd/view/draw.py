@@ -23,12 +23,13 @@ from __future__ import annotations
 
 from autograd.core import Node
 from autograd.view.annotated import AnnotatedPass
-from autograd.view.boxes import StageFilter
+from autograd.view.boxes import StageFilter, literal, numbered
 from autograd.view.display import Drawing
 from autograd.view.dot import DotWriter
+from autograd.view.rendering import WIDTH_BUDGET
 from autograd.view.scene import Scene, View
 
-WIDTH_BUDGET = 1000  # pixels (96 per inch, text at its drawn size): the width of a notebook column
+__all__ = ["WIDTH_BUDGET", "draw"]
 
 
 def draw(root: Node, view: View = "forward", *, collapse: StageFilter = "auto", keep: StageFilter = None,
@@ -50,7 +51,8 @@ def draw(root: Node, view: View = "forward", *, collapse: StageFilter = "auto", 
     - ``precision`` is the number of significant digits; ``title`` is written above the drawing.
 
     Building the drawing does not need Graphviz's ``dot``; rendering it (`render`, or showing it in Jupyter)
-    does.
+    does. Rendered wider than a notebook column (`WIDTH_BUDGET` pixels), a drawing left to right by "auto" is
+    laid out top to bottom instead; one still too wide is kept, with one warning naming a call that fits.
     """
     if not isinstance(root, Node):
         raise TypeError(f"draw: expected a graph node (Value or Tensor), got {type(root).__name__}")
@@ -58,4 +60,19 @@ def draw(root: Node, view: View = "forward", *, collapse: StageFilter = "auto", 
         raise TypeError(f"draw: title must be a string or None, got {type(title).__name__}: {title!r:.60}")
     scene = Scene(AnnotatedPass(root), view, collapse=collapse, keep=keep, roll_up=roll_up, fold=fold,
                   repeat_shared=repeat_shared, show_constants=show_constants, max_nodes=max_nodes)
-    return DotWriter(scene, precision, rankdir).write(title)
+    writer = DotWriter(scene, precision, rankdir)
+    drawing = writer.write(title)
+    drawing.narrower = []  # a drawing is made for a column: its width is checked when it is rendered
+    if rankdir == "auto" and writer.rankdir == "LR":  # the same picture, top to bottom: used without a word
+        drawing.narrower.append((None, lambda: DotWriter(scene, precision, "TB").write(title)))
+    options = dict(fold=fold, repeat_shared=repeat_shared, max_nodes=max_nodes, show_constants=show_constants,
+                   precision=precision, title=title)
+    steps = scene.loop
+    pattern = None if steps is None else "/".join([*map(literal, steps[0][:-1]),
+                                                   numbered(literal(steps[0][-1])).replace("#", "*")])
+    if pattern is not None and collapse not in ("*", pattern):  # every step a box
+        drawing.narrower.append((f"{view!r}, collapse={pattern!r}",
+                                 lambda: draw(root, view, collapse=pattern, **options)))
+    elif any(node.stage for node in scene.nodes) and collapse != "*":  # every top-level stage a box
+        drawing.narrower.append((f"{view!r}, collapse='*'", lambda: draw(root, view, collapse="*", **options)))
+    return drawing

@@ -132,8 +132,9 @@ class Explanation:
 
     def __init__(self, root: Node, names: dict[Node, str], forward: list[ForwardLine], steps: list[Step],
                  precision: int, format: Format, *, max_steps: int | None = MAX_STEPS,
-                 sources: Sequence[Node] = ()) -> None:
+                 sources: Sequence[Node] = (), notice: str | None = None) -> None:
         self.root, self.names, self.forward, self.steps = root, names, forward, steps
+        self.notice = notice  # one line when .grad holds more than this pass (AnnotatedPass.accumulated)
         self.precision, self.format, self.max_steps, self.sources = precision, format, max_steps, sources
         self._step_of = {step.node: step for step in steps}
         self._step_named = {step.name: step for step in steps}
@@ -285,6 +286,8 @@ class Explanation:
         if len(steps) < len(self.steps):
             yield "note", (f"... {len(self.steps) - len(steps):,} more steps not written out "
                            "(explain(..., max_steps=None) writes them all; .steps holds them all)")
+        if self.notice:
+            yield "note", self.notice
 
 
 def explain(root: Node, wrt: Node | Iterable[Node] | None = None, *, precision: int = 4,
@@ -351,7 +354,8 @@ def explain(root: Node, wrt: Node | Iterable[Node] | None = None, *, precision: 
     forward = [ForwardLine(node, names[node], expression(node, names) if node.op and node in on_path else None,
                            node.stage)
                for node in listing if node in mentioned and not written_as_number(node)]
-    return Explanation(root, names, forward, steps, precision, format, max_steps=max_steps, sources=sources)
+    return Explanation(root, names, forward, steps, precision, format, max_steps=max_steps, sources=sources,
+                       notice=annotated.accumulated())
 
 
 def _sources(wrt: Node | Iterable[Node] | None) -> list[Node]:

@@ -34,7 +34,7 @@ from autograd.files import write_atomically
 from autograd.view.annotated import AnnotatedPass, Link
 from autograd.view.boxes import Box, StageFilter
 from autograd.view.display import Drawing
-from autograd.view.dot import CAPTION_SIZE, CAPTION_WIDTH, SMALL_FONT_SIZE, DotWriter, Progress, caption_lines
+from autograd.view.dot import CAPTION_SIZE, CAPTION_WIDTH, LEGEND_ROOM, DotWriter, Progress, caption_lines
 from autograd.view.notation import brief
 from autograd.view.rendering import GraphvizError, GraphvizNotFoundError, pipe
 from autograd.view.scene import Scene, Unit
@@ -226,7 +226,9 @@ class Slider:
         script = ("var images=this.parentNode.getElementsByTagName('img');"
                   "for(var i=0;i<images.length;i++){images[i].style.display=(i==this.value)?'block':'none';}")
         return (f'<div><input type="range" min="0" max="{len(images) - 1}" value="0" step="1" '
-                f'style="width:{min(INLINE_WIDTH, images[0].width)}px" oninput="{script}"/>{"".join(encoded)}</div>')
+                f'style="width:{min(INLINE_WIDTH, images[0].width)}px" oninput="{script}" '
+                # JupyterLab takes the arrow keys for its own shortcuts unless an element asks to keep them
+                f'data-lm-suppress-shortcuts="true" onkeydown="event.stopPropagation()"/>{"".join(encoded)}</div>')
 
     def __repr__(self) -> str:
         return f"<slider over {repr(self.frames)[1:-1]}>"
@@ -325,7 +327,7 @@ def _cut(image: Any, centre: tuple[float, float], window: tuple[int, int], lines
     from PIL import Image
 
     width, height = window
-    band = min(round((CAPTION_SIZE * lines + SMALL_FONT_SIZE) * 1.5 * DPI / 72 + 16), height // 3)
+    band = min(round((CAPTION_SIZE * lines + LEGEND_ROOM) * 1.5 * DPI / 72 + 16), height // 3)
     left = min(max(0, round(centre[0] - width / 2)), image.width - width)
     top = min(max(band, round(centre[1] - (height - band) / 2)), image.height - (height - band))
     cut = Image.new("RGB", (width, height), "white")

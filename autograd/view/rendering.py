@@ -7,12 +7,20 @@ some layouts with clusters: when ``dot`` fails but wrote its output anyway, the 
 nothing, a drawing made by `autograd.view.draw` is laid out once more without its ordering constraints. Either
 way one warning says so. A failure that remains is a `GraphvizError` with one line of explanation and advice,
 never ``dot``'s raw output.
+
+A drawing made for a notebook's column (`autograd.view.draw`) is measured once laid out: wider than
+`WIDTH_BUDGET` pixels, it is laid out again in the narrower ways it carries (top to bottom instead of left to
+right), and when none fits, one `WidthWarning` says how wide it is and which call of ``draw`` fits. A PNG over
+the renderer's maximum (`PNG_MAX` pixels a side), which ``dot`` would cut, is drawn at a lower resolution
+instead, with one warning that says so.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
+import struct
 import subprocess
 import warnings
 from pathlib import Path
@@ -27,6 +35,8 @@ NO_LIMIT = 1e6  # seconds: a longer timeout (inf, 1e308) means none, as the syst
 DOT_MISSING = ("Graphviz's `dot` program is needed to render a drawing, and it is not on PATH. Install it "
                "with `sudo apt-get install graphviz` (macOS: `brew install graphviz`), or run `bash .ci/setup` "
                "in this project. The DOT source needs no `dot`: drawing.save('graph.gv') or drawing.source.")
+WIDTH_BUDGET = 1000  # pixels (96 per inch, text at its drawn size): the width of a notebook column
+PNG_MAX = 32767  # pixels a side: cairo's limit; dot cuts a larger PNG
 ADVICE = "draw fewer shapes: collapse stages (collapse='t=*'), or draw the Tensor LSTM instead of the ScalarLSTM"
 
 
@@ -52,6 +62,10 @@ class GraphvizTimeout(GraphvizError):
 
 class GraphvizWarning(UserWarning):
     """``dot`` failed on a layout, and the picture was kept or drawn again (see the module notes)."""
+
+
+class WidthWarning(GraphvizWarning):
+    """A drawing is wider than a notebook's column, and no narrower layout of it fits (see the module notes)."""
 
 
 class _Failed(Exception):
@@ -88,8 +102,61 @@ def render(drawing: Any, path: str | os.PathLike, format: str | None = None, *, 
 def pipe(drawing: Any, fmt: str, *, timeout: float | None = None) -> bytes:
     """Run ``dot`` on a drawing (a `graphviz.Digraph`) and return the bytes of the image (see the module notes).
     """
+    output = _laid_out(drawing, fmt, timeout)
+    if fmt == "png":
+        output = _within_png_limit(drawing, output, timeout)
+    narrower = getattr(drawing, "narrower", None)
+    width = pixels(output, fmt)
+    if narrower is None or width is None or width <= WIDTH_BUDGET:
+        return output
+    advised = None
+    for call, make in narrower:
+        other = make()
+        again = pipe(other, fmt, timeout=timeout) if call is None else b""
+        if call is None and (pixels(again, fmt) or 0) <= WIDTH_BUDGET:
+            return again  # the same picture, laid out to fit: nothing to say
+        if call is not None and advised is None:
+            other.warned = True  # measured here, said here: tried in its own same-picture layouts only
+            other.narrower = [(call, make) for call, make in other.narrower or () if call is None]
+            found = pixels(pipe(other, "svg", timeout=timeout), "svg") or 0
+            advised = (call, found) if found <= WIDTH_BUDGET else None
+    if not getattr(drawing, "warned", False):
+        drawing.warned = True
+        fits = (f"draw(root, {advised[0]}) fits ({advised[1]:,.0f} px)" if advised else
+                "collapse more stages (collapse=, keep=) or draw a part of the graph")
+        _warn(f"this drawing is {width:,.0f} px wide at 96 dpi, wider than a notebook column "
+              f"({WIDTH_BUDGET:,} px); {fits}", WidthWarning)
+    return output
+
+
+def pixels(output: bytes, fmt: str) -> float | None:
+    """The width of an image in pixels at 96 dpi (SVG: its points x 4/3; PNG: its header), None for others."""
+    if fmt == "svg":
+        found = re.search(rb'<svg width="([\d.]+)pt"', output)
+        return float(found[1]) * 4 / 3 if found else None
+    if fmt == "png" and output[:8] == b"\x89PNG\r\n\x1a\n":
+        return float(struct.unpack(">I", output[16:20])[0])
+    return None
+
+
+def _within_png_limit(drawing: Any, output: bytes, timeout: float | None) -> bytes:
+    """A PNG that ``dot`` would cut at `PNG_MAX` pixels, drawn again at the resolution that keeps it whole."""
+    if output[:8] != b"\x89PNG\r\n\x1a\n" or max(struct.unpack(">II", output[16:24])) < PNG_MAX - 2:
+        return output  # (cairo stops a pixel or two short of its maximum)
+    first = _laid_out(drawing, "plain", timeout).split(b"\n", 1)[0].split()  # graph scale width height (inches)
+    width, height = float(first[2]) * 96, float(first[3]) * 96
+    if max(width, height) < PNG_MAX - 2:
+        return output
+    dpi = int(96 * (PNG_MAX - 1) / max(width, height))
+    _warn(f"this drawing is {width:,.0f} x {height:,.0f} px at 96 dpi, over the PNG renderer's maximum of "
+          f"{PNG_MAX:,} px a side: written at {dpi} dpi instead, its text small; an SVG keeps it sharp")
+    return _laid_out(drawing, "png", timeout, [f"-Gdpi={dpi}"])
+
+
+def _laid_out(drawing: Any, fmt: str, timeout: float | None, options: list[str] | None = None) -> bytes:
+    """``dot``'s output for a drawing; when ``dot`` fails, what it drew anyway or the safer layout, warned."""
     try:
-        return run_dot(drawing.source, fmt, timeout)
+        return run_dot(drawing.source, fmt, timeout, options)
     except _Failed as failure:
         first = failure
     if first.output:
@@ -99,7 +166,7 @@ def pipe(drawing: Any, fmt: str, *, timeout: float | None = None) -> bytes:
     if safer is None:
         raise _error(first)
     try:
-        output = run_dot(safer(), fmt, timeout)
+        output = run_dot(safer(), fmt, timeout, options)
     except _Failed as again:
         if not again.output:
             raise _error(again) from None
@@ -109,12 +176,12 @@ def pipe(drawing: Any, fmt: str, *, timeout: float | None = None) -> bytes:
     return output
 
 
-def run_dot(source: str, fmt: str, timeout: float | None = None) -> bytes:
+def run_dot(source: str, fmt: str, timeout: float | None = None, options: list[str] | None = None) -> bytes:
     """``dot -T<fmt>`` on a DOT text: its output, or `_Failed` (with whatever it wrote) when it exits with an
     error; GraphvizNotFoundError when there is no ``dot``, GraphvizTimeout when it runs past the timeout."""
     limit = _seconds(DOT_TIMEOUT if timeout is None else timeout)
     try:
-        done = subprocess.run(["dot", f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True,
+        done = subprocess.run(["dot", f"-T{fmt}", *(options or ())], input=source.encode("utf-8"), capture_output=True,
                               timeout=None if limit > NO_LIMIT else limit, check=False)
     except FileNotFoundError:
         raise GraphvizNotFoundError(DOT_MISSING) from None
@@ -170,5 +237,5 @@ def dot() -> str:
     return " ".join(["Graphviz's dot", *(word for word in words if word[:1].isdigit())][:2])
 
 
-def _warn(message: str) -> None:
-    warnings.warn(message, GraphvizWarning, stacklevel=4)
+def _warn(message: str, kind: type[Warning] = GraphvizWarning) -> None:
+    warnings.warn(message, kind, stacklevel=5)

@@ -27,6 +27,7 @@ one.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -449,34 +450,33 @@ class ScalarLSTM(_Recurrent):
         p = self._parameters
         weight_ih, weight_hh = p[f"weight_ih_l{layer}"], p[f"weight_hh_l{layer}"]
         bias_ih, bias_hh = p[f"bias_ih_l{layer}"], p[f"bias_hh_l{layer}"]
-        gates = {}
-        for k, gate in enumerate(GATES):
-            with stage(gate.stage):
-                activations = np.empty((batch, size), dtype=object)
-                for b, j in np.ndindex(batch, size):
-                    row = k * size + j
-                    total = bias_ih[row] + bias_hh[row]
-                    for w, v in zip(weight_ih[row], x_t[b]):
-                        total = total + w * v
-                    for w, v in zip(weight_hh[row], h_prev[b]):
-                        total = total + w * v
-                    total.label = f"{self._name(gate.pre_activation, t, layer)}[{b},{j}]"
-                    activations[b, j] = getattr(total, gate.activation)()
-                    activations[b, j].label = f"{self._name(gate.letter, t, layer)}[{b},{j}]"
-                gates[gate.letter] = activations
-        i, f, g, o = gates["i"], gates["f"], gates["g"], gates["o"]
         c = np.empty((batch, size), dtype=object)
         h = np.empty((batch, size), dtype=object)
-        with stage("cell state"):
-            for b, j in np.ndindex(batch, size):
-                c[b, j] = f[b, j] * c_prev[b, j] + i[b, j] * g[b, j]
-                c[b, j].label = f"{self._name('c', t, layer)}[{b},{j}]"
-        with stage("hidden state"):
-            for b, j in np.ndindex(batch, size):
-                tanh_c = c[b, j].tanh()
-                tanh_c.label = f"{self._name('tanh_c', t, layer)}[{b},{j}]"
-                h[b, j] = o[b, j] * tanh_c
-                h[b, j].label = f"{self._name('h', t, layer)}[{b},{j}]"
+        for b, j in np.ndindex(batch, size):
+            # each unit in a stage of its own, so that a drawing can draw all but one as boxes (for one sequence:
+            # with several, the clusters of units and sequences crash Debian's dot 2.43, "trouble in init_rank")
+            unit = stage(f"unit {j}") if batch == 1 and size > 1 else None
+            with unit or contextlib.nullcontext():
+                gates = {}
+                for k, gate in enumerate(GATES):
+                    with stage(gate.stage):
+                        row = k * size + j
+                        total = bias_ih[row] + bias_hh[row]
+                        for w, v in zip(weight_ih[row], x_t[b]):
+                            total = total + w * v
+                        for w, v in zip(weight_hh[row], h_prev[b]):
+                            total = total + w * v
+                        total.label = f"{self._name(gate.pre_activation, t, layer)}[{b},{j}]"
+                        gates[gate.letter] = getattr(total, gate.activation)()
+                        gates[gate.letter].label = f"{self._name(gate.letter, t, layer)}[{b},{j}]"
+                with stage("cell state"):
+                    c[b, j] = gates["f"] * c_prev[b, j] + gates["i"] * gates["g"]
+                    c[b, j].label = f"{self._name('c', t, layer)}[{b},{j}]"
+                with stage("hidden state"):
+                    tanh_c = c[b, j].tanh()
+                    tanh_c.label = f"{self._name('tanh_c', t, layer)}[{b},{j}]"
+                    h[b, j] = gates["o"] * tanh_c
+                    h[b, j].label = f"{self._name('h', t, layer)}[{b},{j}]"
         return h, c
 
     def _as_nodes(self, data: Any, name: str) -> np.ndarray:
