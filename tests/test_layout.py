@@ -147,10 +147,10 @@ def many_stages(count: int, numbered: bool) -> Value:
 ], ids=["a loop", "distinct names", "too many names"])
 def test_the_advice_for_1600_stages_takes_under_a_second(numbered, limit, advice):
     root = many_stages(1600, numbered)
-    started = time.perf_counter()
+    started = time.process_time()  # this process's CPU time: what the advice costs, not what other processes take
     with pytest.raises(GraphTooLargeError) as refused:
         draw(root, collapse=None, max_nodes=limit)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert refused.value.options == advice
     if advice is None:
         assert "Even with every stage collapsed it would have 1,600 shapes" in str(refused.value)

@@ -368,6 +368,26 @@ def test_inline_in_a_trusted_notebook_the_page_runs_in_its_frame(browser, tmp_pa
             "about:srcdoc"))] == []
 
 
+def test_a_drawing_inline_in_a_trusted_notebook_shows_its_svg_in_place_of_the_png(browser, tmp_path):
+    # (untrusted, where the script does not run, the PNG stays: tests/test_jupyterlab.py)
+    from selenium.webdriver.common.by import By
+
+    from autograd.view.display import drawing_bundle
+
+    path = tmp_path / "cell.html"
+    bundle = drawing_bundle(draw(fork_example(), view="backward"))
+    assert bundle["image/png"] in bundle["text/html"]  # the same picture, for the viewers that show no SVG
+    path.write_text(f"<!DOCTYPE html><html><body>{bundle['text/html']}</body></html>", encoding="utf-8")
+    chromium.console_errors(browser), chromium.requests(browser)
+    browser.get(path.as_uri())
+    assert browser.find_elements(By.TAG_NAME, "img") == []
+    (svg,) = browser.find_elements(By.TAG_NAME, "svg")
+    assert svg.size["width"] > 300 and "dL/da" in svg.text  # drawn at its size, its text as text
+    assert browser.find_elements(By.CSS_SELECTOR, 'script[type="text/html"]') == []
+    assert chromium.console_errors(browser) == []
+    assert [url for url in chromium.requests(browser) if url != path.as_uri() and not url.startswith("data:")] == []
+
+
 def test_a_forward_drawing_has_values_and_no_pass_to_step_through(browser, tmp_path):
     from selenium.webdriver.common.by import By
 

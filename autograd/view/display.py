@@ -74,11 +74,25 @@ def drawing_bundle(drawing: graphviz.Digraph, include: Any = None, exclude: Any 
 
 
 def pictures(drawing: graphviz.Digraph, include: Any = None, exclude: Any = None) -> dict[str, str]:
-    """The SVG in its frame as ``text/html``, and the same picture as a base64 ``image/png``."""
-    bundle = {"text/html": framed(pipe(drawing, "svg").decode("utf-8"))}
-    if _wanted("image/png", include, exclude):
-        bundle["image/png"] = base64.b64encode(pipe(drawing, "png")).decode("ascii")
-    return bundle
+    """The SVG in its frame as ``text/html``, and the same picture as a base64 ``image/png``.
+
+    The HTML shows the PNG too, until its script puts the SVG in its place: JupyterLab shows an untrusted
+    notebook's HTML rather than its PNG, with the SVG and the script stripped (an SVG's text would be left as
+    a line of words), so there the PNG stays, and the SVG, kept as the text of a script element that is not
+    run, leaves nothing behind."""
+    frame = framed(pipe(drawing, "svg").decode("utf-8"))
+    if not _wanted("image/png", include, exclude):
+        return {"text/html": frame}
+    png = base64.b64encode(pipe(drawing, "png")).decode("ascii")
+    shown = (f'<div><img alt="the drawing" style="max-width:100%" src="data:image/png;base64,{png}"/>'
+             f'<script type="text/html">{frame}</script>{_IN_PLACE}</div>')
+    return {"text/html": shown, "image/png": png}
+
+
+# Where scripts run (a trusted notebook), the framed SVG kept in the script element before it takes the PNG's place
+_IN_PLACE = ("<script>(function (kept) { var frame = document.createElement('div'); frame.innerHTML = kept.textContent;"
+             " kept.previousElementSibling.replaceWith(frame.firstElementChild); kept.remove(); })"
+             "(document.currentScript.previousElementSibling);</script>")
 
 
 def node_bundle(node: Node, include: Any = None, exclude: Any = None) -> dict[str, str]:
