@@ -288,7 +288,7 @@ def test_text_markdown_and_html():
     assert markdown.startswith("**Your 14 gradients of L") and "> **Yours equals the forget gate" in markdown
     page = report._repr_html_()
     assert "color:#b91c1c" in page and "Yours equals the forget gate&#x27;s branch only" in page
-    assert "color:#15803d" in check_step(right_step)._repr_html_()
+    assert "color:#166534" in check_step(right_step)._repr_html_()
 
 
 def test_the_readme_shows_what_check_step_prints_for_its_example():

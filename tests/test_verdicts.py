@@ -6,6 +6,8 @@ a right derivation gets no verdict over many seeds, and neither does a differenc
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -437,9 +439,9 @@ def test_a_partial_answer_says_how_many_were_given_and_is_not_green():
     assert report.summary() == ("Your 3 gradients of L against the engine's (rtol 1e-06, atol 1e-09): 3 of 14 asked "
                                 "for given, all agree; missing: z_i[t=1], i[t=1], z_f[t=1], f[t=1], z_g[t=1], "
                                 "g[t=1], z_o[t=1], o[t=1] and 3 more.")
-    assert "#15803d" not in report._repr_html_() and "#b45309" in report._repr_html_()
+    assert "#166534" not in report._repr_html_() and "#92400e" in report._repr_html_()
     whole = check_step(step_backward)
-    assert whole.complete and "#15803d" in whole._repr_html_() and whole.summary().endswith("all agree.")
+    assert whole.complete and "#166534" in whole._repr_html_() and whole.summary().endswith("all agree.")
     a, b = Value(2.0, label="a"), Value(3.0, label="b")
     loss = a * b
     report = check_derivation(loss, {"a": 3.0}, expected=["a"])
@@ -500,3 +502,20 @@ def lstm_sequence_with_x(seed):
     loss = (out * rng.standard_normal(out.shape)).sum()
     loss.label = "L"
     return loss, x
+
+
+def test_the_report_colours_read_at_4_5_to_1_on_light_and_dark_notebook_themes():
+    # each coloured title carries its own pale ground, so the theme's background does not decide its contrast
+    def luminance(colour):
+        channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    reports = [check_step(lambda step, d_h, d_c: {}), check_step(lambda step, d_h, d_c: {"c0": d_c})]
+    pairs = set()
+    for report in reports:
+        pairs |= set(re.findall(r"color:(#[0-9a-f]{6});background:(#[0-9a-f]{6})", report._repr_html_()))
+    assert pairs
+    for colour, ground in pairs:
+        light, dark = sorted((luminance(colour), luminance(ground)), reverse=True)
+        assert (light + 0.05) / (dark + 0.05) >= 4.5, (colour, ground)

@@ -205,9 +205,11 @@ class DerivationCheck:
         for kind, text in self._lines():
             escaped = html.escape(text)
             if kind == "title":
-                colour = "#15803d" if self.passed and self.complete else (
-                    "#b45309" if self.passed else "#b91c1c")  # amber: right so far, but not all given
-                parts.append(f'<p style="color:{colour};font-weight:bold">{escaped}</p>')
+                # each colour on a pale ground of its own, at least 4.5:1 on a light or a dark notebook theme
+                colour, ground = ("#166534", "#f0fdf4") if self.passed and self.complete else (
+                    ("#92400e", "#fffbeb") if self.passed else ("#b91c1c", "#fef2f2"))  # amber: not all given
+                parts.append(f'<p style="color:{colour};background:{ground};padding:2px 6px;font-weight:bold">'
+                             f'{escaped}</p>')
             elif kind == "head":
                 parts.append(f"<p><b>{escaped}</b></p>")
             elif kind == "verdict":

@@ -172,7 +172,7 @@ class Comparison:
         head = "".join(f"<th>{html.escape(cell)}</th>" for cell in rows[0])
         body = "".join("<tr>" + "".join(
             f'<td style="text-align:{"left" if k == 0 else "right"}'
-            f'{";color:#b91c1c;font-weight:bold" if cell == "NO" else ""}">{html.escape(cell)}</td>'
+            f'{";color:#b91c1c;background:#fef2f2;font-weight:bold" if cell == "NO" else ""}">{html.escape(cell)}</td>'
             for k, cell in enumerate(row)) + "</tr>" for row in rows[1:])
         notes = "<br>".join(html.escape(note) for note in self.notes())
         return (f"<p><b>{html.escape(self.title())}</b></p><table><thead><tr>{head}</tr></thead>"
