@@ -117,14 +117,3 @@ def test_clusters_and_the_background_have_tooltips_of_their_own():
     svg = pipe(draw(readme_tensor(), "backward"), "svg").decode()
     assert not re.search(r"<title>%\d+</title>", svg)
     assert re.search(r'<g id="clust1" class="cluster">.*?xlink:title="layer 1"', svg, flags=re.S)
-
-
-def test_a_loop_too_wide_with_a_step_in_full_is_boxed_by_default_and_warned_of_when_the_caller_chose():
-    root = scalar_lstm(3, 1, 2)  # its last step in full: 1,271 px wide
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # by default: boxed to fit, without a word
-        svg = pipe(draw(root, "backward"), "svg").decode()
-    assert measure_svg(svg).width <= WIDTH_BUDGET and "t=1" in svg and "t=2" in svg
-    with pytest.warns(WidthWarning, match=r"draw\(root, 'backward', collapse='t=\*'\) fits"):
-        kept = pipe(draw(root, "backward", keep="t=2"), "svg").decode()  # the caller chose: drawn as asked
-    assert measure_svg(kept).width > WIDTH_BUDGET

@@ -41,14 +41,12 @@ class Drawing(graphviz.Digraph):
         # otherwise) or (the arguments of a draw() call that shows less, that drawing); see `rendering.pipe`.
         # None (a step-through's frame, cut to the column anyway): its width is not checked
         self.narrower: list[tuple[str | None, Callable[[], Drawing]]] | None = None
-        self.boxes_to_fit = False  # whether a narrower drawing that shows less may stand in for it unasked
         self.warned = False
 
     def copy(self) -> Drawing:
         duplicate = super().copy()
         duplicate.safer, duplicate.writer = self.safer, self.writer
         duplicate.narrower = None if self.narrower is None else list(self.narrower)
-        duplicate.boxes_to_fit = self.boxes_to_fit
         return duplicate
 
     def interactive(self, **options: Any) -> Any:

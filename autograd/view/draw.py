@@ -52,9 +52,7 @@ def draw(root: Node, view: View = "forward", *, collapse: StageFilter = "auto", 
 
     Building the drawing does not need Graphviz's ``dot``; rendering it (`render`, or showing it in Jupyter)
     does. Rendered wider than a notebook column (`WIDTH_BUDGET` pixels), a drawing left to right by "auto" is
-    laid out top to bottom instead; with ``collapse="auto"`` (and no ``keep`` or ``roll_up``), a loop's steps are
-    all drawn as boxes when that fits; one still too wide, or one whose boxes the caller chose, is kept, with one
-    warning naming a call that fits.
+    laid out top to bottom instead; one still too wide is kept, with one warning naming a call that fits.
     """
     if not isinstance(root, Node):
         raise TypeError(f"draw: expected a graph node (Value or Tensor), got {type(root).__name__}")
@@ -65,9 +63,6 @@ def draw(root: Node, view: View = "forward", *, collapse: StageFilter = "auto", 
     writer = DotWriter(scene, precision, rankdir)
     drawing = writer.write(title)
     drawing.narrower = []  # a drawing is made for a column: its width is checked when it is rendered
-    # left to "auto", which steps of a loop are boxes is the library's choice: all of them, where that is what fits
-    # (a graph without a loop keeps its stages open: one box for a whole stage would show nothing)
-    drawing.boxes_to_fit = collapse == "auto" and keep is None and not roll_up and scene.loop is not None
     if rankdir == "auto" and writer.rankdir == "LR":  # the same picture, top to bottom: used without a word
         drawing.narrower.append((None, lambda: DotWriter(scene, precision, "TB").write(title)))
     options = dict(fold=fold, repeat_shared=repeat_shared, max_nodes=max_nodes, show_constants=show_constants,

@@ -146,10 +146,6 @@ class _PageData:
         self.explanation = self._explanation()
 
     def build(self, drawing: Any, timeout: float | None, limit: int) -> dict[str, Any]:
-        if getattr(drawing, "boxes_to_fit", False):
-            # the page fits any width to its window, and its data are of this scene: no boxed stand-in for it
-            drawing = drawing.copy()
-            drawing.boxes_to_fit, drawing.warned = False, True
         first = _svg(drawing, timeout)
         # Each box opened is one more layout, of about one and a half times the drawing's size: as many as fit
         # the budget, the boxes nearest the end of the graph (the step drawn in full) first.

@@ -10,9 +10,7 @@ never ``dot``'s raw output.
 
 A drawing made for a notebook's column (`autograd.view.draw`) is measured once laid out: wider than
 `WIDTH_BUDGET` pixels, it is laid out again in the narrower ways it carries (top to bottom instead of left to
-right); drawn with ``collapse="auto"`` (the default), with every step of its loop as a box; and only when
-none of that fits, or the caller chose what to box, one `WidthWarning` says how wide it is and which call of
-``draw`` fits. A PNG over
+right), and when none fits, one `WidthWarning` says how wide it is and which call of ``draw`` fits. A PNG over
 the renderer's maximum (`PNG_MAX` pixels a side), which ``dot`` would cut, is drawn at a lower resolution
 instead, with one warning that says so.
 """
@@ -114,19 +112,14 @@ def pipe(drawing: Any, fmt: str, *, timeout: float | None = None) -> bytes:
     advised = None
     for call, make in narrower:
         other = make()
-        if call is None:
-            again = pipe(other, fmt, timeout=timeout)
-            if (pixels(again, fmt) or 0) <= WIDTH_BUDGET:
-                return again  # the same picture, laid out to fit: nothing to say
-        elif advised is None:
+        again = pipe(other, fmt, timeout=timeout) if call is None else b""
+        if call is None and (pixels(again, fmt) or 0) <= WIDTH_BUDGET:
+            return again  # the same picture, laid out to fit: nothing to say
+        if call is not None and advised is None:
             other.warned = True  # measured here, said here: tried in its own same-picture layouts only
             other.narrower = [(call, make) for call, make in other.narrower or () if call is None]
-            shown = pipe(other, fmt, timeout=timeout)
-            found = pixels(shown, fmt) or 0
-            if found <= WIDTH_BUDGET:
-                if drawing.boxes_to_fit:  # collapse="auto": boxing every step of a loop is its to choose
-                    return shown
-                advised = (call, found)
+            found = pixels(pipe(other, "svg", timeout=timeout), "svg") or 0
+            advised = (call, found) if found <= WIDTH_BUDGET else None
     if not getattr(drawing, "warned", False):
         drawing.warned = True
         fits = (f"draw(root, {advised[0]}) fits ({advised[1]:,.0f} px)" if advised else
