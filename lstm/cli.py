@@ -1,4 +1,4 @@
-"""The ``backprop-lens`` command (also ``python -m lstm``): demo, graph, compare, explain and train.
+"""The ``backprop-lens`` command (also ``python -m lstm``): demo, graph, compare, explain, train and exercise.
 
 The command line parses, calls the library and prints: the LSTMs it builds and what they cost come from
 `lstm.demo`, expressions from `lstm.expression`, training and every check of it from `lstm.training`. One name per
