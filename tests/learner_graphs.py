@@ -2,7 +2,7 @@
 
 The corpus: Mazur's 2-2-2 network, a small MLP on a batch, a small CNN built by hand from slices, products and
 sums (max pooling from reshape, transpose and max; cross-entropy from `autograd.functions`) and one built from
-the library's stages (conv2d, max_pool2d, softmax_cross_entropy), an RNN cell and a
+the library's stages (the README's: conv2d, max_pool2d, softmax_cross_entropy), an RNN cell and a
 GRU-like cell built from primitives, ScalarLSTMs of 1-4 units, 1-2 layers and 1-3 steps, the Tensor LSTM, and the
 README's pictures. Each builder returns the loss, ready to draw.
 
@@ -20,6 +20,7 @@ Measured from the SVG that the real ``dot`` writes:
 from __future__ import annotations
 
 import re
+import runpy
 import sys
 import time
 from collections.abc import Callable
@@ -32,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from autograd import Tensor, Value, stage  # noqa: E402
-from autograd.functions import conv2d, cross_entropy, max_pool2d, softmax_cross_entropy, stack  # noqa: E402
+from autograd.functions import cross_entropy, stack  # noqa: E402
 from autograd.view.rendering import pipe  # noqa: E402
 from lstm import ScalarLSTM  # noqa: E402
 
@@ -111,30 +112,6 @@ def cnn() -> Tensor:
     return loss
 
 
-def cnn_stages() -> Tensor:
-    """The same kind of network with the library's stages (issue 20's example): a 1x1x6x6 image, two 3x3 filters
-    (`conv2d`), ReLU, 2x2 max pooling (`max_pool2d`), a linear layer and `softmax_cross_entropy`."""
-    rng = np.random.default_rng(0)
-    image = Tensor(rng.standard_normal((1, 1, 6, 6)), label="x")
-    K = Tensor(rng.standard_normal((2, 1, 3, 3)) * 0.5, requires_grad=True, label="K")
-    W = Tensor(rng.standard_normal((8, 3)) * 0.5, requires_grad=True, label="W")
-    with stage("convolution"):
-        Y = conv2d(image, K)
-    Y.label = "Y"
-    with stage("activation"):
-        A = Y.relu()
-    A.label = "A"
-    with stage("max pooling"):
-        P = max_pool2d(A, 2)
-    P.label = "P"
-    with stage("classifier"):
-        logits = P.reshape(1, 8) @ W
-    logits.label = "logits"
-    loss = softmax_cross_entropy(logits, [1])
-    loss.label = "L"
-    return loss
-
-
 def rnn(steps: int = 3) -> Tensor:
     """A tanh RNN cell written by hand, h = tanh(x W + h U + b), over a few steps; the loss on the last h."""
     rng = np.random.default_rng(0)
@@ -191,13 +168,10 @@ def tensor_lstm(steps: int = 6) -> Tensor:
     return lstm_loss(sizes, seed=0)
 
 
-def readme_fork() -> Value:
-    a, b = Value(2.0, label="a"), Value(-3.0, label="b")
-    c = a * b
-    c.label = "c"
-    L = (c + a).tanh()
-    L.label = "L"
-    return L
+# the README's own examples, as notebooks/figures/render.py draws them for it
+README_EXAMPLES = runpy.run_path(str(Path(__file__).resolve().parent.parent / "notebooks" / "figures" / "render.py"))
+readme_fork: Callable[[], Value] = README_EXAMPLES["fork_example"]
+readme_cnn: Callable[[], Tensor] = README_EXAMPLES["cnn_example"]  # conv2d, max_pool2d, softmax_cross_entropy
 
 
 def readme_tensor() -> Tensor:
@@ -218,7 +192,7 @@ CORPUS: dict[str, Callable[[], object]] = {
     "Mazur 2-2-2": mazur,
     "MLP, batch of 4": mlp_batch,
     "CNN 4x4, 2x2 kernel": cnn,
-    "CNN 6x6, two 3x3 filters, the library's stages": cnn_stages,
+    "CNN 6x6, two 3x3 filters, the library's stages (README)": readme_cnn,
     "RNN cell, 3 steps": rnn,
     "GRU-like cell, 2 steps": gru,
     **{f"ScalarLSTM hidden {h}, {n} layer{'s' * (n > 1)}, {t} step{'s' * (t > 1)}":

@@ -17,6 +17,7 @@ from pathlib import Path
 import chromium
 import numpy as np
 import pytest
+from learner_graphs import readme_fork as fork_example
 
 from autograd import Tensor, Value, draw, explain, render, stage, step_through
 from autograd.core import backpropagate
@@ -28,14 +29,6 @@ HOSTILE = ["</script><script>window.pwned=1</script>", '<img src=x onerror="wind
            "back\\slash\\n", "\u202eRTL\u202c", "nul\x00byte", "<!--", "]]>", "&amp;"]
 
 
-def fork_example() -> Value:
-    """The README's first example: a forks into a * b and + a."""
-    a, b = Value(2.0, label="a"), Value(-3.0, label="b")
-    c = a * b
-    c.label = "c"
-    L = (c + a).tanh()
-    L.label = "L"
-    return L
 
 
 def page_data(document: str) -> dict:
