@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstm.hand.lstm import upstream
-from lstm.models.params import GRU_GATES, sizes_of, step_name
+from lstm.hand.lstm import sequence_and_state, upstream
+from lstm.models.params import GRU_GATES, step_name
 
 __all__ = ["GRUCache", "GRULayerCache", "backward", "forward"]
 
@@ -55,17 +55,9 @@ class GRUCache:
 def forward(params: dict[str, np.ndarray], x: np.ndarray, h0: np.ndarray | None = None
             ) -> tuple[np.ndarray, np.ndarray, GRUCache]:
     """Run a (multi-layer) GRU over x (T, B, I): ``(out, h_n, cache)``, out (T, B, H), h_n (L, B, H)."""
-    input_size, hidden_size, num_layers, dtype = sizes_of(params, BLOCKS)
-    x = np.asarray(x)
-    if x.ndim != 3 or x.shape[2] != input_size or 0 in x.shape[:2]:
-        raise ValueError(f"x must be (T, B, {input_size}) with T, B >= 1, time first; got shape {x.shape}")
-    x = x.astype(dtype, copy=False)
-    state_shape = (num_layers, x.shape[1], hidden_size)
-    h0 = np.zeros(state_shape, dtype=dtype) if h0 is None else np.asarray(h0).astype(dtype, copy=False)
-    if h0.shape != state_shape:
-        raise ValueError(f"h0 has shape {h0.shape}, expected (num_layers, batch, hidden) = {state_shape}")
+    x, h0, _ = sequence_and_state(params, BLOCKS, x, h0)
     layers, layer_input = [], x
-    for layer in range(num_layers):
+    for layer in range(len(h0)):
         cache = _layer_forward(params, layer, layer_input, h0[layer])
         layers.append(cache)
         layer_input = cache.hidden  # layer k+1 reads layer k's hidden sequence

@@ -109,6 +109,21 @@ def _check_shape(name: str, array: np.ndarray, expected: tuple[int, ...]) -> Non
         raise ValueError(f"{name} has shape {array.shape}, expected {expected}")
 
 
+def sequence_and_state(params: dict[str, np.ndarray], blocks: int, x: Any, h0: Any
+                       ) -> tuple[np.ndarray, np.ndarray, np.dtype]:
+    """x (T, B, I) and h0 (L, B, H) of a model whose state is h alone (the GRU's and the RNN's hand derivations),
+    in the parameters' dtype and checked, h0 zeros when not given; and that dtype."""
+    input_size, hidden_size, num_layers, dtype = sizes_of(params, blocks)
+    x = np.asarray(x)
+    if x.ndim != 3 or x.shape[2] != input_size or 0 in x.shape[:2]:
+        raise ValueError(f"x must be (T, B, {input_size}) with T, B >= 1, time first; got shape {x.shape}")
+    state_shape = (num_layers, x.shape[1], hidden_size)
+    h0 = np.zeros(state_shape, dtype=dtype) if h0 is None else np.asarray(h0).astype(dtype, copy=False)
+    if h0.shape != state_shape:
+        raise ValueError(f"h0 has shape {h0.shape}, expected (num_layers, batch, hidden) = {state_shape}")
+    return x.astype(dtype, copy=False), h0, dtype
+
+
 def upstream(name: str, given: Any, shape: tuple[int, ...], dtype: np.dtype, optional: bool = False) -> np.ndarray:
     """An upstream gradient handed to a backward pass (dL/d out, dL/d h_n, ...): in the pass's dtype and of its
     shape, or a clear error; zeros where an ``optional`` one is not given (every model's hand derivation)."""

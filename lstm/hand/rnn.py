@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstm.hand.lstm import upstream
-from lstm.models.params import sizes_of, step_name
+from lstm.hand.lstm import sequence_and_state, upstream
+from lstm.models.params import step_name
 
 __all__ = ["RNNCache", "backward", "forward"]
 
@@ -37,17 +37,9 @@ class RNNCache:
 def forward(params: dict[str, np.ndarray], x: np.ndarray, h0: np.ndarray | None = None
             ) -> tuple[np.ndarray, np.ndarray, RNNCache]:
     """Run a (multi-layer) tanh RNN over x (T, B, I): ``(out, h_n, cache)``, out (T, B, H), h_n (L, B, H)."""
-    input_size, hidden_size, num_layers, dtype = sizes_of(params, 1)
-    x = np.asarray(x)
-    if x.ndim != 3 or x.shape[2] != input_size or 0 in x.shape[:2]:
-        raise ValueError(f"x must be (T, B, {input_size}) with T, B >= 1, time first; got shape {x.shape}")
-    layer_input = x.astype(dtype, copy=False)
-    state_shape = (num_layers, x.shape[1], hidden_size)
-    h0 = np.zeros(state_shape, dtype=dtype) if h0 is None else np.asarray(h0).astype(dtype, copy=False)
-    if h0.shape != state_shape:
-        raise ValueError(f"h0 has shape {h0.shape}, expected (num_layers, batch, hidden) = {state_shape}")
+    layer_input, h0, dtype = sequence_and_state(params, 1, x, h0)
     inputs, h_prev, hidden = [], [], []
-    for layer in range(num_layers):
+    for layer in range(len(h0)):
         weight_hh = params[f"weight_hh_l{layer}"]
         input_part = layer_input @ params[f"weight_ih_l{layer}"].T + params[f"bias_ih_l{layer}"] \
             + params[f"bias_hh_l{layer}"]  # stage 1's input half, every step at once
