@@ -33,7 +33,7 @@ StageFilter = str | Iterable[str] | Callable[[StagePath], bool] | None
 Link = tuple[Node, int]
 
 AUTO_SHAPES = 40  # shapes a drawing of a loop may have before "auto" draws all steps but one as boxes
-UNIT_SHAPES = 110  # shapes the step drawn in full may have before "auto" draws all its units but the last as boxes
+UNIT_SHAPES = 90  # shapes drawn in full before "auto" draws all units (then all layers) but the last as boxes
 LEAF_KINDS = ("leaf", "constant")
 PLUMBING = frozenset({"reshape", "transpose", "concatenate"})  # ops that only move elements (see the scene)
 SHARED = 2  # top-level stages that must use an input before each of them draws a copy of it
@@ -219,25 +219,36 @@ def _kind(node: Node) -> str:
 
 def resolve(census: Census, collapse: StageFilter, keep: StageFilter) -> tuple[StageFilter, StageFilter]:
     """``collapse="auto"`` made concrete: every step of the loop but the one kept (the last, unless ``keep``
-    names others) as boxes, when the drawing in full would have more than `AUTO_SHAPES` shapes; and when the
-    step kept in full still has more than `UNIT_SHAPES`, inside it every unit but the last of each innermost
-    family of stages named alike (``unit 0``, ``unit 1``, ... of a layer) as boxes too, the way steps are."""
+    names others) as boxes, when the drawing in full would have more than `AUTO_SHAPES` shapes; and while what
+    is left in full still has more than `UNIT_SHAPES`, inside it every member but the last of each family of
+    stages named alike, innermost first: the units of a layer (``unit 0``, ``unit 1``, ...), then the layers
+    of a step, the way steps are."""
     if not (isinstance(collapse, str) and collapse == "auto"):
         return collapse, keep
     steps = census.loop()
     full = census.shapes(census.plan(None, None, False))
-    others = census.tree.unit_boxes(set(steps or ()))
-    if steps is None or full <= AUTO_SHAPES:
-        if not others or full <= UNIT_SHAPES:
-            return None, keep
-        return (lambda path: path in others), keep
-    depth = len(steps[0])
-    pattern = "/".join([*map(literal, steps[0][:-1]), numbered(literal(steps[0][-1])).replace("#", "*")])
-    keep = keep if keep is not None else literal(steps[-1][-1])
-    if not others or census.shapes(census.plan(pattern, keep, False)) <= UNIT_SHAPES:
-        return pattern, keep
-    is_step, kept = matcher(pattern, "collapse"), matcher(keep, "keep")
-    return (lambda path: path in others or len(path) == depth and is_step(path) and not kept(path)), None
+    chosen: StageFilter = None
+    shapes, depth = full, len(steps[0]) if steps else 0
+    if steps is not None and full > AUTO_SHAPES:
+        chosen = "/".join([*map(literal, steps[0][:-1]), numbered(literal(steps[0][-1])).replace("#", "*")])
+        keep = keep if keep is not None else literal(steps[-1][-1])
+        shapes = census.shapes(census.plan(chosen, keep, False))
+    boxed: set[StagePath] = set()
+    for level in census.tree.family_levels(set(steps or ())):
+        if shapes <= UNIT_SHAPES:
+            break
+        boxed |= level
+        shapes = census.shapes(census.plan(_with_boxes(chosen, keep, depth, boxed), None, False))
+    if not boxed:
+        return chosen, keep
+    return _with_boxes(chosen, keep, depth, boxed), None
+
+
+def _with_boxes(steps: StageFilter, keep: StageFilter, depth: int, boxed: set[StagePath]
+                ) -> Callable[[StagePath], bool]:
+    """A collapse filter: the steps a pattern names (at their depth, less those kept), and these stages."""
+    is_step, kept = matcher(steps, "collapse"), matcher(keep, "keep")
+    return lambda path: path in boxed or len(path) == depth and is_step(path) and not kept(path)
 
 
 # --- the tree of stages, and which of them become boxes ----------------------------------------------------------
@@ -269,22 +280,21 @@ class StageTree:
                     self._contents[stage[:depth]][inside[depth:], kind] += count
         return self._contents
 
-    def unit_boxes(self, loop: set[StagePath]) -> set[StagePath]:
-        """The stages drawn as boxes when the units of a step are: in each innermost family of sibling stages
-        named alike but for their numbers (other than the loop's steps), every member but the last (as steps)."""
-        families: list[list[StagePath]] = []
+    def family_levels(self, loop: set[StagePath]) -> list[set[StagePath]]:
+        """The stages drawn as boxes when the members of families are, level by level, innermost first: in each
+        family of sibling stages named alike but for their numbers (other than the loop's steps), every member
+        but the last (as steps). The units of a layer are one level, the layers of a step the next."""
+        levels: dict[int, set[StagePath]] = {}
         for children in self.children.values():
             grouped: dict[str, list[StagePath]] = {}
             for path in children:
                 if path not in loop:
                     grouped.setdefault(numbered(path[-1]), []).append(path)
-            families += [family for template, family in grouped.items() if "#" in template and len(family) > 1]
-        members = {path for family in families for path in family}
-        boxed: set[StagePath] = set()
-        for family in families:
-            if not any(other[:len(path)] == path and other != path for path in family for other in members):
-                boxed.update(sorted(family, key=lambda path: numbers(path[-1]))[:-1])
-        return boxed
+            for template, family in grouped.items():
+                if "#" in template and len(family) > 1:
+                    ordered = sorted(family, key=lambda path: numbers(path[-1]))
+                    levels.setdefault(len(family[0]), set()).update(ordered[:-1])
+        return [levels[depth] for depth in sorted(levels, reverse=True)]
 
     def plan(self, collapse: Callable[[StagePath], bool], keep: Callable[[StagePath], bool],
              roll_up: bool) -> dict[StagePath, Box | None]:

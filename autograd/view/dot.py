@@ -94,6 +94,7 @@ CONVEYOR_WEIGHT = "12"  # Graphviz keeps heavier edges shorter and straighter
 STACK_LIMIT = 160  # shapes: larger drawings are not stacked, which costs Graphviz 1-2 s at 300 shapes, a minute at 450
 WRAP_AT, PER_ROW = 4, 2  # inputs of one shape side by side before the row wraps; shapes per row when it does
 STACKED_WEIGHT = "12"  # of the edges that stack parts, so they line up (at weight 0 dot may ignore them)
+INPUT_ROW, INPUT_EXTRA = 480, 16  # points a row of a stage's inputs may take; characters beside a name (its value)
 
 
 @dataclass
@@ -137,6 +138,7 @@ class DotWriter:
         self.members, self.children = self._cluster_tree()
         self.depth: dict[StagePath, int] = {(): 0}  # how deep each stage's cluster is drawn (merged ones share)
         self._depths((), 0)
+        self.input_rows: list[tuple[str, str]] = []  # the inputs of a stage wrapped in rows (see `_rows`)
         self.anchors = self._stacking() if self.stacked else {}
         self.wraps = self._wrapping() if self.rankdir in ("TB", "BT") and not safe else []
 
@@ -172,7 +174,7 @@ class DotWriter:
                     graph.edge(bottom, anchor, style="invis", weight=STACKED_WEIGHT)
                 for top in tops:
                     graph.edge(anchor, top, style="invis", weight=STACKED_WEIGHT)
-        for bottom, top in self.wraps:
+        for bottom, top in [*self.wraps, *self.input_rows]:
             graph.edge(bottom, top, style="invis")
         graph.writer = self  # the scene and names behind the picture, for an interactive page of it
         graph.safer = None if self.safe else lambda: DotWriter(self.scene, self.digits, self.rankdir, True).write(
@@ -328,6 +330,7 @@ class DotWriter:
             inputs_here = [unit for unit in self.members.get(parent, ()) if not isinstance(unit, Box)
                            and not any(within(other, parent) for other in inputs.get(unit, ()))]
             if parts and inputs_here and parent:  # the inputs a stage takes in go above its first part
+                self.input_rows += self._rows(inputs_here)
                 count = sum(map(len, anchors.values()))
                 tops = list(dict.fromkeys(self.ids[unit] for unit in ends(parts[0], True)))
                 anchors.setdefault(parent, []).append((f"a{count}", [self.ids[unit] for unit in inputs_here], tops))
@@ -338,7 +341,47 @@ class DotWriter:
                 tops = list(dict.fromkeys(self.ids[unit] for unit in ends(after, True)))
                 count = sum(map(len, anchors.values()))
                 anchors.setdefault(parent, []).append((f"a{count}", bottoms, tops))
+            gathered = self._gathered(parent, inputs) if parts else []
+            if gathered:  # what is gathered from the parts (a loss summed over outputs) goes under the last one
+                bottoms = list(dict.fromkeys(self.ids[unit] for unit in ends(parts[-1], False)))
+                count = sum(map(len, anchors.values()))
+                anchors.setdefault(parent, []).append((f"a{count}", bottoms, [self.ids[unit] for unit in gathered]))
         return anchors
+
+    def _rows(self, inputs: list[Unit]) -> list[tuple[str, str]]:
+        """A stage's inputs, drawn in a row above it, wrapped into rows of at most `INPUT_ROW` points (their
+        names as wide as they are, plus room for the value): each input of a row goes under one of the row
+        before, by an invisible edge."""
+        rows: list[list[str]] = [[]]
+        used = 0.0
+        for unit in inputs:
+            node = source(unit)
+            points = 0.0 if node is None else (len(self.names[node]) + INPUT_EXTRA) * CHARACTER_WIDTH * FONT_SIZE
+            if rows[-1] and used + points > INPUT_ROW:
+                rows.append([])
+                used = 0.0
+            rows[-1].append(self.ids[unit])
+            used += points
+        return [(above[k % len(above)], below) for above, row in zip(rows, rows[1:]) for k, below in enumerate(row)]
+
+    def _gathered(self, path: StagePath, inputs: dict[Unit, list[Unit]]) -> list[Unit]:
+        """The shapes directly in a cluster that take an input from one of its parts and lead into none: left
+        to Graphviz, each sits beside the part its first input comes from (the sum of a loss over the outputs of
+        several units or steps, as wide as they are tall), where under the last part it costs no width."""
+        own = {unit for unit in self.members.get(path, ()) if not isinstance(unit, Box)}
+
+        def in_part(unit: Unit) -> bool:
+            return self.scene.place(unit)[:len(path)] == path and self._part(unit, path) is not None
+
+        leading = [edge.tail for edge in self.scene.edges if edge.tail in own and in_part(edge.head)]
+        ahead = set(leading)  # the shapes of the cluster that lead into a part
+        while leading:
+            for tail in inputs.get(leading.pop(), ()):
+                if tail in own and tail not in ahead:
+                    ahead.add(tail)
+                    leading.append(tail)
+        return [unit for unit in self.members.get(path, ()) if unit in own and unit not in ahead
+                and any(in_part(tail) for tail in inputs.get(unit, ()))]
 
     def _wrapping(self) -> list[tuple[str, str]]:
         """Long rows wrapped: the inputs of a shape that takes more than `WRAP_AT` of them (the products of a
