@@ -5,8 +5,8 @@
   names) and says yes or no. ``keep="t=3"`` exempts stages (with everything inside them).
 - ``collapse="auto"`` (the default): in a graph of more than `AUTO_SHAPES` shapes with a loop, that is a run of
   sibling stages named alike but for their numbers (``t=1``, ``t=2``, ...), every step but one is a box: the
-  one named by ``keep``, else the last; and when that step is still large (a ScalarLSTM of several units),
-  every unit of a layer but the last is a box too.
+  one named by ``keep``, else the last; and while what is left in full is still large (a ScalarLSTM of
+  several units or layers), every unit of a layer but the last is a box too, then every layer but the last.
 - ``roll_up=True`` draws a run of such siblings whose contents have the same structure as one box
   ``t=1 … t=20 ×20``.
 - ``max_nodes`` refuses a drawing with more shapes than that, before any layout starts, with advice on how to

@@ -7,11 +7,13 @@
 - Stages are nested clusters (a stage holding nothing but one other is drawn as one cluster, ``t=2 · layer 0``).
   Drawn top to bottom, the parts of a cluster (the stages and boxes in it) come one under another in
   computation order, below the inputs the stage takes in: the steps of a loop in time order, within a step
-  the layers, within a layer the gates i, f, g, o, the cell state and the hidden state. This keeps a picture
-  within a notebook's width: it grows downwards. Stacking costs Graphviz more the larger the drawing, so
-  drawings of more than `STACK_LIMIT` shapes are left to Graphviz; in those, and in drawings left to right,
-  the stages inside a step of a loop are clusters of their own (``t=2 · forget gate``), not nested in a
-  cluster of the step, or Graphviz draws each step beside the one before.
+  the layers, within a layer the gates i, f, g, o, the cell state and the hidden state; what is gathered from
+  the parts after them (a loss summed over several outputs) goes under the last. A stage's inputs wider
+  than a row wrap onto more rows. This keeps a picture within a notebook's width: it grows downwards.
+  Stacking costs Graphviz more the larger the drawing, so drawings of more than `STACK_LIMIT` shapes are left
+  to Graphviz; in those, and in drawings left to right, the stages inside a step of a loop are clusters of
+  their own (``t=2 · forget gate``), not nested in a cluster of the step, or Graphviz draws each step beside
+  the one before.
 - The conveyor of a loop (see `autograd.view.scene`) is a heavy line, kept straight.
 - Every text that reaches DOT is escaped, control characters shown as visible symbols: a name cannot add
   attributes, links or nodes. No ``newrank``, no ``group``: with clusters they crash the Graphviz of Debian and
@@ -93,6 +95,8 @@ SHALLOW = 5  # ranks: graphs this shallow are drawn left to right; deeper ones t
 CONVEYOR_WEIGHT = "12"  # Graphviz keeps heavier edges shorter and straighter
 STACK_LIMIT = 160  # shapes: larger drawings are not stacked, which costs Graphviz 1-2 s at 300 shapes, a minute at 450
 WRAP_AT, PER_ROW = 4, 2  # inputs of one shape side by side before the row wraps; shapes per row when it does
+NODE_SPACING = 0.1  # inches between shapes side by side (and between the lines of a bundle of edges)
+TIGHTER = (0.05, 0.02)  # the spacings a drawing too wide for a column is laid out with again, in turn
 STACKED_WEIGHT = "12"  # of the edges that stack parts, so they line up (at weight 0 dot may ignore them)
 INPUT_ROW, INPUT_EXTRA = 480, 16  # points a row of a stage's inputs may take; characters beside a name (its value)
 
@@ -118,13 +122,14 @@ class DotWriter:
     """Writes one scene as DOT, complete or at any step of the reverse pass; what does not change from step to
     step (names, ids, clusters, constraints) is worked out once."""
 
-    def __init__(self, scene: Scene, precision: int = 3, rankdir: str = "auto", safe: bool = False) -> None:
+    def __init__(self, scene: Scene, precision: int = 3, rankdir: str = "auto", safe: bool = False,
+                 spacing: float = NODE_SPACING) -> None:
         if rankdir not in ("auto", "LR", "RL", "TB", "BT"):
             raise ValueError(f"draw: rankdir must be 'auto', 'LR', 'RL', 'TB' or 'BT', got {rankdir!r}")
         if isinstance(precision, bool) or not isinstance(precision, int) or not 1 <= precision <= MOST_DIGITS:
             raise ValueError(f"draw: precision is the number of significant digits, 1 to {MOST_DIGITS}; got "
                              f"{precision!r}")
-        self.scene, self.digits, self.safe = scene, precision, safe
+        self.scene, self.digits, self.safe, self.spacing = scene, precision, safe, spacing
         self.rankdir = direction(scene) if rankdir == "auto" else rankdir
         self.names = drawn_names(scene, precision)
         self.written = written_names(scene, self.names)
@@ -151,7 +156,7 @@ class DotWriter:
             name=f"{self.scene.view} graph of {root}",  # what the background says when hovered (else "%3")
             graph_attr={"tooltip": tooltip_text(f"the {self.scene.view} graph of {root}: {LEGEND[self.scene.view]}"),
                         "rankdir": self.rankdir, "fontname": FONT, "fontsize": str(FONT_SIZE), "bgcolor": PAPER,
-                        "pad": "0.08", "nodesep": "0.1",
+                        "pad": "0.08", "nodesep": str(self.spacing),
                         "ranksep": "0.18" if across else "0.25", "fontcolor": MUTED, "outputorder": "edgesfirst"},
             node_attr={"fontname": FONT, "fontsize": str(FONT_SIZE), "fontcolor": INK, "shape": "box",
                        "style": "rounded,filled", "fillcolor": PAPER, "color": BORDER, "penwidth": "1.1",
@@ -177,8 +182,8 @@ class DotWriter:
         for bottom, top in [*self.wraps, *self.input_rows]:
             graph.edge(bottom, top, style="invis")
         graph.writer = self  # the scene and names behind the picture, for an interactive page of it
-        graph.safer = None if self.safe else lambda: DotWriter(self.scene, self.digits, self.rankdir, True).write(
-            caption, progress, caption_room).source
+        graph.safer = None if self.safe else lambda: DotWriter(
+            self.scene, self.digits, self.rankdir, True, self.spacing).write(caption, progress, caption_room).source
         return graph
 
     def _caption(self, caption: str | None, room: tuple[int, int] | None = None) -> str:

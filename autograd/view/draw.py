@@ -16,7 +16,8 @@ chosen by the file suffix).
 How the drawing is worked out: `autograd.view.annotated` (the graph ordered and named, and its reverse pass),
 `autograd.view.boxes` (which stages are boxes, the size guard), `autograd.view.scene` (what is shown),
 `autograd.view.dot` (how it is written). A picture meant for a notebook stays within about 1,000 pixels of
-width: a loop draws one step in full and the others as boxes, stages are stacked top to bottom.
+width: a loop draws one step in full and the others as boxes (and a large step one unit), stages are stacked
+top to bottom.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from autograd.core import Node
 from autograd.view.annotated import AnnotatedPass
 from autograd.view.boxes import StageFilter, literal, numbered
 from autograd.view.display import Drawing
-from autograd.view.dot import DotWriter
+from autograd.view.dot import TIGHTER, DotWriter
 from autograd.view.rendering import WIDTH_BUDGET
 from autograd.view.scene import Scene, View
 
@@ -52,7 +53,8 @@ def draw(root: Node, view: View = "forward", *, collapse: StageFilter = "auto", 
 
     Building the drawing does not need Graphviz's ``dot``; rendering it (`render`, or showing it in Jupyter)
     does. Rendered wider than a notebook column (`WIDTH_BUDGET` pixels), a drawing left to right by "auto" is
-    laid out top to bottom instead; one still too wide is kept, with one warning naming a call that fits.
+    laid out top to bottom instead, and then with its shapes closer together (`TIGHTER`); one still too wide
+    is kept as first laid out, with one warning naming a call that fits.
     """
     if not isinstance(root, Node):
         raise TypeError(f"draw: expected a graph node (Value or Tensor), got {type(root).__name__}")
@@ -63,8 +65,13 @@ def draw(root: Node, view: View = "forward", *, collapse: StageFilter = "auto", 
     writer = DotWriter(scene, precision, rankdir)
     drawing = writer.write(title)
     drawing.narrower = []  # a drawing is made for a column: its width is checked when it is rendered
-    if rankdir == "auto" and writer.rankdir == "LR":  # the same picture, top to bottom: used without a word
+    # the same picture laid out narrower, used without a word: top to bottom, then with shapes closer together
+    direction = "TB" if rankdir == "auto" else writer.rankdir
+    if rankdir == "auto" and writer.rankdir == "LR":
         drawing.narrower.append((None, lambda: DotWriter(scene, precision, "TB").write(title)))
+    for spacing in TIGHTER:
+        drawing.narrower.append((None, lambda spacing=spacing: DotWriter(scene, precision, direction,
+                                                                          spacing=spacing).write(title)))
     options = dict(fold=fold, repeat_shared=repeat_shared, max_nodes=max_nodes, show_constants=show_constants,
                    precision=precision, title=title)
     steps = scene.loop

@@ -9,10 +9,10 @@ way one warning says so. A failure that remains is a `GraphvizError` with one li
 never ``dot``'s raw output.
 
 A drawing made for a notebook's column (`autograd.view.draw`) is measured once laid out: wider than
-`WIDTH_BUDGET` pixels, it is laid out again in the narrower ways it carries (top to bottom instead of left to
-right), and when none fits, one `WidthWarning` says how wide it is and which call of ``draw`` fits. A PNG over
-the renderer's maximum (`PNG_MAX` pixels a side), which ``dot`` would cut, is drawn at a lower resolution
-instead, with one warning that says so.
+`WIDTH_BUDGET` pixels, it is laid out again in the narrower ways it carries (top to bottom instead of left
+to right, then its shapes closer together), and when none fits, one `WidthWarning` says how wide it is and
+which call of ``draw`` fits. A PNG over the renderer's maximum (`PNG_MAX` pixels a side), which ``dot``
+would cut, is drawn at a lower resolution instead, with one warning that says so.
 """
 
 from __future__ import annotations
