@@ -453,3 +453,25 @@ def test_without_a_browser_the_tests_skip_with_the_reason_and_fail_in_ci(monkeyp
     monkeypatch.setenv("CI", "false")
     with pytest.raises(pytest.skip.Exception, match="need headless Chromium: no /nonexistent/chromium"):
         chromium.require()
+
+
+@pytest.mark.parametrize("drawn, shown, scrolls", [(800, 800, False), (1236, 1000, False), (1765, 1324, True)])
+def test_a_drawing_wider_than_the_column_is_scaled_to_it_down_to_three_quarters_then_scrolls(
+        browser, tmp_path, drawn, shown, scrolls):
+    from selenium.webdriver.common.by import By
+
+    from autograd.view.display import framed
+
+    points = drawn * 3 / 4
+    svg = (f'<svg width="{points}pt" height="300pt" viewBox="0 0 {points} 300" xmlns="http://www.w3.org/2000/svg">'
+           f'<rect width="{points}" height="300" fill="#eee"/><text x="10" y="20">dL/dx</text></svg>')
+    path = tmp_path / "column.html"
+    path.write_text(f'<!DOCTYPE html><html><body style="margin:0"><div style="width:1000px">{framed(svg)}</div>'
+                    "</body></html>", encoding="utf-8")
+    browser.get(path.as_uri())
+    (picture,) = browser.find_elements(By.TAG_NAME, "svg")
+    assert abs(picture.size["width"] - shown) <= 1  # drawn size, the column's width, or three quarters
+    frame = browser.execute_script("return document.body.firstElementChild.firstElementChild")
+    overflow = browser.execute_script("return arguments[0].scrollWidth > arguments[0].clientWidth", frame)
+    assert overflow is scrolls
+    assert chromium.console_errors(browser) == []

@@ -1,10 +1,10 @@
 """How drawings and graph nodes show themselves in Jupyter.
 
 A drawing is shown as its SVG inline in the page at its drawn size (text as large as in the file), in a frame
-as wide as the column at most (a wider picture scrolls sideways) that can be dragged by its corner to zoom the
-picture in or out (it is vector graphics: text stays sharp at any size); a drawing up to `TALL` pixels high is
-shown whole and the page scrolls past it, a taller one scrolls inside a frame (a mouse wheel over a frame
-scrolls the frame, not the page).
+as wide as the column at most: a wider picture is scaled down to the column, to three quarters of its size at
+most, and scrolls sideways past that; its corner can be dragged to zoom it out (it is vector graphics: text
+stays sharp at any size). A drawing up to `TALL` pixels high is shown whole and the page scrolls past it, a
+taller one scrolls inside a frame (a mouse wheel over a frame scrolls the frame, not the page).
 Hovering shows the tooltips (the chain-rule step of an edge, the expression of a node). Beside the HTML each
 output carries the same picture as a PNG: an untrusted notebook (JupyterLab strips its HTML) and GitHub show that.
 A Value or Tensor shows the forward drawing of its graph when it has at most `INLINE_MAX_NODES`
@@ -26,6 +26,7 @@ from autograd.view.rendering import GraphvizError, GraphvizNotFoundError, pipe
 INLINE_MAX_NODES = 150  # Jupyter shows larger graphs as text: a drawing that size is better asked for
 FRAME_HEIGHT = 720  # pixels: the frame a drawing taller than `TALL` scrolls in
 TALL = 4000  # pixels: drawings up to this high are shown whole (the page scrolls), taller ones in a frame
+SCALED_DOWN = 0.75  # of its drawn size: the smallest a drawing wider than the column is scaled to fit it
 
 
 class Drawing(graphviz.Digraph):
@@ -110,17 +111,20 @@ def node_bundle(node: Node, include: Any = None, exclude: Any = None) -> dict[st
 
 
 def framed(svg: str) -> str:
-    """An SVG inline in an HTML frame at its drawn size, never wider than the column (then it scrolls sideways,
-    and zooms when its corner is dragged). A drawing up to `TALL` pixels high is shown whole, the page scrolls
-    past it; a taller one scrolls inside a frame `FRAME_HEIGHT` pixels high."""
+    """An SVG inline in an HTML frame at its drawn size, or scaled down to the column's width when it is wider,
+    down to `SCALED_DOWN` of its size (the whole of a picture a little too wide in view, its text still
+    readable); a picture wider still scrolls sideways at that scale. Dragging the frame's corner zooms it
+    out. A drawing up to `TALL` pixels high is shown whole, the page scrolls past it; a taller one scrolls
+    inside a frame `FRAME_HEIGHT` pixels high."""
     svg = svg[svg.index("<svg"):]  # no XML prologue or DOCTYPE inside HTML
     size = re.search(r'<svg[^>]*\swidth="([\d.]+)pt"\s+height="([\d.]+)pt"', svg)
     pixels, tall = (round(float(size[1]) * 4 / 3), float(size[2]) * 4 / 3) if size else (800, 0.0)
     # width 100% of the resizable frame, the height following from the viewBox (no height="auto": not a length)
     svg = re.sub(r'(<svg[^>]*?)\swidth="[\d.]+pt"\sheight="[\d.]+pt"', r'\1 width="100%"', svg, count=1)
     frame = "max-width:100%;overflow:auto" + (f";max-height:{FRAME_HEIGHT}px" if tall > TALL else "")
+    least = min(pixels, max(120, round(pixels * SCALED_DOWN)))  # its width in a column too narrow for it
     return (f'<div style="{frame}">'
-            f'<div style="width:{pixels}px;min-width:120px;resize:horizontal;overflow:hidden">'
+            f'<div style="width:{pixels}px;min-width:{least}px;max-width:100%;resize:horizontal;overflow:hidden">'
             f'{svg}</div></div>')
 
 
