@@ -177,3 +177,12 @@ def test_clusters_and_the_background_have_tooltips_of_their_own():
     svg = pipe(draw(readme_tensor(), "backward"), "svg").decode()
     assert not re.search(r"<title>%\d+</title>", svg)
     assert re.search(r'<g id="clust1" class="cluster">.*?xlink:title="layer 1"', svg, flags=re.S)
+
+
+def test_edge_labels_and_stage_titles_are_as_large_as_node_text_for_a_projector():
+    svg = pipe(draw(readme_tensor(), "backward"), "svg").decode()
+    root = ElementTree.fromstring(svg[svg.index("<svg"):])
+    sizes = {kind: {float(text.get("font-size")) for _, group in _groups(root, kind)
+                    for text in group.iter(f"{SVG}text")} for kind in ("edge", "cluster", "node")}
+    assert sizes["edge"] == {10.0} and sizes["cluster"] == {10.0}  # points: 13.3 px, as node text (was 12 px)
+    assert max(sizes["node"]) == 10.0

@@ -77,7 +77,9 @@ LEGEND = {
     "backward": "red: gradients · on an edge: × local derivative = the term it sends back · amber: a fork, "
                 "the sum of its branches",
 }
-FONT_SIZE, EDGE_FONT_SIZE, SMALL_FONT_SIZE, CAPTION_SIZE = 10, 9, 8, 12
+# points: node text, edge labels and stage titles alike (13 px, readable on a projector); the small print
+# (fork: 2 uses, from t=1); a title or caption
+FONT_SIZE, SMALL_FONT_SIZE, CAPTION_SIZE = 10, 8, 12
 LEGEND_SIZE, LEGEND_WIDTH = 10, 96  # points (13 px: readable on a projector), characters a line
 LEGEND_ROOM = LEGEND_SIZE * 2  # points of height the legend takes (its lines at most two)
 CAPTION_WIDTH = 84  # characters of a step-through caption's line: with the legend, within a notebook's width
@@ -161,7 +163,7 @@ class DotWriter:
             node_attr={"fontname": FONT, "fontsize": str(FONT_SIZE), "fontcolor": INK, "shape": "box",
                        "style": "rounded,filled", "fillcolor": PAPER, "color": BORDER, "penwidth": "1.1",
                        "margin": "0.07,0.03"},
-            edge_attr={"fontname": FONT, "fontsize": str(EDGE_FONT_SIZE), "color": LINE, "arrowsize": "0.6",
+            edge_attr={"fontname": FONT, "fontsize": str(FONT_SIZE), "color": LINE, "arrowsize": "0.6",
                        "penwidth": "1.0"})
         graph.attr(label=self._caption(caption, caption_room), labelloc="t", labeljust="l")
         self._cluster(graph, (), progress, [0])
@@ -292,7 +294,7 @@ class DotWriter:
                 title = " · ".join(shorten(name, MAX_NAME) for name in names)
                 cluster.attr(label=as_html(text(title)), tooltip=tooltip_text(shorten(" / ".join(inner), MAX_WHOLE)),
                              style="rounded,filled", fillcolor=fill,
-                             color=border, fontcolor=MUTED, fontsize="9", labeljust="l", margin="5")
+                             color=border, fontcolor=MUTED, fontsize=str(FONT_SIZE), labeljust="l", margin="5")
                 self._cluster(cluster, inner, progress, count)
 
     def _stacking(self) -> dict[StagePath, list[tuple[str, list[str], list[str]]]]:
