@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import graphviz
 
@@ -29,6 +29,14 @@ TALL = 4000  # pixels: drawings up to this high are shown whole (the page scroll
 SCALED_DOWN = 0.75  # of its drawn size: the smallest a drawing wider than the column is scaled to fit it
 
 
+class Narrower(NamedTuple):
+    """Another layout of a drawing, tried when it comes out wider than a notebook column."""
+
+    call: str | None  # None: the same picture laid out otherwise; else the arguments of a draw() call showing less
+    make: Callable[[], Drawing]
+    reach: float = 0.0  # the least share of the width it brings a drawing to: not tried where it cannot fit
+
+
 class Drawing(graphviz.Digraph):
     """A `graphviz.Digraph` made by `autograd.view.draw`: Jupyter shows it inline as SVG (see the module notes),
     and ``safer`` gives the DOT of a plainer layout of it, for a Graphviz that fails on this one."""
@@ -38,10 +46,9 @@ class Drawing(graphviz.Digraph):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # narrower layouts to try when this one is wider than a notebook column: (None, same picture laid out
-        # otherwise) or (the arguments of a draw() call that shows less, that drawing); see `rendering.pipe`.
-        # None (a step-through's frame, cut to the column anyway): its width is not checked
-        self.narrower: list[tuple[str | None, Callable[[], Drawing]]] | None = None
+        # narrower layouts to try when this one is wider than a notebook column (see `rendering.pipe`); None (a
+        # step-through's frame, cut to the column anyway): its width is not checked
+        self.narrower: list[Narrower] | None = None
         self.warned = False
 
     def copy(self) -> Drawing:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from autograd.core import Node
 from autograd.view.annotated import AnnotatedPass
 from autograd.view.boxes import StageFilter, literal, numbered
-from autograd.view.display import Drawing
+from autograd.view.display import Drawing, Narrower
 from autograd.view.dot import TIGHTER, DotWriter
 from autograd.view.rendering import WIDTH_BUDGET
 from autograd.view.scene import Scene, View
@@ -68,18 +68,18 @@ def draw(root: Node, view: View = "forward", *, collapse: StageFilter = "auto", 
     # the same picture laid out narrower, used without a word: top to bottom, then with shapes closer together
     direction = "TB" if rankdir == "auto" else writer.rankdir
     if rankdir == "auto" and writer.rankdir == "LR":
-        drawing.narrower.append((None, lambda: DotWriter(scene, precision, "TB").write(title)))
-    for spacing in TIGHTER:
-        drawing.narrower.append((None, lambda spacing=spacing: DotWriter(scene, precision, direction,
-                                                                          spacing=spacing).write(title)))
+        drawing.narrower.append(Narrower(None, lambda: DotWriter(scene, precision, "TB").write(title)))
+    for spacing, reach in TIGHTER:
+        drawing.narrower.append(Narrower(None, lambda spacing=spacing: DotWriter(
+            scene, precision, direction, spacing=spacing).write(title), reach))
     options = dict(fold=fold, repeat_shared=repeat_shared, max_nodes=max_nodes, show_constants=show_constants,
                    precision=precision, title=title)
     steps = scene.loop
     pattern = None if steps is None else "/".join([*map(literal, steps[0][:-1]),
                                                    numbered(literal(steps[0][-1])).replace("#", "*")])
     if pattern is not None and collapse not in ("*", pattern):  # every step a box
-        drawing.narrower.append((f"{view!r}, collapse={pattern!r}",
-                                 lambda: draw(root, view, collapse=pattern, **options)))
+        drawing.narrower.append(Narrower(f"{view!r}, collapse={pattern!r}",
+                                         lambda: draw(root, view, collapse=pattern, **options)))
     elif any(node.stage for node in scene.nodes) and collapse != "*":  # every top-level stage a box
-        drawing.narrower.append((f"{view!r}, collapse='*'", lambda: draw(root, view, collapse="*", **options)))
+        drawing.narrower.append(Narrower(f"{view!r}, collapse='*'", lambda: draw(root, view, collapse="*", **options)))
     return drawing

@@ -110,14 +110,16 @@ def pipe(drawing: Any, fmt: str, *, timeout: float | None = None) -> bytes:
     if narrower is None or width is None or width <= WIDTH_BUDGET:
         return output
     advised = None
-    for call, make in narrower:
+    for call, make, reach in narrower:
+        if call is None and width * reach > WIDTH_BUDGET:
+            continue  # it cannot come out narrow enough: not worth a layout
         other = make()
         again = pipe(other, fmt, timeout=timeout) if call is None else b""
         if call is None and (pixels(again, fmt) or 0) <= WIDTH_BUDGET:
             return again  # the same picture, laid out to fit: nothing to say
         if call is not None and advised is None:
             other.warned = True  # measured here, said here: tried in its own same-picture layouts only
-            other.narrower = [(call, make) for call, make in other.narrower or () if call is None]
+            other.narrower = [option for option in other.narrower or () if option.call is None]
             found = pixels(pipe(other, "svg", timeout=timeout), "svg") or 0
             advised = (call, found) if found <= WIDTH_BUDGET else None
     if not getattr(drawing, "warned", False):
