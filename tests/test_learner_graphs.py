@@ -35,8 +35,9 @@ NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 # other one must fit without a word
 WIDER = {("GRU-like cell, 2 steps", "backward"), *(
     (f"ScalarLSTM hidden {h}, {n} layer{'s' * (n > 1)}, {t} step{'s' * (t > 1)}", view)
-    for h, n, t, views in [(2, 2, 2, "b"), (3, 1, 2, "b"), (3, 2, 2, "fb"), (4, 1, 3, "b"), (4, 2, 1, "fb"),
-                           (4, 2, 3, "fb")]
+    for h, n, t, views in [(2, 2, 2, "b"), (2, 2, 3, "b"), (3, 1, 2, "b"), (3, 1, 3, "b"), (3, 2, 1, "b"),
+                           (3, 2, 2, "fb"), (3, 2, 3, "fb"), (4, 1, 2, "b"), (4, 1, 3, "b"), (4, 2, 1, "fb"),
+                           (4, 2, 2, "fb"), (4, 2, 3, "fb")]
     for view in ("forward", "backward") if view[0] in views)}
 
 
