@@ -247,10 +247,10 @@ def step_through(root: Node, *, collapse: StageFilter = "auto", keep: StageFilte
     scene = Scene(AnnotatedPass(root), "backward", collapse=collapse, keep=keep, roll_up=roll_up, fold=fold,
                   repeat_shared=repeat_shared, show_constants=show_constants, max_nodes=max_nodes)
     writer = DotWriter(scene, precision, rankdir)
-    return Frames(writer, _moments(scene, writer.names, precision))
+    return Frames(writer, moments_of(scene, writer.names, precision))
 
 
-def _moments(scene: Scene, names: dict[Node, str], digits: int) -> list[Progress]:
+def moments_of(scene: Scene, names: dict[Node, str], digits: int) -> list[Progress]:
     """The moments the frames show: the seed, then each step of the annotated pass (the steps inside one box,
     or of plumbing folded into a node, taken together)."""
     annotated = scene.annotated

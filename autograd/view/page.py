@@ -36,7 +36,7 @@ from autograd.view.annotated import Link
 from autograd.view.boxes import Box, GraphTooLargeError, literal, matcher
 from autograd.view.dot import DotWriter, visible
 from autograd.view.explain import Explanation, explain
-from autograd.view.frames import _moments
+from autograd.view.frames import moments_of
 from autograd.view.notation import (
     expression,
     format_number,
@@ -277,7 +277,7 @@ class _PageData:
     # --- one view: a drawing, its shapes and lines ---
     def _view(self, writer: DotWriter, svg: str) -> dict[str, Any]:
         scene, ids = writer.scene, writer.ids
-        moments = _moments(scene, writer.names, writer.digits) if self.backward else []
+        moments = moments_of(scene, writer.names, writer.digits) if self.backward else []
         sent_at = moments[0].sent_at if moments else {}
         folded: dict[Node, list[Node]] = {}
         for node, into in scene.folded_into.items():
