@@ -187,3 +187,29 @@ def test_edge_labels_and_stage_titles_are_as_large_as_node_text_for_a_projector(
                     for text in group.iter(f"{SVG}text")} for kind in ("edge", "cluster", "node")}
     assert sizes["edge"] == {10.0} and sizes["cluster"] == {10.0}  # points: 13.3 px, as node text (was 12 px)
     assert max(sizes["node"]) == 10.0
+
+
+@pytest.mark.parametrize("name, spacing", [("CNN 4x4, 2x2 kernel", "0.05"),
+                                           ("ScalarLSTM hidden 1, 1 layer, 2 steps", "0.02"),
+                                           ("ScalarLSTM hidden 3, 2 layers, 2 steps", "0.02")])
+def test_the_library_sees_an_edge_label_on_a_shape_wherever_this_test_does(name, spacing):
+    # layouts packed closer than the default that put a label on a node or a label, by this test's measure: the
+    # library, which measures with Graphviz's own text widths taken 6% wider, must see it too, or it would use them
+    import json
+    import subprocess
+
+    from autograd.view import geometry
+    packed = draw(CORPUS[name](), "backward").source.replace("nodesep=0.1", f"nodesep={spacing}")
+    layout, svg = (subprocess.run(["dot", f"-T{fmt}"], input=packed.encode(), capture_output=True, check=True).stdout
+                   for fmt in ("json", "svg"))
+    found = measure_svg(svg.decode())
+    assert found.overlaps > 0
+    assert geometry.overlaps(json.loads(layout)) > 0
+    assert abs(geometry.width(json.loads(layout)) - found.width) < 1.5
+
+
+def test_a_layout_packed_closer_that_puts_a_label_on_a_shape_is_not_used(monkeypatch):
+    from autograd.view import geometry
+    monkeypatch.setattr(geometry, "overlaps", lambda layout: 1)  # as if every closer packing did
+    with pytest.warns(WidthWarning, match="1,093 px wide"):
+        assert measure(draw(scalar_lstm(4, 1, 1), "forward")).width > WIDTH_BUDGET

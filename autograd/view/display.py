@@ -35,6 +35,7 @@ class Narrower(NamedTuple):
     call: str | None  # None: the same picture laid out otherwise; else the arguments of a draw() call showing less
     make: Callable[[], Drawing]
     reach: float = 0.0  # the least share of the width it brings a drawing to: not tried where it cannot fit
+    packed: bool = False  # shapes packed closer: used only where no edge label then lies on a shape
 
 
 class Drawing(graphviz.Digraph):

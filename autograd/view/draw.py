@@ -71,7 +71,7 @@ def draw(root: Node, view: View = "forward", *, collapse: StageFilter = "auto", 
         drawing.narrower.append(Narrower(None, lambda: DotWriter(scene, precision, "TB").write(title)))
     for spacing, reach in TIGHTER:
         drawing.narrower.append(Narrower(None, lambda spacing=spacing: DotWriter(
-            scene, precision, direction, spacing=spacing).write(title), reach))
+            scene, precision, direction, spacing=spacing).write(title), reach, packed=True))
     options = dict(fold=fold, repeat_shared=repeat_shared, max_nodes=max_nodes, show_constants=show_constants,
                    precision=precision, title=title)
     steps = scene.loop

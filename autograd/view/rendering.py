@@ -10,14 +10,16 @@ never ``dot``'s raw output.
 
 A drawing made for a notebook's column (`autograd.view.draw`) is measured once laid out: wider than
 `WIDTH_BUDGET` pixels, it is laid out again in the narrower ways it carries (top to bottom instead of left
-to right, then its shapes closer together), and when none fits, one `WidthWarning` says how wide it is and
-which call of ``draw`` fits. A PNG over the renderer's maximum (`PNG_MAX` pixels a side), which ``dot``
+to right, then its shapes closer together, used only where no edge label then lies on a shape: see
+`autograd.view.geometry`), and when none fits, one `WidthWarning` says how wide it is and which call of
+``draw`` fits. A PNG over the renderer's maximum (`PNG_MAX` pixels a side), which ``dot``
 would cut, is drawn at a lower resolution instead, with one warning that says so.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import struct
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from autograd.files import write_atomically
+from autograd.view import geometry
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".gv": "dot", ".dot": "dot", ".html": "html"}
 DOT_TIMEOUT = 60.0  # seconds: a layout that takes longer is stopped with an error (set it, or pass timeout=)
@@ -110,10 +113,14 @@ def pipe(drawing: Any, fmt: str, *, timeout: float | None = None) -> bytes:
     if narrower is None or width is None or width <= WIDTH_BUDGET:
         return output
     advised = None
-    for call, make, reach in narrower:
+    for call, make, reach, packed in narrower:
         if call is None and width * reach > WIDTH_BUDGET:
             continue  # it cannot come out narrow enough: not worth a layout
         other = make()
+        if packed:  # measured first, and not used if it puts an edge label on a shape
+            layout = json.loads(_laid_out(other, "json", timeout))
+            if geometry.width(layout) > WIDTH_BUDGET or geometry.overlaps(layout):
+                continue
         again = pipe(other, fmt, timeout=timeout) if call is None else b""
         if call is None and (pixels(again, fmt) or 0) <= WIDTH_BUDGET:
             return again  # the same picture, laid out to fit: nothing to say
