@@ -17,10 +17,12 @@ given as a path is written to, never replaced.
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import importlib.util
 import math
 import os
+import re
 import shlex
 import signal
 import sys
@@ -484,7 +486,15 @@ def render_to(drawing: Any, path: Path, fmt: str, timeout: float | None = None) 
                               error.reason) from None
         finally:
             for warning in caught:
-                _warn(" ".join(str(warning.message).split()))
+                _warn(as_flags(" ".join(str(warning.message).split())))
+
+
+def as_flags(message: str) -> str:
+    """A library message's ``draw(root, 'backward', collapse='t=*')`` as this command line's ``--collapse 't=*'``
+    (the view is the one asked for already)."""
+    def flags(found: Any) -> str:
+        return f"--collapse {shlex.quote(ast.literal_eval(found[1]))}"
+    return re.sub(r"draw\(root, '\w+', collapse=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\)", flags, message)
 
 
 def save_drawing(drawing: Any, stem: Path, formats: Sequence[str]) -> list[Path]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -587,3 +588,17 @@ def test_sigkill_mid_checkpoint_keeps_the_last_one_and_the_next_start_cleans_up(
     assert f"removed {tmp_path / 'run' / left[0]}, left by a save that was killed" in printed
     assert only_files(tmp_path / "run") == ["checkpoint.npz", "loss.png", "sample.txt"]
     assert_same_run(tmp_path / "run" / "checkpoint.npz", straight_run / "checkpoint.npz")
+
+
+def test_a_graph_wider_than_a_column_names_the_flag_that_fits(tmp_path):
+    done = cli("graph", "--view", "backward", "--hidden-size", "3", "--output", "wide.svg", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (warning,) = [line for line in done.stderr.splitlines() if "wider than a notebook column" in line]
+    assert "draw(root" not in warning  # the command line's own words
+    flag = re.search(r"--collapse ('[^']*'|\S+) fits \(([\d,]+) px\)", warning)
+    assert flag and int(flag[2].replace(",", "")) <= 1000, warning
+    again = cli("graph", "--view", "backward", "--hidden-size", "3", "--collapse", shlex.split(flag[1])[0],
+                "--output", "fits.svg", cwd=tmp_path)
+    assert again.returncode == 0 and "wider than a notebook column" not in again.stderr, again.stderr
+    width = float(re.search(r'<svg width="([\d.]+)pt"', (tmp_path / "fits.svg").read_text())[1]) * 4 / 3
+    assert width <= 1000
