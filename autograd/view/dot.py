@@ -98,9 +98,10 @@ CONVEYOR_WEIGHT = "12"  # Graphviz keeps heavier edges shorter and straighter
 STACK_LIMIT = 160  # shapes: larger drawings are not stacked, which costs Graphviz 1-2 s at 300 shapes, a minute at 450
 WRAP_AT, PER_ROW = 4, 2  # inputs of one shape side by side before the row wraps; shapes per row when it does
 NODE_SPACING = 0.1  # inches between shapes side by side (and between the lines of a bundle of edges)
-# the spacings a drawing too wide for a column is laid out with again, in turn, each with the least share of the
-# width it brought a drawing to (measured on tests/learner_graphs.py: 0.84 and 0.69 at best)
-TIGHTER = ((0.05, 0.8), (0.02, 0.65))
+# the spacings a drawing too wide for a column is laid out with again, in turn, each with a little less than the
+# least share of the width it brought a drawing to (tests/learner_graphs.py: 0.05 in, 0.84 of the width at best;
+# 0.02 in, where 0.05 in did not fit, 0.80)
+TIGHTER = ((0.05, 0.8), (0.02, 0.75))
 STACKED_WEIGHT = "12"  # of the edges that stack parts, so they line up (at weight 0 dot may ignore them)
 INPUT_ROW, INPUT_EXTRA = 480, 16  # points a row of a stage's inputs may take; characters beside a name (its value)
 
