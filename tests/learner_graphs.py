@@ -232,7 +232,7 @@ def _bounds(points: list[float]) -> Box:
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-def _shape_box(group: ElementTree.Element) -> Box | None:
+def shape_box(group: ElementTree.Element) -> Box | None:
     """The box of a node: its first polygon, path or ellipse (an HTML table's outer one comes first)."""
     for element in group.iter():
         tag = element.tag.removeprefix(SVG)
@@ -262,7 +262,7 @@ def _meet(a: Box, b: Box) -> bool:
     return (min(a[2], b[2]) - max(a[0], b[0]) > TOLERANCE) and (min(a[3], b[3]) - max(a[1], b[1]) > TOLERANCE)
 
 
-def _groups(root: ElementTree.Element, kind: str) -> list[tuple[str, ElementTree.Element]]:
+def groups(root: ElementTree.Element, kind: str) -> list[tuple[str, ElementTree.Element]]:
     """(title, element) of each ``<g class="kind">``."""
     return [(group.findtext(f"{SVG}title") or "?", group) for group in root.iter(f"{SVG}g")
             if group.get("class") == kind]
@@ -271,9 +271,9 @@ def _groups(root: ElementTree.Element, kind: str) -> list[tuple[str, ElementTree
 def measure_svg(svg: str) -> Measure:
     root = ElementTree.fromstring(svg[svg.index("<svg"):])
     width, height = (float(root.get(key).removesuffix("pt")) * 4 / 3 for key in ("width", "height"))
-    nodes = [(title, box) for title, group in _groups(root, "node")  # a plain-text node: its text
-             if (box := _shape_box(group) or _text_box(group)) is not None]
-    labels = [(title, box) for title, group in _groups(root, "edge") if (box := _text_box(group)) is not None]
+    nodes = [(title, box) for title, group in groups(root, "node")  # a plain-text node: its text
+             if (box := shape_box(group) or _text_box(group)) is not None]
+    labels = [(title, box) for title, group in groups(root, "edge") if (box := _text_box(group)) is not None]
     under = [(label, node) for label, box in labels for node, shape in nodes if _meet(box, shape)]
     on = [(labels[i][0], labels[j][0]) for i in range(len(labels)) for j in range(i + 1, len(labels))
           if _meet(labels[i][1], labels[j][1])]

@@ -6,8 +6,10 @@ which must carry a PNG for the viewers that drop a notebook's HTML."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 import struct
+import subprocess
 import warnings
 from pathlib import Path
 from xml.etree import ElementTree
@@ -18,19 +20,19 @@ from learner_graphs import (
     CORPUS,
     SVG,
     WIDTH_BUDGET,
-    _groups,
-    _shape_box,
+    groups,
     measure,
     measure_svg,
     readme_tensor,
     scalar_lstm,
+    shape_box,
 )
 
 from autograd import draw
+from autograd.view import geometry
 from autograd.view.rendering import PNG_MAX, WidthWarning, pipe
 
-# notebooks 5 and 6 are being rewritten elsewhere; their outputs gain the PNG when they are next run
-NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))  # each one's drawings
+NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))  # every drawing stored in them
 # the drawings that are still wider than a column, with the warning (measured: python tests/learner_graphs.py); every
 # other one must fit without a word
 WIDER = {("GRU-like cell, 2 steps", "backward"), *(
@@ -132,9 +134,9 @@ def test_a_loss_gathered_from_several_units_is_drawn_under_them_not_beside():
     svg = pipe(drawing, "svg").decode()
 
     root = ElementTree.fromstring(svg[svg.index("<svg"):])
-    clusters = {title: _shape_box(group) for title, group in _groups(root, "cluster")}
-    texts = {" ".join("".join(t.itertext()) for t in group.iter(f"{SVG}text")): _shape_box(group)
-             for _, group in _groups(root, "node")}
+    clusters = {title: shape_box(group) for title, group in groups(root, "cluster")}
+    texts = {" ".join("".join(t.itertext()) for t in group.iter(f"{SVG}text")): shape_box(group)
+             for _, group in groups(root, "node")}
     (step,) = [box for box in clusters.values() if box is not None and box[1] == min(b[1] for b in clusters.values())]
     sums = [box for text, box in texts.items() if text.startswith(("L ", "v")) and "+ h[t=1]" in text]
     assert len(sums) == 2  # 0 + h[0] and L = that + h[1]
@@ -145,7 +147,7 @@ def test_the_inputs_of_a_stage_wider_than_a_row_are_wrapped():
 
     svg = pipe(draw(scalar_lstm(2, 2, 2), "forward"), "svg").decode()
     root = ElementTree.fromstring(svg[svg.index("<svg"):])
-    rows = {round(_shape_box(group)[1]) for _, group in _groups(root, "node")
+    rows = {round(shape_box(group)[1]) for _, group in groups(root, "node")
             if re.search(r"from (t=1|layer 0)", " ".join("".join(t.itertext()) for t in group.iter(f"{SVG}text")))}
     assert len(rows) == 2  # h[t=1, layer 1][0, k] and h[t=2, layer 0][0, k]: four long names, two rows
 
@@ -183,7 +185,7 @@ def test_clusters_and_the_background_have_tooltips_of_their_own():
 def test_edge_labels_and_stage_titles_are_as_large_as_node_text_for_a_projector():
     svg = pipe(draw(readme_tensor(), "backward"), "svg").decode()
     root = ElementTree.fromstring(svg[svg.index("<svg"):])
-    sizes = {kind: {float(text.get("font-size")) for _, group in _groups(root, kind)
+    sizes = {kind: {float(text.get("font-size")) for _, group in groups(root, kind)
                     for text in group.iter(f"{SVG}text")} for kind in ("edge", "cluster", "node")}
     assert sizes["edge"] == {10.0} and sizes["cluster"] == {10.0}  # points: 13.3 px, as node text (was 12 px)
     assert max(sizes["node"]) == 10.0
@@ -195,10 +197,6 @@ def test_edge_labels_and_stage_titles_are_as_large_as_node_text_for_a_projector(
 def test_the_library_sees_an_edge_label_on_a_shape_wherever_this_test_does(name, spacing):
     # layouts packed closer than the default that put a label on a node or a label, by this test's measure: the
     # library, which measures with Graphviz's own text widths taken 6% wider, must see it too, or it would use them
-    import json
-    import subprocess
-
-    from autograd.view import geometry
     packed = draw(CORPUS[name](), "backward").source.replace("nodesep=0.1", f"nodesep={spacing}")
     layout, svg = (subprocess.run(["dot", f"-T{fmt}"], input=packed.encode(), capture_output=True, check=True).stdout
                    for fmt in ("json", "svg"))
@@ -209,7 +207,6 @@ def test_the_library_sees_an_edge_label_on_a_shape_wherever_this_test_does(name,
 
 
 def test_a_layout_packed_closer_that_puts_a_label_on_a_shape_is_not_used(monkeypatch):
-    from autograd.view import geometry
     monkeypatch.setattr(geometry, "overlaps", lambda layout: 1)  # as if every closer packing did
     with pytest.warns(WidthWarning, match="1,093 px wide"):
         assert measure(draw(scalar_lstm(4, 1, 1), "forward")).width > WIDTH_BUDGET
