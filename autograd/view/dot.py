@@ -333,6 +333,12 @@ class DotWriter:
             return found
 
         anchors: dict[StagePath, list[tuple[str, list[str], list[str]]]] = {}
+
+        def anchor(parent: StagePath, above: list[Unit], below: list[Unit]) -> None:
+            count = sum(map(len, anchors.values()))
+            anchors.setdefault(parent, []).append((f"a{count}", list(dict.fromkeys(self.ids[unit] for unit in above)),
+                                                   list(dict.fromkeys(self.ids[unit] for unit in below))))
+
         for parent in [(), *self.depth]:
             if self._merged(parent)[0] != parent if parent else False:
                 continue  # drawn as one cluster with the one inside it
@@ -341,21 +347,13 @@ class DotWriter:
                            and not any(within(other, parent) for other in inputs.get(unit, ()))]
             if parts and inputs_here and parent:  # the inputs a stage takes in go above its first part
                 self.input_rows += self._rows(inputs_here)
-                count = sum(map(len, anchors.values()))
-                tops = list(dict.fromkeys(self.ids[unit] for unit in ends(parts[0], True)))
-                anchors.setdefault(parent, []).append((f"a{count}", [self.ids[unit] for unit in inputs_here], tops))
+                anchor(parent, inputs_here, ends(parts[0], True))
             for before, after in zip(parts, parts[1:]):
-                if (after, before) in feeds:
-                    continue
-                bottoms = list(dict.fromkeys(self.ids[unit] for unit in ends(before, False)))
-                tops = list(dict.fromkeys(self.ids[unit] for unit in ends(after, True)))
-                count = sum(map(len, anchors.values()))
-                anchors.setdefault(parent, []).append((f"a{count}", bottoms, tops))
+                if (after, before) not in feeds:
+                    anchor(parent, ends(before, False), ends(after, True))
             gathered = self._gathered(parent, inputs) if parts else []
             if gathered:  # what is gathered from the parts (a loss summed over outputs) goes under the last one
-                bottoms = list(dict.fromkeys(self.ids[unit] for unit in ends(parts[-1], False)))
-                count = sum(map(len, anchors.values()))
-                anchors.setdefault(parent, []).append((f"a{count}", bottoms, [self.ids[unit] for unit in gathered]))
+                anchor(parent, ends(parts[-1], False), gathered)
         return anchors
 
     def _rows(self, inputs: list[Unit]) -> list[tuple[str, str]]:

@@ -32,8 +32,17 @@ from lstm.models.params import STEP_NODES, init_params, step_name
 __all__ = ["Step", "check_step", "one_step"]
 
 
+class OneStep:
+    """What the forward values of one step share, whatever the model: the names of its stages' nodes."""
+
+    @staticmethod
+    def name(kind: str) -> str:
+        """The node's name for a stage of this step: ``Step.name("f")`` is ``"f[t=1]"``."""
+        return step_name(kind, 1)
+
+
 @dataclass(frozen=True)
-class Step:
+class Step(OneStep):
     """The forward values of one LSTM step, each a (B, ·) numpy array, named as in the equations.
 
     Inputs: ``x`` (x_t), ``h_prev`` (h_{t-1}, the node ``h0``), ``c_prev`` (c_{t-1}, ``c0``); parameters in
@@ -60,11 +69,6 @@ class Step:
     c: np.ndarray
     tanh_c: np.ndarray
     h: np.ndarray
-
-    @staticmethod
-    def name(kind: str) -> str:
-        """The node's name for a stage of this step: ``Step.name("f")`` is ``"f[t=1]"``."""
-        return step_name(kind, 1)
 
 
 ASKED = (*(step_name(kind, 1) for kind in STEP_NODES), "h0", "c0", "x")  # what the exercise asks for: 14 gradients

@@ -23,6 +23,7 @@ import numpy as np
 
 from autograd import DerivationCheck, Tensor, check_derivation, stage
 from autograd.core import topological_order
+from lstm.checks.step import OneStep
 from lstm.models.gru import GRU
 from lstm.models.params import GRU_GATES, GRU_STEP_NODES, init_params, step_name
 
@@ -30,7 +31,7 @@ __all__ = ["GRUStep", "check_gru_step", "one_gru_step"]
 
 
 @dataclass(frozen=True)
-class GRUStep:
+class GRUStep(OneStep):
     """The forward values of one GRU step, each a (B, ·) numpy array: inputs ``x``, ``h_prev`` (the node ``h0``);
     parameters in ``nn.GRU``'s layout, rows r, z, n: ``weight_ih`` (3H, I), ``weight_hh`` (3H, H), ``bias_ih``,
     ``bias_hh`` (3H,); stages ``a_r``, ``r``, ``a_u``, ``u`` (nn.GRU's z), ``hn`` (W_hn h_prev + b_hn), ``r_hn``,
@@ -51,11 +52,6 @@ class GRUStep:
     a_n: np.ndarray
     n: np.ndarray
     h: np.ndarray
-
-    @staticmethod
-    def name(kind: str) -> str:
-        """The node's name for a stage of this step: ``GRUStep.name("u")`` is ``"u[t=1]"``."""
-        return step_name(kind, 1)
 
 
 GRUStepBackward = Callable[[GRUStep, np.ndarray], Mapping[str, Any]]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstm.hand.lstm import sequence_and_state, upstream
+from lstm.hand.lstm import gradients, sequence_and_state, upstream
 from lstm.models.params import GRU_GATES, step_name
 
 __all__ = ["GRUCache", "GRULayerCache", "backward", "forward"]
@@ -118,10 +118,7 @@ def backward(cache: GRUCache, d_out: np.ndarray, d_h: np.ndarray | None = None, 
         layer_grads, d_sequence, d_h0[layer] = _layer_backward(cache.params, layer, cache.layers[layer], d_sequence,
                                                                d_h[layer], stages if adjoints else None, num_layers)
         grads.update(layer_grads)
-    ordered = {key: grads[key] for key in cache.params}
-    ordered["x"], ordered["h0"] = d_sequence, d_h0
-    ordered.update(stages)
-    return ordered
+    return gradients(cache.params, grads, d_sequence, {"h0": d_h0}, stages)
 
 
 def _layer_backward(params: dict[str, np.ndarray], layer: int, saved: GRULayerCache, d_sequence: np.ndarray,

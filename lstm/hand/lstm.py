@@ -124,6 +124,14 @@ def sequence_and_state(params: dict[str, np.ndarray], blocks: int, x: Any, h0: A
     return x.astype(dtype, copy=False), h0, dtype
 
 
+def gradients(params: dict[str, np.ndarray], grads: dict[str, np.ndarray], d_x: np.ndarray,
+              initial: dict[str, np.ndarray], stages: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+    """What every model's hand derivation returns: each parameter's gradient, in the order of the params, then
+    ``"x"`` and the initial states' (``"h0"``, and ``"c0"``), then the stages' when asked for (top layer first,
+    then each lower one: from the loss down, as the derivation went)."""
+    return {**{key: grads[key] for key in params}, "x": d_x, **initial, **(stages or {})}
+
+
 def upstream(name: str, given: Any, shape: tuple[int, ...], dtype: np.dtype, optional: bool = False) -> np.ndarray:
     """An upstream gradient handed to a backward pass (dL/d out, dL/d h_n, ...): in the pass's dtype and of its
     shape, or a clear error; zeros where an ``optional`` one is not given (every model's hand derivation)."""
@@ -320,14 +328,7 @@ def backward(
         grads.update(layer_grads)
         d_hidden_sequence = d_inputs
 
-    ordered = {key: grads[key] for key in cache.params}  # same key order as the params dict
-    ordered["x"] = d_hidden_sequence
-    ordered["h0"] = d_h0
-    ordered["c0"] = d_c0
-    if stages is not None:
-        # top layer first, then each lower one: from the loss down, as the derivation went
-        ordered.update(stages)
-    return ordered
+    return gradients(cache.params, grads, d_hidden_sequence, {"h0": d_h0, "c0": d_c0}, stages)
 
 
 # The stages' gradients in the order a derivation by hand meets them, from h_t back to the pre-activations.

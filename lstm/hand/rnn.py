@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstm.hand.lstm import sequence_and_state, upstream
+from lstm.hand.lstm import gradients, sequence_and_state, upstream
 from lstm.models.params import step_name
 
 __all__ = ["RNNCache", "backward", "forward"]
@@ -90,7 +90,4 @@ def backward(cache: RNNCache, d_out: np.ndarray, d_h: np.ndarray | None = None, 
         grads[f"bias_ih_l{layer}"] = d_z_all.sum(axis=(0, 1))
         grads[f"bias_hh_l{layer}"] = grads[f"bias_ih_l{layer}"].copy()  # both biases are added straight into z
         d_sequence = d_z_all @ cache.params[f"weight_ih_l{layer}"]  # dz/dx_t = W_ih
-    ordered = {key: grads[key] for key in cache.params}
-    ordered["x"], ordered["h0"] = d_sequence, d_h0
-    ordered.update(stages)
-    return ordered
+    return gradients(cache.params, grads, d_sequence, {"h0": d_h0}, stages)
